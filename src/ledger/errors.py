@@ -1,0 +1,67 @@
+"""One error hierarchy for the ledger.
+
+Every error a user can cause is a `LedgerError`; the CLI turns it into a message on stderr
+and a non-zero exit. Third-party errors are wrapped where they enter (``raise ... from exc``).
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    exit_code = 1
+
+
+class SettingsError(LedgerError):
+    """A setting (flag or LEDGER_* variable) has a value that cannot be used."""
+
+    exit_code = 2
+
+
+class SchemaError(LedgerError):
+    """Bytes or a record do not match the Avro event contract."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.reason = message
+
+
+class ValidationError(LedgerError):
+    """A fact breaks a domain rule; nothing was recorded.
+
+    `field` names the offending field and `reason` says what is wrong with it.
+    """
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class CustomerErasedError(ValidationError):
+    """The customer was erased; the ledger accepts nothing more about them."""
+
+    def __init__(self, customer_id: str):
+        super().__init__("customer_id", f"customer {customer_id!r} was erased")
+
+
+class StoreError(LedgerError):
+    """The event store cannot be reached or opened."""
+
+
+class InputError(LedgerError):
+    """A line or file given to `ledger ingest` cannot be read as an event."""
+
+
+class ReadModelError(LedgerError):
+    """The read models cannot be built, opened or queried."""
+
+
+class SegmentError(ReadModelError):
+    """A segment rule file is broken; the message names the file."""
+
+
+class KafkaError(LedgerError):
+    """The Kafka broker refused or failed a request."""

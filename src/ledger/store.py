@@ -1,0 +1,99 @@
+"""Event store adapter: eventsourcing's recorders behind the ledger's Avro mapper.
+
+Facts are stored as their Avro single-object bytes under a stable topic
+(``ledger.events.<Type>``), never a Python import path, so the store's notification log can
+be published to Kafka byte for byte and decoded by any reader of the contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from eventsourcing.persistence import Mapper, StoredEvent
+
+from ledger.codec import Codec
+from ledger.domain import Recorded
+from ledger.errors import SettingsError, StoreError
+
+TOPIC_PREFIX = "ledger.events."
+
+
+def fact_topic(event_type: str) -> str:
+    return TOPIC_PREFIX + event_type
+
+
+class LedgerMapper(Mapper[Any]):
+    """Stores facts as Avro; anything else (snapshots) goes through the JSON transcoder."""
+
+    def __init__(self, transcoder: Any, codec: Codec):
+        super().__init__(transcoder=transcoder)
+        self.codec = codec
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if isinstance(domain_event, Recorded):
+            return StoredEvent(
+                originator_id=domain_event.originator_id,
+                originator_version=domain_event.originator_version,
+                topic=fact_topic(domain_event.event_type),
+                state=domain_event.data,
+            )
+        return super().to_stored_event(domain_event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        if stored_event.topic.startswith(TOPIC_PREFIX):
+            event_type, record = self.codec.decode(stored_event.state)
+            return Recorded(
+                originator_id=stored_event.originator_id,  # type: ignore[arg-type]
+                originator_version=stored_event.originator_version,
+                event_type=event_type,
+                record=record,
+                data=stored_event.state,
+            )
+        return super().to_domain_event(stored_event)
+
+
+def persistence_env(store_url: str) -> dict[str, str]:
+    """eventsourcing settings for a store URL (``sqlite:///PATH`` or ``postgresql://...``).
+
+    A ``?schema=NAME`` query on a PostgreSQL URL keeps the tables in that schema.
+    """
+    if store_url.startswith("sqlite:///"):
+        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": store_url[10:]}
+    parts = urlparse(store_url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {store_url!r}")
+    if not parts.path.strip("/"):
+        raise SettingsError(f"store URL {store_url!r} names no database")
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+    }
+    schema = parse_qs(parts.query).get("schema")
+    if schema:
+        env["POSTGRES_SCHEMA"] = schema[0]
+    return env
+
+
+def prepare(store_url: str) -> None:
+    """Create the PostgreSQL schema named in the URL, if any; eventsourcing creates tables only."""
+    env = persistence_env(store_url)
+    schema = env.get("POSTGRES_SCHEMA")
+    if not schema:
+        return
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+        ) as connection:
+            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot prepare schema {schema!r} in the store: {exc}") from exc
