@@ -1,0 +1,72 @@
+-- Segments: named groups of customers, one rule file per segment (projections/segments/NAME.sql,
+-- plus any NAME.sql in the `segments_dir` setting), each a query returning customer_id.
+--
+-- At each refresh the engine runs every rule file into the temp table
+-- segment_results(segment, customer_id) and lists the files in
+-- segment_runs(segment, file, description, error); then the `segments` section below updates
+-- the membership history. A rule that fails leaves its segment's membership as it was and
+-- records the error in `segments.last_error`.
+--
+-- Membership history is by refresh time: joined_at and left_at are the as_of times of the
+-- refreshes that first saw the customer in (and then out of) the segment, not event times.
+-- A member at refresh time T has joined_at <= T and (left_at IS NULL or left_at > T). A refresh
+-- replaces whatever an earlier refresh recorded at or after its as_of, so refreshing twice at the
+-- same time gives the same history as refreshing once.
+
+-- section: schema
+CREATE TABLE segments (
+    segment           VARCHAR PRIMARY KEY,
+    file              VARCHAR NOT NULL,
+    description       VARCHAR,
+    members           BIGINT,
+    as_of             TIMESTAMP,
+    last_error        VARCHAR,
+    last_error_as_of  TIMESTAMP
+);
+
+CREATE TABLE segment_membership (
+    segment           VARCHAR NOT NULL,
+    customer_id       VARCHAR NOT NULL,
+    joined_at         TIMESTAMP NOT NULL,
+    left_at           TIMESTAMP
+);
+
+-- section: segments
+CREATE OR REPLACE TEMP TABLE segment_ok AS
+SELECT segment FROM segment_runs WHERE error IS NULL;
+
+-- Rewind what earlier refreshes recorded at or after this as_of.
+DELETE FROM segment_membership
+WHERE joined_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+UPDATE segment_membership SET left_at = NULL
+WHERE left_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+
+UPDATE segment_membership SET left_at = getvariable('as_of')
+WHERE left_at IS NULL
+  AND (segment NOT IN (SELECT segment FROM segment_runs)
+       OR (segment IN (SELECT segment FROM segment_ok)
+           AND NOT EXISTS (SELECT 1 FROM segment_results r
+                           WHERE r.segment = segment_membership.segment
+                             AND r.customer_id = segment_membership.customer_id)));
+
+INSERT INTO segment_membership
+SELECT r.segment, r.customer_id, getvariable('as_of'), NULL
+FROM segment_results r
+WHERE NOT EXISTS (
+    SELECT 1 FROM segment_membership m
+    WHERE m.segment = r.segment AND m.customer_id = r.customer_id AND m.left_at IS NULL
+);
+
+CREATE OR REPLACE TEMP TABLE segments_next AS
+SELECT r.segment, r.file, r.description,
+       CASE WHEN r.error IS NULL
+            THEN (SELECT count(*) FROM segment_results x WHERE x.segment = r.segment)
+            ELSE s.members END AS members,
+       CASE WHEN r.error IS NULL THEN getvariable('as_of') ELSE s.as_of END AS as_of,
+       r.error AS last_error,
+       CASE WHEN r.error IS NOT NULL THEN getvariable('as_of') END AS last_error_as_of
+FROM segment_runs r
+LEFT JOIN segments s USING (segment);
+
+DELETE FROM segments;
+INSERT INTO segments SELECT * FROM segments_next;

@@ -1,0 +1,110 @@
+"""The projector engine: one loop for every source.
+
+Read a micro-batch from the source, decode it into an Arrow table, apply it to the read
+models together with the new source positions in one DuckDB transaction, repeat. Once caught
+up, refresh the "as of" models and publish a copy for readers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ledger.batches import RawDecoder
+from ledger.codec import Codec, default_codec
+from ledger.errors import SegmentError
+from ledger.readmodels import ReadModels
+from ledger.sources import Source
+
+Progress = Callable[[int, int], None]
+"""Called after each batch with (events read so far, lag remaining)."""
+
+
+@dataclass
+class RunStats:
+    read: int = 0
+    new: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    segment_errors: list[SegmentError] = field(default_factory=list)
+    """Segment rule files that failed at the final refresh (the rest was refreshed)."""
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds else 0.0
+
+
+def lag(head: dict[str, int], positions: dict[str, int]) -> int:
+    return sum(max(0, end - positions.get(key, 0)) for key, end in head.items())
+
+
+class Projector:
+    def __init__(
+        self,
+        models: ReadModels,
+        source: Source,
+        *,
+        batch_size: int = 5000,
+        codec: Codec | None = None,
+        publish_to: Path | None = None,
+    ):
+        self.models = models
+        self.source = source
+        self.batch_size = batch_size
+        self.decoder = RawDecoder(codec or default_codec())
+        self.publish_to = publish_to
+
+    def positions(self) -> dict[str, int]:
+        return self.models.positions(self.source.name)
+
+    def step(self) -> tuple[int, int]:
+        """Apply one batch; return (events read, events new). (0, 0) when nothing came."""
+        batch = self.source.read(self.positions(), self.batch_size)
+        if not batch.payloads and not batch.positions:
+            return 0, 0
+        table = self.decoder.table(batch.payloads)
+        new = self.models.apply(table, self.source.name, batch.positions)
+        return len(batch.payloads), new
+
+    def catch_up(
+        self,
+        as_of: datetime,
+        *,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> RunStats:
+        """Apply batches until the source's head as seen at the start is reached and a read
+        brings nothing more, then refresh and publish."""
+        stats = RunStats()
+        started = time.perf_counter()
+        target = self.source.head()
+        while not (stop and stop.is_set()):
+            read, new = self.step()
+            stats.read += read
+            stats.new += new
+            stats.batches += 1 if read else 0
+            remaining = lag(target, self.positions())
+            if progress:
+                progress(stats.read, remaining)
+            if read == 0:
+                if remaining == 0:
+                    break
+                time.sleep(0.05)  # a Kafka fetch can come back empty before the target
+        stats.segment_errors = self.finish(as_of)
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def finish(self, as_of: datetime) -> list[SegmentError]:
+        """Refresh the time-dependent models and publish a copy for readers.
+
+        A broken segment rule does not stop publishing: its error is returned for the caller
+        to report, and recorded in the read models (``segments.last_error``).
+        """
+        segment_errors = self.models.refresh(as_of)
+        if self.publish_to is not None:
+            self.models.publish(self.publish_to, datetime.now(UTC))
+        return segment_errors

@@ -1,0 +1,136 @@
+"""Run projectors as the settings say: embedded (the store's log) or from Kafka."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from ledger.application import Clock, Ledger
+from ledger.engine import Progress, Projector, RunStats
+from ledger.errors import ReadModelError, SegmentError
+from ledger.readmodels import ReadModels
+from ledger.settings import Settings
+from ledger.sources import NotificationLogSource, Source
+
+
+def open_source(settings: Settings, ledger: Ledger | None = None) -> Source:
+    if settings.kafka:
+        from ledger.kafka_source import KafkaSource
+
+        return KafkaSource(settings)
+    return NotificationLogSource(ledger or Ledger(settings))
+
+
+def project(
+    settings: Settings,
+    as_of: datetime,
+    *,
+    ledger: Ledger | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> RunStats:
+    """Bring the read models up to date with the source, then publish them."""
+    source = open_source(settings, ledger)
+    try:
+        with ReadModels(settings.readmodel_path, settings=settings) as models:
+            projector = Projector(
+                models, source, batch_size=settings.batch_size, publish_to=settings.published_path
+            )
+            stats = projector.catch_up(as_of, progress=progress, stop=stop)
+    finally:
+        source.close()
+    raise_segment_errors(stats)
+    return stats
+
+
+def raise_segment_errors(stats: RunStats) -> None:
+    """After publishing: fail loudly if a segment rule file was broken (the rest is updated)."""
+    if stats.segment_errors:
+        problems = "\n".join(str(error) for error in stats.segment_errors)
+        raise SegmentError(
+            f"{problems}\nthe read models, including the other segments, were updated and published"
+        )
+
+
+def follow(
+    settings: Settings,
+    clock: Clock,
+    stop: threading.Event,
+    *,
+    ledger: Ledger | None = None,
+    idle_s: float = 1.0,
+) -> RunStats:
+    """Keep projecting until `stop` is set, publishing after each catch-up.
+
+    A broken segment rule does not stop the follower: it stays recorded in the read models
+    (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
+    """
+    total = RunStats()
+    source = open_source(settings, ledger)
+    try:
+        with ReadModels(settings.readmodel_path, settings=settings) as models:
+            projector = Projector(
+                models, source, batch_size=settings.batch_size, publish_to=settings.published_path
+            )
+            while not stop.is_set():
+                stats = projector.catch_up(clock(), stop=stop)
+                total.read += stats.read
+                total.new += stats.new
+                total.batches += stats.batches
+                total.seconds += stats.seconds
+                if stats.read == 0:
+                    stop.wait(idle_s)
+    finally:
+        source.close()
+    return total
+
+
+def replay(
+    settings: Settings,
+    as_of: datetime,
+    *,
+    ledger: Ledger | None = None,
+    progress: Progress | None = None,
+) -> RunStats:
+    """Rebuild every read model from the first event into a new file, then swap it in.
+
+    The live file is replaced only after the rebuild succeeded; on failure it is untouched.
+    """
+    live = settings.readmodel_path
+    _refuse_if_locked(live)
+    scratch = live.with_name("readmodels.replay.duckdb")
+    _remove(scratch)
+    source = open_source(settings, ledger)
+    try:
+        with ReadModels(scratch, settings=settings) as models:
+            stats = Projector(models, source, batch_size=settings.batch_size).catch_up(
+                as_of, progress=progress
+            )
+    finally:
+        source.close()
+    _remove(Path(str(live) + ".wal"))
+    os.replace(scratch, live)
+    with ReadModels(live, settings=settings) as models:
+        models.publish(settings.published_path, datetime.now(as_of.tzinfo))
+    raise_segment_errors(stats)
+    return stats
+
+
+def _refuse_if_locked(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        duckdb.connect(str(path)).close()
+    except duckdb.Error as exc:
+        raise ReadModelError(
+            f"{path} is in use (is `ledger project` or `ledger serve` running?); stop it first: {exc}"
+        ) from exc
+
+
+def _remove(path: Path) -> None:
+    for candidate in (path, Path(str(path) + ".wal")):
+        candidate.unlink(missing_ok=True)

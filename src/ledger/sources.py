@@ -1,0 +1,58 @@
+"""Where a projector reads events from.
+
+A source hands out micro-batches of Avro payloads together with the positions that follow
+them. Positions are a mapping of key to integer (the store's log has one key, a Kafka topic
+one per partition) and are stored by the projector with the read models, never by the
+source, so restarting from the stored positions resumes exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ledger.application import Ledger
+
+
+@dataclass(frozen=True)
+class SourceBatch:
+    payloads: list[bytes]
+    positions: dict[str, int] = field(default_factory=dict)
+
+
+class Source(Protocol):
+    name: str
+    """Identifies the source in the stored positions (``store`` or ``kafka:<topic>``)."""
+
+    def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
+        """Up to `limit` payloads after `positions`; an empty batch when there is nothing new."""
+        ...
+
+    def head(self) -> dict[str, int]:
+        """The positions the source has reached now (for lag and for ``--once``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class NotificationLogSource:
+    """The event store's notification log; position ``log`` is the last notification id read."""
+
+    name = "store"
+
+    def __init__(self, ledger: Ledger):
+        self.ledger = ledger
+
+    def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
+        after = positions.get("log", 0)
+        notifications = self.ledger.notifications(after, limit)
+        if not notifications:
+            return SourceBatch([], {})
+        return SourceBatch([n.state for n in notifications], {"log": notifications[-1].id})
+
+    def head(self) -> dict[str, int]:
+        return {"log": self.ledger.head()}
+
+    def close(self) -> None:
+        pass

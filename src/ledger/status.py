@@ -1,0 +1,66 @@
+"""What an operator needs at a glance: store head, projector positions, lag, staleness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.application import Ledger
+from ledger.engine import lag
+from ledger.readmodels import open_for_reading, state
+from ledger.settings import Settings
+
+
+def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
+    """A plain dict, ready for a table or ``--json``."""
+    ledger = ledger or Ledger(settings)
+    report: dict[str, Any] = {"store": _store_name(settings), "store_head": ledger.head()}
+    positions: dict[str, dict[str, int]] = {}
+    if not settings.published_path.exists():
+        report["read_models"] = "not built yet"
+        if settings.kafka:
+            report.update(_kafka_status(settings, ledger, positions))
+        return report
+    con = open_for_reading(settings.published_path)
+    try:
+        for source, key, position in con.execute(
+            "SELECT source, key, position FROM projector_positions ORDER BY source, key"
+        ).fetchall():
+            positions.setdefault(source, {})[key] = position
+        report["read_models"] = str(settings.published_path)
+        report["positions"] = positions
+        report.update(state(con))
+        report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+    finally:
+        con.close()
+    if settings.kafka:
+        report.update(_kafka_status(settings, ledger, positions))
+    else:
+        report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
+    return report
+
+
+def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[str, int]]) -> dict[str, Any]:
+    from ledger.kafka_source import KafkaSource
+
+    relayed = ledger.recorder.max_tracking_id(f"relay:{settings.ledger_topic}") or 0
+    source = KafkaSource(settings)
+    try:
+        ends = source.head()
+    finally:
+        source.close()
+    projected = positions.get(source.name, {})
+    return {
+        "relay_position": relayed,
+        "relay_lag": max(0, ledger.head() - relayed),
+        "topic_end_offsets": ends,
+        "partition_lag": {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()},
+        "lag": lag(ends, projected),
+    }
+
+
+def _store_name(settings: Settings) -> str:
+    url = settings.store_url
+    if "@" in url:  # never show a password
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
