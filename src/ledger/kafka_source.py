@@ -1,0 +1,57 @@
+"""The Kafka ledger topic as a projector source.
+
+Partitions are assigned by hand, not by a consumer group: the positions (the next offset of
+each partition) live in the read-model file, committed with the data they produced, so a
+restarted projector seeks to exactly where its read models end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from kafka import TopicPartition
+from kafka.errors import KafkaError as ClientError
+
+from ledger.errors import KafkaError
+from ledger.kafka_clients import consumer, ensure_topic, high_watermarks
+from ledger.settings import Settings
+from ledger.sources import SourceBatch
+
+
+class KafkaSource:
+    def __init__(self, settings: Settings, topic: str | None = None, poll_ms: int = 500):
+        self.settings = settings
+        self.topic = topic or settings.ledger_topic
+        self.name = f"kafka:{self.topic}"
+        self.poll_ms = poll_ms
+        ensure_topic(settings, self.topic)
+        self.consumer = consumer(settings, group_id=None)
+        partitions = self.consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            raise KafkaError(f"topic {self.topic!r} has no partitions")
+        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self.consumer.assign(self.partitions)
+        self._expected: dict[str, int] | None = None
+
+    def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
+        if self._expected != dict(positions):
+            for tp in self.partitions:
+                self.consumer.seek(tp, positions.get(str(tp.partition), 0))
+        try:
+            fetched = self.consumer.poll(timeout_ms=self.poll_ms, max_records=limit)
+        except ClientError as exc:
+            raise KafkaError(f"reading {self.topic!r} failed: {exc!r}") from exc
+        payloads: list[bytes] = []
+        advanced = dict(positions)
+        for tp, records in fetched.items():
+            payloads.extend(r.value for r in records)
+            advanced[str(tp.partition)] = records[-1].offset + 1
+        self._expected = advanced
+        return SourceBatch(payloads, advanced if payloads else {})
+
+    def head(self) -> dict[str, int]:
+        ends = high_watermarks(self.settings, self.partitions)
+        return {str(partition): offset for partition, offset in ends.items()}
+
+    def close(self) -> None:
+        self.consumer.close()
