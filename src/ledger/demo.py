@@ -1,0 +1,299 @@
+"""A realistic, deterministic customer history for ``ledger demo``.
+
+Pure: no I/O, no wall clock, no global random state. The same ``(customers, seed, end,
+years)`` always yields the same facts, each with a stable ``(source, source_event_id)``, so
+re-running the demo only produces duplicates. Facts come mostly in ``occurred_at`` order, but
+~1% of purchases arrive late, as real adapters deliver them. Behaviour profiles (loyal,
+one-off, lapsed, reactivated, new, prospect) make every lifecycle stage occur at `end`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+CRM, WEBSHOP, POS = "crm", "webshop", "pos"
+CALLCENTRE, HELPDESK, SURVEY = "callcentre", "helpdesk", "survey"
+SOURCES = (CRM, WEBSHOP, POS, CALLCENTRE, HELPDESK, SURVEY)
+"""The adapters the demo pretends to be; each numbers its own ``source_event_id``s."""
+
+LATE_SHARE, ERASED_SHARE = 0.01, 0.01  # of purchases delivered late, of customers erased
+DAY, SECOND = timedelta(days=1), timedelta(seconds=1)
+
+COUNTRIES = {  # country: (weight, currency, calling code, cities)
+    "DE": (30, "EUR", "+49", ("Berlin", "Hamburg", "Munich", "Cologne", "Leipzig")),
+    "FR": (18, "EUR", "+33", ("Paris", "Lyon", "Marseille", "Lille")),
+    "NL": (14, "EUR", "+31", ("Amsterdam", "Rotterdam", "Utrecht")),
+    "ES": (12, "EUR", "+34", ("Madrid", "Barcelona", "Valencia")),
+    "GB": (16, "GBP", "+44", ("London", "Manchester", "Leeds", "Bristol")),
+    "US": (10, "USD", "+1", ("New York", "Chicago", "Austin", "Seattle")),
+}
+FX = {"EUR": 1.0, "GBP": 0.86, "USD": 1.08}
+FIRST = ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas",
+         "Lea", "Lucas", "Maria", "Noah", "Olivia", "Paul", "Sofia", "Tom", "Julia", "Marco")
+LAST = ("Schmidt", "Martin", "de Vries", "Garcia", "Smith", "Johnson", "Mueller", "Bernard",
+        "Jansen", "Lopez", "Brown", "Weber", "Dubois", "Bakker", "Fernandez", "Taylor")
+# Share of customers per profile; when they registered and bought decides their stage at `end`.
+PROFILES = {"loyal": 24, "one_off": 20, "lapsed": 15, "reactivated": 8, "new": 13, "prospect": 20}
+REGISTERED_DAYS_AGO = {"loyal": (180, 900), "one_off": (100, 900), "lapsed": (420, 900),
+                       "reactivated": (600, 900), "new": (1, 75), "prospect": (1, 900)}
+# Prices in EUR minor units; other currencies convert by FX to their own .99 price point.
+CATALOGUE = {"SKU-1001": 1999, "SKU-1002": 4999, "SKU-1003": 899, "SKU-2001": 12999,
+             "SKU-2002": 2499, "SKU-3001": 599, "SKU-3002": 7999, "SKU-4001": 34999}
+PURCHASE_CHANNELS = {"web": 45, "app": 25, "store": 22, "phone": 8}
+CONTACT_CHANNELS = {"phone": 30, "email": 24, "chat": 20, "store": 8, "social": 6, "app": 5,
+                    "web": 4, "sms": 3}
+REASONS = {"delivery": 25, "billing": 18, "returns": 15, "product_question": 30, "account": 12}
+OUTBOUND_REASONS = ("follow_up", "retention_offer", "satisfaction_check", "appointment")
+CONSENTS = {"marketing_email": 0.6, "profiling": 0.4, "marketing_sms": 0.25, "marketing_phone": 0.1}
+REFUND_REASONS = ("returned", "damaged", "late_delivery", "wrong_item", "goodwill")
+COMMENTS = {"low": ("Waited far too long on hold.", "Still waiting for my refund.",
+                    "Nobody called me back.", "Had to explain everything three times."),
+            "mid": ("OK in the end, but it took a while.", "Fine, nothing special."),
+            "high": ("Quick and friendly help, thanks!", "Great service as always.")}
+
+
+def generate(customers: int = 2000, seed: int = 7, end: datetime | None = None,
+             years: float = 2.0) -> Iterator[dict[str, Any]]:
+    """Fact dicts for `customers` customers over the `years` before `end` (aware UTC).
+
+    Built eagerly (so a bad `end` fails at the call) and sorted by when adapters deliver them.
+    """
+    if end is None or end.tzinfo is None:
+        raise ValueError("end must be an aware datetime: the demo never reads the clock")
+    end = end.astimezone(UTC).replace(microsecond=0)
+    rng = random.Random(seed)
+    erased = set(rng.sample(range(1, customers + 1), round(customers * ERASED_SHARE)))
+    keyed: list[tuple[tuple[datetime, int, int], dict[str, Any]]] = []
+    for number in range(1, customers + 1):
+        history = _History(rng, number, end - timedelta(days=365.25 * years), end)
+        history.live(_pick(rng, PROFILES))
+        if number in erased:
+            history.erase()
+        keyed.extend(history.keyed(late_ok=number not in erased))
+    keyed.sort(key=lambda item: item[0])
+    return (fact for _, fact in keyed)
+
+
+def _pick(rng: random.Random, weights: dict[str, int]) -> str:
+    return rng.choices(tuple(weights), tuple(weights.values()))[0]
+
+
+class _History:
+    """One customer's life, built fact by fact; facts after `end` simply never happened."""
+
+    def __init__(self, rng: random.Random, number: int, start: datetime, end: datetime):
+        self.rng, self.start, self.end = rng, start, end
+        self.number, self.customer_id = number, f"C{number:06d}"
+        self.country = _pick(rng, {c: v[0] for c, v in COUNTRIES.items()})
+        self.currency = COUNTRIES[self.country][1]
+        self.mood = rng.gauss(0, 1)  # a grumpy customer complains more and scores lower
+        self.facts: list[dict[str, Any]] = []
+        self.complaints: list[datetime] = []
+        self.counters: dict[str, int] = {}
+
+    def _next(self, kind: str) -> str:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        return f"{kind}-{self.number:06d}-{self.counters[kind]:03d}"
+
+    def _add(self, type_: str, at: datetime, source: str, key: str, **fields: Any) -> dict | None:
+        if at > self.end:
+            return None
+        fact = {"type": type_, "customer_id": self.customer_id, "source": source,
+                "occurred_at": at.replace(microsecond=0), "source_event_id": key, **fields}
+        self.facts.append(fact)
+        return fact
+
+    def _between(self, lo: datetime, hi: datetime) -> datetime:
+        seconds = max(0.0, (hi - lo).total_seconds())
+        return lo + timedelta(seconds=int(self.rng.uniform(0, seconds)))
+
+    def _ago(self, lo_days: float, hi_days: float) -> datetime:
+        """A moment `lo_days`..`hi_days` before end, clamped to the demo's window."""
+        span = (self.end - self.start) / DAY
+        return self._between(self.end - min(hi_days, span) * DAY,
+                             self.end - min(lo_days, span) * DAY)
+
+    def keyed(self, late_ok: bool) -> list[tuple[tuple[datetime, int, int], dict[str, Any]]]:
+        """Sort keys: when the adapter delivers each fact (late for ~1% of purchases)."""
+        out = []
+        for seq, fact in enumerate(self.facts):
+            delivered = fact["occurred_at"]
+            if late_ok and fact["type"] == "PurchaseMade" and self.rng.random() < LATE_SHARE:
+                delivered += self.rng.uniform(3, 30) * DAY
+            out.append(((delivered, self.number, seq), fact))
+        return out
+
+    def live(self, profile: str) -> None:
+        registered = self._ago(*REGISTERED_DAYS_AGO[profile])
+        self.register(registered, profile)
+        purchases = self._purchase_times(profile, registered)
+        last_seen = purchases[-1] if purchases else registered + self.rng.uniform(20, 300) * DAY
+        engaged_until = min(self.end, last_seen + 60 * DAY)
+        self.consents(registered, engaged_until)
+        for at in purchases:
+            self.purchase(at)
+        expected = (engaged_until - registered) / DAY / 150 + 0.5  # one every five months
+        reasons = REASONS if purchases else {"product_question": 3, "account": 1}
+        for _ in range(int(expected * self.rng.uniform(0.3, 1.7) + self.rng.random())):
+            self.contact(self._between(registered, engaged_until), _pick(self.rng, reasons))
+        self.profile_updates(registered, engaged_until)
+        if purchases:
+            self.nps_surveys(registered, engaged_until)
+
+    def _purchase_times(self, profile: str, registered: datetime) -> list[datetime]:
+        first = registered + self.rng.uniform(0, 10) * DAY
+        if profile == "loyal":
+            return self._series(first, self.end, mean_days=35)
+        if profile == "lapsed":
+            return self._series(first, max(first, self._ago(200, 520)), mean_days=45)
+        if profile == "reactivated":
+            before = self._series(first, max(first, self._ago(500, 560)), mean_days=45)
+            return before + sorted(self._ago(0, 80) for _ in range(self.rng.randint(1, 2)))
+        if profile in ("one_off", "new"):
+            extra = self.rng.random() < 0.3
+            return [first] + ([first + self.rng.uniform(5, 60) * DAY] if extra else [])
+        return []  # prospect
+
+    def _series(self, first: datetime, until: datetime, mean_days: float) -> list[datetime]:
+        times, at = [first], first
+        while (at := at + (2 + self.rng.expovariate(1 / mean_days)) * DAY) < until:
+            times.append(at)
+        return times
+
+    def register(self, at: datetime, profile: str) -> None:
+        rng, cities = self.rng, COUNTRIES[self.country][3]
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        tiers = ("gold", "silver") if profile == "loyal" else ("bronze", "bronze", "silver")
+        fields: dict[str, Any] = {
+            "name": f"{first} {last}", "email": self._email(first, last), "phone": self._phone(),
+            "country": self.country, "city": rng.choice(cities),
+            "attributes": {"tier": rng.choice(tiers),
+                           "signup_channel": _pick(rng, PURCHASE_CHANNELS)},
+        }
+        if rng.random() < 0.9:
+            fields["birth_date"] = (self.end - rng.uniform(18, 80) * 365 * DAY).date().isoformat()
+        self._add("CustomerRegistered", at, CRM, self._next("reg"), **fields)
+
+    def _email(self, first: str, last: str) -> str:
+        local = f"{first}.{last}{self.rng.randint(1, 999)}".lower().replace(" ", "")
+        return f"{local}@{self.rng.choice(('example.com', 'example.org', 'example.net'))}"
+
+    def _phone(self) -> str:
+        code = COUNTRIES[self.country][2]
+        return f"{code} {self.rng.randint(100, 999)} {self.rng.randint(100000, 999999)}"
+
+    def consents(self, registered: datetime, until: datetime) -> None:
+        """Opt-ins at sign-up; some are withdrawn or granted later, as real preferences drift."""
+        for purpose, rate in CONSENTS.items():
+            granted = self.rng.random() < rate
+            if granted:  # ticked on the sign-up form, a few minutes after registering
+                self._add("ConsentChanged", registered + self.rng.uniform(60, 600) * SECOND, CRM,
+                          self._next("consent"), purpose=purpose, granted=True)
+            if self.rng.random() < (0.2 if granted else 0.08):
+                self._add("ConsentChanged", self._between(registered + DAY, until), CRM,
+                          self._next("consent"), purpose=purpose, granted=not granted)
+
+    def profile_updates(self, registered: datetime, until: datetime) -> None:
+        """Only the fields that changed are sent, as the CRM does."""
+        rng = self.rng
+        changes = (lambda: {"phone": self._phone()},
+                   lambda: {"city": rng.choice(COUNTRIES[self.country][3])},
+                   lambda: {"attributes": {"tier": rng.choice(("silver", "gold"))}},
+                   lambda: {"name": f"{rng.choice(FIRST)} {rng.choice(LAST)}"},
+                   lambda: {"email": self._email(rng.choice(FIRST), rng.choice(LAST))})
+        for _ in range(rng.choices((0, 1, 2), (55, 33, 12))[0]):
+            self._add("ProfileUpdated", self._between(registered + DAY, until), CRM,
+                      self._next("profile"), **rng.choice(changes)())
+
+    def purchase(self, at: datetime) -> None:
+        channel = _pick(self.rng, PURCHASE_CHANNELS)
+        lines = [{"sku": sku, "quantity": self.rng.choices((1, 2, 3), (75, 20, 5))[0],
+                  "unit_price_minor": int(CATALOGUE[sku] * FX[self.currency]) // 100 * 100 + 99}
+                 for sku in self.rng.sample(tuple(CATALOGUE), self.rng.randint(1, 4))]
+        total = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
+        order_id = self._next("ORD")
+        source = POS if channel == "store" else WEBSHOP
+        order = self._add("PurchaseMade", at, source, order_id, order_id=order_id,
+                          channel=channel, currency=self.currency, total_minor=total, lines=lines)
+        if order is not None and self.rng.random() < 0.3:
+            reason = self.rng.choice(("delivery", "delivery", "billing", "returns"))
+            self.contact(at + self.rng.uniform(1, 20) * DAY, reason)
+        if order is not None and self.rng.random() < 0.06:
+            self.refund(order, source)
+
+    def refund(self, order: dict[str, Any], source: str) -> None:
+        """Full refunds, or one returned line; never more than the order was worth."""
+        line = self.rng.choice(order["lines"])
+        full = len(order["lines"]) == 1 or self.rng.random() < 0.5
+        amount = order["total_minor"] if full else line["unit_price_minor"]
+        self._add("PurchaseRefunded", order["occurred_at"] + self.rng.uniform(3, 35) * DAY,
+                  source, self._next("refund"), order_id=order["order_id"],
+                  currency=order["currency"], amount_minor=amount,
+                  reason=self.rng.choice(REFUND_REASONS))
+
+    def contact(self, at: datetime, reason: str) -> None:
+        rng = self.rng
+        outbound = rng.random() < 0.12
+        channel = _pick(rng, {"phone": 5, "email": 4, "sms": 2} if outbound else CONTACT_CHANNELS)
+        complaint = not outbound and rng.random() < min(0.4, max(0.01, 0.08 - 0.04 * self.mood))
+        if outbound:
+            reason = rng.choice(OUTBOUND_REASONS)
+        elif complaint:
+            reason = rng.choice((reason, "complaint"))
+        outcome = rng.choices(("resolved", "unresolved", "escalated"),
+                              (45, 25, 30) if complaint else (76, 17, 7))[0]
+        duration = None
+        if channel in ("phone", "chat"):
+            duration = int(rng.lognormvariate(5.8 if channel == "phone" else 6.2, 0.6)
+                           * (1.6 if complaint else 1.0))
+        agent = None if channel in ("sms", "app", "web") else f"A{rng.randint(1, 60):03d}"
+        source = {"phone": CALLCENTRE, "store": POS}.get(channel, HELPDESK)
+        contact_id = self._next("CT")
+        fact = self._add("ContactLogged", at, source, contact_id, contact_id=contact_id,
+                         channel=channel, direction="outbound" if outbound else "inbound",
+                         reason=reason, outcome=outcome, is_complaint=complaint,
+                         agent_id=agent, duration_s=duration)
+        if fact is not None and complaint:
+            self.complaints.append(at)
+        if fact is not None and not outbound:
+            self.contact_surveys(fact)
+
+    def contact_surveys(self, contact: dict[str, Any]) -> None:
+        """CSAT and CES follow some inbound contacts; bad experiences score lower."""
+        penalty = 1.5 * contact["is_complaint"] + {"resolved": 0, "unresolved": 1.0,
+                                                   "escalated": 0.7}[contact["outcome"]]
+        for kind, rate, base, high in (("csat", 0.35, 4.3, 5), ("ces", 0.15, 5.6, 7)):
+            if self.rng.random() < rate:
+                score = base + 0.5 * self.mood - penalty * high / 5 + self.rng.gauss(0, 0.7)
+                self.feedback(contact["occurred_at"] + self.rng.uniform(0.01, 2) * DAY, kind,
+                              score, 1, high, contact["channel"], contact["contact_id"])
+
+    def nps_surveys(self, registered: datetime, until: datetime) -> None:
+        """An NPS survey goes out by email every half year; about a third answer."""
+        at = registered + 90 * DAY
+        while at < until:
+            if self.rng.random() < 0.35:
+                earlier = sum(1 for t in self.complaints if t < at)
+                score = 7.6 + 1.5 * self.mood - 1.5 * earlier + self.rng.gauss(0, 1.5)
+                self.feedback(at, "nps", score, 0, 10, "email", None)
+            at += self.rng.uniform(160, 200) * DAY
+
+    def feedback(self, at: datetime, kind: str, raw: float, low: int, high: int,
+                 channel: str, contact_id: str | None) -> None:
+        score = max(low, min(high, round(raw)))
+        position = (score - low) / (high - low)
+        band = "low" if position <= 0.4 else "high" if position >= 0.85 else "mid"
+        comment = self.rng.choice(COMMENTS[band]) if self.rng.random() < 0.25 else None
+        self._add("FeedbackGiven", at, SURVEY, self._next("FB"), kind=kind, score=score,
+                  comment=comment, channel=channel, about_contact_id=contact_id)
+
+    def erase(self) -> None:
+        """Forget the customer near the end; nothing of theirs may follow the erasure."""
+        registered = self.facts[0]["occurred_at"]
+        at = max(registered + SECOND, self._ago(0.1, 45))
+        self.facts = [f for f in self.facts if f["occurred_at"] < at or f is self.facts[0]]
+        self._add("CustomerErased", min(at, self.end), CRM, self._next("erase"),
+                  reason=self.rng.choice(("gdpr_request", "account_closed", "customer_request")))

@@ -1,0 +1,313 @@
+"""Dead letters: what the intake could not record, kept on the DLQ topic for an operator.
+
+A dead letter is the intake record exactly as it arrived (key, value bytes and headers
+untouched) plus headers, all UTF-8 text, that say what went wrong and where it came from:
+
+    dlq-reason            what is wrong, for a person ("score: nps score must be 0 to 10, got 11")
+    dlq-error-class       the ledger's error class (SchemaError, ValidationError, ...)
+    dlq-field             the offending field, when one is known
+    dlq-source-topic      where the record was read: topic,
+    dlq-source-partition  partition
+    dlq-source-offset     and offset
+    dlq-source-timestamp  the record's own timestamp (ms since the epoch)
+    dlq-failed-at         when the intake refused it (ISO-8601, UTC)
+
+The ``dlq-`` prefix is the ledger's: such headers on an intake record are not carried over.
+A dead letter is identified by its source (topic, partition, offset): after a crash the
+intake may write one twice (see ledger.intake), and reading the queue shows it once.
+
+Re-driving publishes the original key, value and headers back to the intake topic, with a
+``redriven-from`` header naming the dead letter. Every intake fact carries an idempotency
+key, so re-driving the same dead letter twice records it once.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError as ClientError
+
+from ledger.codec import Codec, default_codec
+from ledger.errors import KafkaError, LedgerError
+from ledger.kafka_clients import EVENT_TYPE_HEADER, consumer, high_watermarks, producer
+from ledger.settings import Settings
+
+PREFIX = "dlq-"
+REASON = "dlq-reason"
+ERROR_CLASS = "dlq-error-class"
+FIELD = "dlq-field"
+SOURCE_TOPIC = "dlq-source-topic"
+SOURCE_PARTITION = "dlq-source-partition"
+SOURCE_OFFSET = "dlq-source-offset"
+SOURCE_TIMESTAMP = "dlq-source-timestamp"
+FAILED_AT = "dlq-failed-at"
+REDRIVEN_FROM = "redriven-from"
+
+_POSITION = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_STALL_S = 30.0
+
+
+class DeadLetterNotFound(LedgerError):
+    """No dead letter at the position an operator named."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    partition: int
+    offset: int
+    """Where the dead letter is on the DLQ topic."""
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    """The intake record's own headers, without the ``dlq-`` ones."""
+    reason: str
+    error_class: str
+    field: str | None
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    source_timestamp: int | None
+    failed_at: str
+
+    @property
+    def position(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def source(self) -> str:
+        """The identity of a dead letter: where the intake read it."""
+        return f"{self.source_topic}:{self.source_partition}:{self.source_offset}"
+
+    @property
+    def event_type(self) -> str | None:
+        return _text(dict(self.headers).get(EVENT_TYPE_HEADER))
+
+    @property
+    def redriven_from(self) -> str | None:
+        return _text(dict(self.headers).get(REDRIVEN_FROM))
+
+    @classmethod
+    def from_record(cls, record: ConsumerRecord) -> DeadLetter:
+        ours = {k: v for k, v in record.headers or () if k.startswith(PREFIX)}
+        theirs = tuple((k, v) for k, v in record.headers or () if not k.startswith(PREFIX))
+
+        def number(name: str, missing: int | None = -1) -> int | None:
+            text = _text(ours.get(name))
+            return int(text) if text and text.lstrip("-").isdigit() else missing
+
+        return cls(
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=theirs,
+            reason=_text(ours.get(REASON)) or "(no reason given)",
+            error_class=_text(ours.get(ERROR_CLASS)) or "",
+            field=_text(ours.get(FIELD)),
+            source_topic=_text(ours.get(SOURCE_TOPIC)) or "?",
+            source_partition=number(SOURCE_PARTITION),  # type: ignore[arg-type]
+            source_offset=number(SOURCE_OFFSET),  # type: ignore[arg-type]
+            source_timestamp=number(SOURCE_TIMESTAMP, None),
+            failed_at=_text(ours.get(FAILED_AT)) or "",
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """One row of `ledger dlq list`."""
+        return {
+            "position": self.position,
+            "failed_at": self.failed_at,
+            "source": self.source,
+            "event_type": self.event_type,
+            "error_class": self.error_class,
+            "field": self.field,
+            "reason": self.reason,
+            "key": _text(self.key),
+            "size": len(self.value or b""),
+            "redriven_from": self.redriven_from,
+        }
+
+    def describe(self, codec: Codec | None = None, hex_limit: int = 512) -> dict[str, Any]:
+        """Everything `ledger dlq show` prints: headers, and the value decoded if it can be."""
+        details = self.summary()
+        details["headers"] = {
+            k: _text(v) if _is_text(v) else (v or b"").hex() for k, v in self.headers
+        }
+        value = self.value or b""
+        details["value_hex"] = value[:hex_limit].hex() + ("..." if len(value) > hex_limit else "")
+        try:
+            event_type, record = (codec or default_codec()).decode(value)
+            details["decoded"] = {"type": event_type, **record}
+        except LedgerError as error:
+            details["decoded"] = None
+            details["decode_error"] = str(error)
+        return details
+
+
+def dead_letter_headers(
+    record: ConsumerRecord, error: LedgerError, failed_at: datetime
+) -> list[tuple[str, bytes]]:
+    """The intake record's own headers plus the ones that say why and where it failed."""
+    headers = [(k, v) for k, v in record.headers or () if not k.startswith(PREFIX)]
+    ours = [
+        (REASON, str(error)),
+        (ERROR_CLASS, type(error).__name__),
+        (SOURCE_TOPIC, record.topic),
+        (SOURCE_PARTITION, str(record.partition)),
+        (SOURCE_OFFSET, str(record.offset)),
+        (SOURCE_TIMESTAMP, str(record.timestamp)),
+        (FAILED_AT, failed_at.isoformat()),
+    ]
+    field = getattr(error, "field", None)
+    if field:
+        ours.insert(2, (FIELD, field))
+    return headers + [(name, text.encode("utf-8")) for name, text in ours]
+
+
+def parse_position(text: str) -> tuple[int, int]:
+    """``"PARTITION:OFFSET"`` as ``(partition, offset)``."""
+    match = _POSITION.match(text)
+    if not match:
+        raise DeadLetterNotFound(f"{text!r} is not a position: give PARTITION:OFFSET, e.g. 0:42")
+    return int(match[1]), int(match[2])
+
+
+def read(settings: Settings) -> Iterator[DeadLetter]:
+    """Every dead letter from the start of the DLQ topic to its end when reading began, each
+    once (by source), in DLQ order per partition."""
+    seen: set[str] = set()
+    with _reader(settings) as (client, partitions):
+        client.assign(partitions)
+        for record in _read_to_end(client, partitions, high_watermarks(settings, partitions)):
+            letter = DeadLetter.from_record(record)
+            if letter.source in seen:
+                continue
+            seen.add(letter.source)
+            yield letter
+
+
+def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLetter]:
+    """The dead letters at these DLQ positions; DeadLetterNotFound names one that is not there."""
+    letters = []
+    with _reader(settings) as (client, partitions):
+        known = {tp.partition for tp in partitions}
+        for partition, offset in positions:
+            if partition not in known:
+                raise DeadLetterNotFound(
+                    f"{settings.dlq_topic!r} has no partition {partition} (it has {len(known)})"
+                )
+            tp = TopicPartition(settings.dlq_topic, partition)
+            client.assign([tp])
+            letters.append(_read_one(client, tp, offset, high_watermarks(settings, [tp])[partition]))
+    return letters
+
+
+def redrive(
+    settings: Settings,
+    positions: Iterable[tuple[int, int]] | None = None,
+    reason_contains: str | None = None,
+) -> list[DeadLetter]:
+    """Publish dead letters back to the intake topic, original bytes and headers unchanged.
+
+    With `positions`, those dead letters; otherwise every one whose reason contains
+    `reason_contains` (case-insensitive; all if None). Returns what was sent, once every
+    record is acknowledged.
+    """
+    if positions is not None:
+        chosen: Iterable[DeadLetter] = get(settings, positions)
+    else:
+        chosen = read(settings)
+    needle = reason_contains.lower() if reason_contains else None
+    client = producer(settings)
+    sent: list[DeadLetter] = []
+    try:
+        futures = []
+        for letter in chosen:
+            if needle is not None and needle not in letter.reason.lower():
+                continue
+            headers = [(k, v) for k, v in letter.headers if k != REDRIVEN_FROM]
+            headers.append((REDRIVEN_FROM, f"{settings.dlq_topic}:{letter.position}".encode()))
+            futures.append(
+                client.send(
+                    settings.intake_topic, key=letter.key, value=letter.value, headers=headers
+                )
+            )
+            sent.append(replace(letter, value=None))  # what was sent, not the bytes again
+        client.flush()
+        for future in futures:
+            future.get(timeout=0)
+    except ClientError as exc:
+        raise KafkaError(f"re-driving to {settings.intake_topic!r} failed: {exc!r}") from exc
+    finally:
+        client.close()
+    return sent
+
+
+@contextmanager
+def _reader(settings: Settings) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
+    client = consumer(settings, group_id=None)
+    try:
+        found = client.partitions_for_topic(settings.dlq_topic)
+        if not found:
+            raise DeadLetterNotFound(
+                f"no dead-letter topic {settings.dlq_topic!r} on {settings.kafka}"
+            )
+        partitions = [TopicPartition(settings.dlq_topic, p) for p in sorted(found)]
+        yield client, partitions
+    except ClientError as exc:
+        raise KafkaError(f"reading {settings.dlq_topic!r} failed: {exc!r}") from exc
+    finally:
+        client.close()
+
+
+def _read_to_end(
+    client: KafkaConsumer, partitions: list[TopicPartition], ends: dict[int, int]
+) -> Iterator[ConsumerRecord]:
+    client.seek_to_beginning(*partitions)
+    pending = [tp for tp in partitions if client.position(tp) < ends[tp.partition]]
+    last_progress = time.monotonic()
+    while pending:
+        fetched = client.poll(timeout_ms=500)
+        for tp, records in fetched.items():
+            yield from (r for r in records if r.offset < ends[tp.partition])
+        if fetched:
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > _STALL_S:
+            raise KafkaError(f"reading {partitions[0].topic!r} stalled before its end; is the broker up?")
+        pending = [tp for tp in pending if client.position(tp) < ends[tp.partition]]
+
+
+def _read_one(client: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> DeadLetter:
+    if offset < end:
+        client.seek(tp, offset)
+        deadline = time.monotonic() + _STALL_S
+        while time.monotonic() < deadline:
+            records = client.poll(timeout_ms=500).get(tp)
+            if records:
+                if records[0].offset == offset:
+                    return DeadLetter.from_record(records[0])
+                break
+    raise DeadLetterNotFound(f"no dead letter at {tp.partition}:{offset} on {tp.topic!r}")
+
+
+def _text(data: bytes | None) -> str | None:
+    if data is None:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def _is_text(data: bytes | None) -> bool:
+    if data is None:
+        return True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
