@@ -1,0 +1,275 @@
+"""Commands of the intake: ingest (files, or the Kafka intake topic) and dlq (dead letters)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from ledger.cli.main import (
+    EXIT_REJECTED,
+    AsJson,
+    DataDir,
+    Kafka,
+    Store,
+    app,
+    command,
+    err,
+    print_mapping,
+    print_rows,
+    settings,
+)
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ledger import dlq
+from ledger.application import Ledger
+from ledger.errors import LedgerError
+from ledger.ingest import FactFile, IngestReport, Rejection, ingest
+from ledger.settings import Settings
+
+IntakeTopic = Annotated[
+    str | None,
+    typer.Option("--intake-topic", help="Topic adapters publish to [env LEDGER_INTAKE_TOPIC]."),
+]
+DlqTopic = Annotated[
+    str | None,
+    typer.Option("--dlq-topic", help="Topic of the dead letters [env LEDGER_DLQ_TOPIC]."),
+]
+
+
+def kafka_settings(
+    kafka: str | None,
+    intake_topic: str | None = None,
+    dlq_topic: str | None = None,
+    data_dir: Path | None = None,
+    store: str | None = None,
+) -> Settings:
+    config = settings(data_dir, store, kafka)
+    topics = {"intake_topic": intake_topic, "dlq_topic": dlq_topic}
+    config = config.with_(**{name: value for name, value in topics.items() if value})
+    config.kafka_client_options()  # fails early and clearly without --kafka
+    return config
+
+
+@command("ingest")
+def ingest_(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="JSON Lines (one event per line with its `type`) or CSV (.csv: a header row "
+            "of schema fields, one event type per file)."
+        ),
+    ] = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option("--type", help="The event type of a CSV file's rows (or a `type` column)."),
+    ] = None,
+    from_kafka: Annotated[
+        bool,
+        typer.Option(
+            "--from-kafka",
+            help="Instead of a file, record what adapters published on the intake topic, up to "
+            "its end when this began; refused records go to the dead-letter topic.",
+        ),
+    ] = False,
+    no_project: Annotated[
+        bool, typer.Option("--no-project", help="Only record; leave the read models as they are.")
+    ] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+    kafka: Kafka = None,
+    intake_topic: IntakeTopic = None,
+    dlq_topic: DlqTopic = None,
+) -> None:
+    """Record every valid event of a file (JSON Lines or CSV) or of the Kafka intake topic.
+
+    Reports how many were recorded, already there (duplicates) and rejected, names each
+    rejected line with its reason, and exits 3 if any was rejected (or dead-lettered).
+
+    Example: ledger ingest contacts.jsonl --data-dir ./ledger-data
+
+    Also: ledger ingest feedback.csv --type FeedbackGiven
+    and:  ledger ingest --from-kafka --kafka localhost:9092
+    """
+    if from_kafka == (file is not None):
+        raise typer.BadParameter("give a FILE or --from-kafka, not both and not neither")
+    if from_kafka:
+        _ingest_from_kafka(kafka_settings(kafka, intake_topic, dlq_topic, data_dir, store))
+        return
+    config = settings(data_dir, store, kafka)
+    assert file is not None
+    facts = FactFile(file, event_type)
+    ledger = Ledger(config)
+
+    def show(rejection: Rejection) -> None:
+        err.print(f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False)
+
+    with _bytes_bar() as bar:
+        task = bar.add_task(f"ingesting {file.name}", total=facts.size)
+        report: IngestReport = ingest(
+            ledger,
+            facts,
+            progress=lambda _: bar.update(task, completed=facts.position()),
+            on_rejection=show,
+        )
+    err.print(report.summary(), highlight=False)
+    if not no_project and not config.kafka:
+        from ledger.projecting import project
+
+        project(config, datetime.now(UTC), ledger=ledger)
+    if report.rejected_count:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _ingest_from_kafka(config: Settings) -> None:
+    from ledger.intake import Intake
+
+    stats = Intake(config, Ledger(config)).run_once()
+    err.print(
+        f"{stats.recorded} recorded, {stats.duplicates} duplicates, {stats.dead_letters} rejected "
+        f"(sent to {config.dlq_topic}) of {stats.read} read from {config.intake_topic} "
+        f"in {stats.seconds:.1f}s ({stats.rate:,.0f}/s)",
+        highlight=False,
+    )
+    if stats.dead_letters:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _bytes_bar() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+dlq_app = typer.Typer(
+    help="List, inspect and re-drive dead letters: intake records the ledger could not record.\n\n"
+    "Example: ledger dlq list --kafka localhost:9092",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _dlq_command(name: str) -> Callable[[F], F]:
+    """Like `command`, for the commands under `ledger dlq`."""
+
+    def register(function: F) -> F:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(*args, **kwargs)
+            except LedgerError as error:
+                err.print(f"[bold red]error:[/] {error}", highlight=False)
+                raise typer.Exit(error.exit_code) from None
+
+        dlq_app.command(name)(run)
+        return function
+
+    return register
+
+
+_LIST_COLUMNS = ["position", "failed_at", "source", "reason"]
+"""What a person sees; --json gives every field (event type, error class, field, key, ...)."""
+
+
+@_dlq_command("list")
+def dlq_list(
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Show only the N most recent.")
+    ] = None,
+    as_json: AsJson = False,
+    kafka: Kafka = None,
+    dlq_topic: DlqTopic = None,
+) -> None:
+    """List the dead letters, oldest first, each once (even if the intake wrote it twice).
+
+    Example: ledger dlq list --limit 20 --kafka localhost:9092
+    """
+    config = kafka_settings(kafka, dlq_topic=dlq_topic)
+    rows = sorted(
+        (letter.summary() for letter in dlq.read(config)),
+        key=lambda s: (s["failed_at"], _position_key(s["position"])),
+    )
+    total = len(rows)
+    if limit is not None:
+        rows = rows[-limit:]
+    if as_json:
+        columns = list(rows[0]) if rows else _LIST_COLUMNS
+        print_rows(columns, [tuple(r.values()) for r in rows], as_json=True)
+        return
+    table = [(r["position"], r["failed_at"][:19], r["source"], r["reason"]) for r in rows]
+    print_rows(_LIST_COLUMNS, table, as_json=False, title=f"Dead letters on {config.dlq_topic}")
+    shown = f"showing {len(rows)} of {total}" if len(rows) < total else f"{total}"
+    err.print(f"{shown} dead letters", highlight=False)
+
+
+@_dlq_command("show")
+def dlq_show(
+    position: Annotated[
+        str, typer.Argument(help="PARTITION:OFFSET of the dead letter, as `dlq list` shows it.")
+    ],
+    as_json: AsJson = False,
+    kafka: Kafka = None,
+    dlq_topic: DlqTopic = None,
+) -> None:
+    """Show one dead letter: why it failed, where it came from, its headers and its value
+    (decoded if it can be, and as hex).
+
+    Example: ledger dlq show 0:42 --kafka localhost:9092
+    """
+    config = kafka_settings(kafka, dlq_topic=dlq_topic)
+    (letter,) = dlq.get(config, [dlq.parse_position(position)])
+    print_mapping(letter.describe(), as_json)
+
+
+@_dlq_command("redrive")
+def dlq_redrive(
+    positions: Annotated[
+        list[str] | None, typer.Argument(help="PARTITION:OFFSET of each dead letter to re-drive.")
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Re-drive every dead letter (see --reason-contains).")
+    ] = False,
+    reason_contains: Annotated[
+        str | None,
+        typer.Option(
+            "--reason-contains", help="With --all: only those whose reason has TEXT (any case)."
+        ),
+    ] = None,
+    as_json: AsJson = False,
+    kafka: Kafka = None,
+    intake_topic: IntakeTopic = None,
+    dlq_topic: DlqTopic = None,
+) -> None:
+    """Publish dead letters back to the intake topic, bytes and headers as they arrived.
+
+    Use it once the cause is fixed (a schema version deployed, a clock corrected). A fact
+    that was re-driven before is recorded once, however often it is re-driven.
+
+    Example: ledger dlq redrive 0:42 1:7 --kafka localhost:9092
+    """
+    config = kafka_settings(kafka, intake_topic, dlq_topic)
+    if bool(positions) == every:
+        raise typer.BadParameter("give PARTITION:OFFSET positions or --all, not both, not neither")
+    if reason_contains is not None and not every:
+        raise typer.BadParameter("--reason-contains goes with --all")
+    chosen = [dlq.parse_position(p) for p in positions] if positions else None
+    sent = dlq.redrive(config, chosen, reason_contains)
+    rows = [(s.position, s.source, s.event_type, s.reason) for s in sent]
+    print_rows(["position", "source", "event_type", "reason"], rows, as_json)
+    err.print(f"re-drove {len(sent)} dead letters to {config.intake_topic}", highlight=False)
+
+
+def _position_key(position: str) -> tuple[int, int]:
+    partition, offset = position.split(":")
+    return int(partition), int(offset)

@@ -1,0 +1,54 @@
+"""Commands of the production path: relay and serve."""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+import typer
+
+from ledger.application import Ledger
+from ledger.cli.main import DataDir, Kafka, Store, command, err, settings
+from ledger.relay import Relay
+from ledger.serve import serve as run_serve
+from ledger.signals import stop_on_signals
+
+
+@command()
+def relay(
+    once: Annotated[bool, typer.Option("--once", help="Stop when everything recorded so far is on the topic.")] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+    kafka: Kafka = None,
+) -> None:
+    """Publish the store's events to the Kafka ledger topic, in order, from the stored position.
+
+    Example: ledger relay --once --kafka localhost:9092 --store postgresql://postgres@db/ledger
+    """
+    config = settings(data_dir, store, kafka)
+    config.kafka_client_options()  # fails early and clearly without --kafka
+    publisher = Relay(config, Ledger(config))
+    if once:
+        stats = publisher.run_once()
+    else:
+        stop = threading.Event()
+        with stop_on_signals(stop):
+            stats = publisher.run(stop)
+    err.print(
+        f"relayed {stats.sent} events in {stats.batches} batches ({stats.rate:,.0f}/s); "
+        f"position {publisher.position()}",
+        highlight=False,
+    )
+
+
+@command()
+def serve(data_dir: DataDir = None, store: Store = None, kafka: Kafka = None) -> None:
+    """Run relay, intake and projector together until SIGTERM or SIGINT (embedded: projector only).
+
+    Example: ledger serve --kafka localhost:9092 --store postgresql://postgres@db/ledger
+    """
+    config = settings(data_dir, store, kafka)
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        run_serve(config, stop)
+    err.print("stopped", highlight=False)
