@@ -1,0 +1,112 @@
+"""The `ledger` command, through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ledger.cli.main import app
+
+runner = CliRunner()
+
+
+def ledger(*args: str) -> object:
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+LINES = [
+    {"type": "CustomerRegistered", "customer_id": "C1", "occurred_at": "2026-03-01T10:00:00Z",
+     "source": "shop", "source_event_id": "r1", "name": "Ada", "country": "GB"},
+    {"type": "PurchaseMade", "customer_id": "C1", "occurred_at": "2026-03-03T10:00:00Z",
+     "source": "shop", "source_event_id": "o1", "order_id": "O1", "channel": "web",
+     "currency": "GBP", "total_minor": 2599},
+]
+
+
+def write_lines(path: Path, lines: list[object]) -> Path:
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help and "Example: ledger" in command.help, name
+
+
+def test_ingest_records_valid_lines_and_names_each_rejected_line(tmp_path: Path) -> None:
+    data = str(tmp_path / "d")
+    bad = [*LINES, '{"type": "FeedbackGiven"', "[1]",
+           {**LINES[1], "source_event_id": "o2", "currency": "gbp"}, LINES[0]]
+    result = ledger("ingest", str(write_lines(tmp_path / "in.jsonl", bad)), "--data-dir", data)
+    assert result.exit_code == 3
+    assert "in.jsonl:3: not JSON" in result.stderr
+    assert "in.jsonl:4: expected a JSON object, got list" in result.stderr
+    assert "in.jsonl:5: currency: 'gbp' is not an ISO 4217 code" in result.stderr
+    assert "2 recorded, 1 duplicates, 3 rejected" in result.stderr
+    rows = json.loads(ledger("query", "SELECT customer_id, purchases FROM customer_profile", "--json",
+                             "--data-dir", data).stdout)
+    assert rows == [{"customer_id": "C1", "purchases": 1}]
+
+
+def test_ingest_of_only_good_and_duplicate_lines_succeeds(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "in.jsonl", LINES)
+    assert ledger("ingest", str(path), "--data-dir", str(tmp_path)).exit_code == 0
+    again = ledger("ingest", str(path), "--data-dir", str(tmp_path))
+    assert again.exit_code == 0
+    assert "0 recorded, 2 duplicates, 0 rejected" in again.stderr
+
+
+def test_ingest_of_a_missing_file_says_so(tmp_path: Path) -> None:
+    result = ledger("ingest", str(tmp_path / "nope.jsonl"), "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr and "nope.jsonl" in result.stderr
+
+
+def test_no_project_leaves_read_models_alone_until_project(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "in.jsonl", LINES)
+    data = str(tmp_path / "d")
+    assert ledger("ingest", str(path), "--no-project", "--data-dir", data).exit_code == 0
+    assert "no read models" in ledger("query", "SELECT 1", "--data-dir", data).stderr
+    assert ledger("project", "--once", "--data-dir", data).exit_code == 0
+    status = json.loads(ledger("status", "--json", "--data-dir", data).stdout)
+    assert (status["store_head"], status["lag"], status["events"]) == (2, 0, 2)
+
+
+def test_replay_rebuilds_the_same_read_models(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    ledger("ingest", str(write_lines(tmp_path / "in.jsonl", LINES)), "--data-dir", data)
+    before = ledger("query", "SELECT * FROM customer_profile", "--json", "--data-dir", data).stdout
+    assert ledger("replay", "--data-dir", data).exit_code == 0
+    assert ledger("query", "SELECT * FROM customer_profile", "--json", "--data-dir", data).stdout == before
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [("SELECT nope", "query failed"), ("DELETE FROM events", "query failed")],
+)
+def test_query_refuses_bad_and_writing_sql_with_a_message(tmp_path: Path, sql: str, message: str) -> None:
+    ledger("ingest", str(write_lines(tmp_path / "in.jsonl", LINES)), "--data-dir", str(tmp_path))
+    result = ledger("query", sql, "--data-dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_settings_exit_2(tmp_path: Path) -> None:
+    result = ledger("status", "--store", "mysql://x", "--data-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "store must be sqlite:///PATH or postgresql://" in result.stderr
+
+
+def test_demo_records_projects_and_summarises(tmp_path: Path) -> None:
+    result = ledger("demo", "--customers", "60", "--data-dir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "Events by type" in result.stdout
+    rows = json.loads(ledger("query", "SELECT count(*) AS n FROM customer_profile", "--json",
+                             "--data-dir", str(tmp_path)).stdout)
+    assert rows[0]["n"] >= 50
