@@ -24,13 +24,14 @@ _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
+from tests.kafka_broker import TansuBroker  # noqa: E402
+
 from benchmarks.kafka_raw import make_messages, measure_consume, measure_produce  # noqa: E402
 from ledger.application import Ledger  # noqa: E402
 from ledger.kafka_clients import ensure_topic  # noqa: E402
 from ledger.projecting import project  # noqa: E402
 from ledger.relay import Relay  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
-from tests.kafka_broker import TansuBroker  # noqa: E402
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -43,7 +44,8 @@ def facts(count: int, customers: int, seed: int = 1):
         base = {"customer_id": customer, "occurred_at": at, "source": "bench", "source_event_id": str(i)}
         roll = rng.random()
         if roll < 0.45:
-            yield {"type": "ContactLogged", **base, "contact_id": f"K{i}", "channel": rng.choice(["phone", "chat", "email"]),
+            channel = rng.choice(["phone", "chat", "email"])
+            yield {"type": "ContactLogged", **base, "contact_id": f"K{i}", "channel": channel,
                    "direction": "inbound", "is_complaint": rng.random() < 0.08, "duration_s": rng.randrange(30, 900)}
         elif roll < 0.80:
             yield {"type": "PurchaseMade", **base, "order_id": f"O{i}", "channel": "web", "currency": "EUR",
@@ -84,7 +86,9 @@ def main() -> None:
 
         recorded = timed("record (SQLite store)", args.events, record)
         n = ledger.head()
-        embedded = timed("project embedded (store log)", n, lambda: project(settings.with_(kafka=None), AS_OF, ledger=ledger))
+        embedded = timed(
+            "project embedded (store log)", n, lambda: project(settings.with_(kafka=None), AS_OF, ledger=ledger)
+        )
         relayed = timed("relay store -> Kafka", n, lambda: Relay(settings, ledger).run_once())
         from_kafka = timed("project from Kafka", n, lambda: project(settings.with_(data_dir=work / "c"), AS_OF))
 

@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-
-from ledger.application import Ledger
 from ledger.cli.main import (
     AsJson,
     AsOf,
@@ -24,6 +22,8 @@ from ledger.cli.main import (
     progress_bar,
     settings,
 )
+
+from ledger.application import Ledger
 from ledger.codec import default_codec
 from ledger.ingest import IngestReport, ingest
 from ledger.projecting import project, replay
@@ -73,7 +73,10 @@ def demo(
     for title, sql in _demo_summaries():
         columns, rows = run_query(config.published_path, sql)
         print_rows(columns, rows, as_json=False, title=title)
-    out.print(f"Read models: {config.published_path}. Try: ledger query \"SELECT * FROM customer_profile LIMIT 5\" --data-dir {config.data_dir}")
+    out.print(
+        f"Read models: {config.published_path}. "
+        f'Try: ledger query "SELECT * FROM customer_profile LIMIT 5" --data-dir {config.data_dir}'
+    )
 
 
 def _demo_summaries() -> list[tuple[str, str]]:

@@ -32,11 +32,11 @@ from ledger.settings import Settings
 
 IntakeTopic = Annotated[
     str | None,
-    typer.Option("--intake-topic", help="Topic adapters publish to [env LEDGER_INTAKE_TOPIC]."),
+    typer.Option("--intake-topic", help="Topic adapters publish to (env LEDGER_INTAKE_TOPIC)."),
 ]
 DlqTopic = Annotated[
     str | None,
-    typer.Option("--dlq-topic", help="Topic of the dead letters [env LEDGER_DLQ_TOPIC]."),
+    typer.Option("--dlq-topic", help="Topic of the dead letters (env LEDGER_DLQ_TOPIC)."),
 ]
 
 

@@ -6,10 +6,11 @@ import threading
 from typing import Annotated
 
 import typer
+from ledger.cli.main import DataDir, Kafka, Store, command, err, settings
 
 from ledger.application import Ledger
-from ledger.cli.main import DataDir, Kafka, Store, command, err, settings
 from ledger.relay import Relay
+from ledger.serve import PART_NAMES, parts
 from ledger.serve import serve as run_serve
 from ledger.signals import stop_on_signals
 
@@ -42,13 +43,24 @@ def relay(
 
 
 @command()
-def serve(data_dir: DataDir = None, store: Store = None, kafka: Kafka = None) -> None:
+def serve(
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help=f"Run only this part ({', '.join(PART_NAMES)}); repeatable."),
+    ] = None,
+    data_dir: DataDir = None,
+    store: Store = None,
+    kafka: Kafka = None,
+) -> None:
     """Run relay, intake and projector together until SIGTERM or SIGINT (embedded: projector only).
 
     Example: ledger serve --kafka localhost:9092 --store postgresql://postgres@db/ledger
+
+    Also: ledger serve --only intake --kafka localhost:9092 (one part per process)
     """
     config = settings(data_dir, store, kafka)
+    chosen = parts(config, only or PART_NAMES)
     stop = threading.Event()
     with stop_on_signals(stop):
-        run_serve(config, stop)
+        run_serve(config, stop, chosen)
     err.print("stopped", highlight=False)

@@ -40,15 +40,17 @@ EXIT_REJECTED = 3
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where the embedded store and read models live [env LEDGER_DATA_DIR; default ./ledger-data]."),
+    typer.Option(
+        "--data-dir", help="Where the embedded store and read models live (env LEDGER_DATA_DIR; default ./ledger-data)."
+    ),
 ]
 Store = Annotated[
     str | None,
-    typer.Option("--store", help="Event store URL: sqlite:///PATH or postgresql://... [env LEDGER_STORE]."),
+    typer.Option("--store", help="Event store URL: sqlite:///PATH or postgresql://... (env LEDGER_STORE)."),
 ]
 Kafka = Annotated[
     str | None,
-    typer.Option("--kafka", help="Kafka bootstrap servers HOST:PORT[,...] [env LEDGER_KAFKA]."),
+    typer.Option("--kafka", help="Kafka bootstrap servers HOST:PORT[,...] (env LEDGER_KAFKA)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 AsOf = Annotated[
@@ -132,5 +134,8 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"cannot show {type(value).__name__} as JSON")
 
 
-from ledger.cli import commands, kafka_commands  # noqa: E402,F401  - registers the commands on `app`
-from ledger.cli import intake_commands  # noqa: E402,F401  - ingest and dlq
+from ledger.cli import (  # noqa: E402,F401  - registers the commands on `app`
+    commands,
+    intake_commands,  # noqa: E402,F401  - ingest and dlq
+    kafka_commands,
+)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from ledger.cli.main import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from ledger.cli.main import app
 from typer.testing import CliRunner
 
 from ledger.application import Ledger
-from ledger.cli.main import app
 from ledger.demo import generate
 from ledger.projecting import project
 from ledger.readmodels import ReadModels
@@ -76,7 +76,9 @@ def test_read_models_from_kafka_equal_the_embedded_ones(tmp_path: Path, kafka_br
     assert read_models(from_kafka.readmodel_path) == expected
 
 
-def test_the_cli_relays_and_projects_into_another_data_dir(tmp_path: Path, kafka_broker: TansuBroker, topic: str) -> None:
+def test_the_cli_relays_and_projects_into_another_data_dir(
+    tmp_path: Path, kafka_broker: TansuBroker, topic: str
+) -> None:
     runner = CliRunner()
     a, c = str(tmp_path / "a"), str(tmp_path / "c")
     env = {"LEDGER_LEDGER_TOPIC": topic}
@@ -137,7 +139,9 @@ def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool]
     process.wait()
 
 
-def test_a_relay_killed_mid_stream_resumes_and_never_skips(tmp_path: Path, kafka_broker: TansuBroker, topic: str) -> None:
+def test_a_relay_killed_mid_stream_resumes_and_never_skips(
+    tmp_path: Path, kafka_broker: TansuBroker, topic: str
+) -> None:
     settings = Settings(data_dir=tmp_path / "a", kafka=kafka_broker.bootstrap, ledger_topic=topic)
     ledger = record_history(settings, customers=400)
     env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir), "LEDGER_KAFKA": kafka_broker.bootstrap,
@@ -148,7 +152,7 @@ def test_a_relay_killed_mid_stream_resumes_and_never_skips(tmp_path: Path, kafka
     positions = []
     for _ in range(2):
         before = relayed()
-        kill_when(cli("relay", env=env), env, lambda: relayed() > before)
+        kill_when(cli("relay", env=env), env, lambda before=before: relayed() > before)
         positions.append(relayed())
     assert any(0 < p < ledger.head() for p in positions), positions
     subprocess.run(cli("relay", "--once", env=env), env=env, check=True, capture_output=True)

@@ -72,3 +72,16 @@ def test_serve_in_embedded_mode_projects_and_stops_on_sigint(tmp_path: Path, fac
         server.send_signal(signal.SIGINT)
         _, stderr = server.communicate(timeout=30)
     assert server.returncode == 0, stderr
+
+
+def test_serve_only_picks_parts_and_names_what_is_wrong(tmp_path: Path) -> None:
+    from ledger.errors import SettingsError
+    from ledger.serve import parts
+
+    embedded = Settings(data_dir=tmp_path)
+    assert [p.name for p in parts(embedded)] == ["projector"]
+    assert [p.name for p in parts(embedded.with_(kafka="k:9092"), ["intake"])] == ["intake"]
+    with pytest.raises(SettingsError, match="intake need Kafka"):
+        parts(embedded, ["intake"])
+    with pytest.raises(SettingsError, match="no part named relai"):
+        parts(embedded, ["relai"])

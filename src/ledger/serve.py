@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ledger.application import Ledger
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, SettingsError
+from ledger.intake import Intake
 from ledger.projecting import follow
 from ledger.relay import Relay
 from ledger.settings import Settings
@@ -29,26 +30,27 @@ class Part:
     error: BaseException | None = field(default=None)
 
 
-def parts(settings: Settings) -> list[Part]:
-    """What runs: the relay and intake need Kafka; the projector runs in both modes."""
-    chosen: list[Part] = []
-    if settings.kafka:
-        chosen.append(Part("relay", lambda stop: Relay(settings, Ledger(settings)).run(stop)))
-        intake = _intake_part(settings)
-        if intake is not None:
-            chosen.append(intake)
-    chosen.append(
-        Part("projector", lambda stop: follow(settings, lambda: datetime.now(UTC), stop))
-    )
-    return chosen
+PART_NAMES = ("relay", "intake", "projector")
 
 
-def _intake_part(settings: Settings) -> Part | None:
-    try:
-        from ledger.intake import Intake
-    except ImportError:  # intake arrives with the adapters' issue
-        return None
-    return Part("intake", lambda stop: Intake(settings, Ledger(settings)).run(stop))
+def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
+    """What runs: the relay and intake need Kafka; the projector runs in both modes.
+
+    `only` picks some of them, so that each can be its own process (docker-compose.yml)."""
+    unknown = set(only) - set(PART_NAMES)
+    if unknown:
+        raise SettingsError(f"no part named {', '.join(sorted(unknown))}; the parts are {', '.join(PART_NAMES)}")
+    needs_kafka = [name for name in PART_NAMES[:2] if name in only]
+    if not settings.kafka and needs_kafka and set(only) != set(PART_NAMES):
+        raise SettingsError(f"{' and '.join(needs_kafka)} need Kafka: give --kafka or LEDGER_KAFKA")
+    runners: dict[str, Callable[[threading.Event], object]] = {
+        "relay": lambda stop: Relay(settings, Ledger(settings)).run(stop),
+        "intake": lambda stop: Intake(settings, Ledger(settings)).run(stop),
+        "projector": lambda stop: follow(settings, lambda: datetime.now(UTC), stop),
+    }
+    if not settings.kafka:
+        only = [name for name in only if name == "projector"]
+    return [Part(name, runners[name]) for name in PART_NAMES if name in only]
 
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:

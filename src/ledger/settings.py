@@ -58,7 +58,6 @@ class Settings:
     segments_dir: Path | None = None
     """Extra segment rule files (``NAME.sql``) besides those shipped in projections/segments."""
     max_future_s: int = 86400
-    snapshot_interval: int = 200
 
     @property
     def store_path(self) -> Path:
