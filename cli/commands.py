@@ -25,6 +25,7 @@ from ledger.cli.main import (
 
 from ledger.application import Ledger
 from ledger.codec import default_codec
+from ledger.errors import InputError
 from ledger.ingest import IngestReport, ingest
 from ledger.projecting import project, replay
 from ledger.readmodels import query as run_query
@@ -175,6 +176,42 @@ def project_(
     with stop_on_signals(stop):
         stats = follow(config, lambda: as_of_time(as_of), stop)
     err.print(f"stopped after {stats.read} events", highlight=False)
+
+
+@command()
+def erase(
+    customer_id: Annotated[str, typer.Argument(help="The customer to forget.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record (a request number, say).")] = None,
+    no_project: Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """Erase a customer: record CustomerErased; nothing is accepted for them afterwards.
+
+    The read models then show the customer as erased, without personal data. Erasing again
+    changes nothing.
+
+    Example: ledger erase C000042 --reason "request 2026-118"
+    """
+    config = settings(data_dir, store)
+    ledger = Ledger(config)
+    customer = ledger.customer(customer_id)
+    if customer is None:
+        raise InputError(f"no customer {customer_id!r} is recorded in {_store_label(config)}; nothing to erase")
+    if customer.erased:
+        out.print(f"{customer_id} was already erased", highlight=False)
+        return
+    outcome = ledger.record({
+        "type": "CustomerErased", "customer_id": customer_id, "occurred_at": ledger.clock(),
+        "source": "ledger-cli", "source_event_id": f"erase:{customer_id}", "reason": reason,
+    })
+    out.print(f"erased {customer_id} (event {outcome.event_id})", highlight=False)
+    if not no_project and not config.kafka:
+        project(config, datetime.now(UTC), ledger=ledger)
+
+
+def _store_label(config) -> str:
+    return "the PostgreSQL store" if config.store and config.store.startswith("postgres") else str(config.store_path)
 
 
 @command("replay")

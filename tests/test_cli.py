@@ -109,3 +109,19 @@ def test_demo_records_projects_and_summarises(tmp_path: Path) -> None:
     rows = json.loads(ledger("query", "SELECT count(*) AS n FROM customer_profile", "--json",
                              "--data-dir", str(tmp_path)).stdout)
     assert rows[0]["n"] >= 50
+
+
+def test_erase_forgets_a_customer_once_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    assert ledger("ingest", str(write_lines(tmp_path / "in.jsonl", LINES)), "--data-dir", data).exit_code == 0
+    erased = ledger("erase", "C1", "--reason", "request 118", "--data-dir", data)
+    assert erased.exit_code == 0, erased.output
+    rows = json.loads(ledger("query", "SELECT erased, name FROM customer_profile", "--json", "--data-dir", data).stdout)
+    assert rows == [{"erased": True, "name": None}]
+    again = ledger("erase", "C1", "--data-dir", data)
+    assert (again.exit_code, again.stdout.strip()) == (0, "C1 was already erased")
+    status = json.loads(ledger("status", "--json", "--data-dir", data).stdout)
+    assert status["store_head"] == 3
+    unknown = ledger("erase", "C404", "--data-dir", data)
+    assert unknown.exit_code == 1
+    assert "no customer 'C404'" in unknown.stderr

@@ -158,6 +158,13 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return Customer(aggregate_id, customer_id)
 
+    def customer(self, customer_id: str) -> Customer | None:
+        """What the ledger knows of a customer (erased or not, ...); None if nothing was recorded."""
+        try:
+            return self.repository.get(customer_uuid(customer_id))
+        except AggregateNotFoundError:
+            return None
+
     def _forget(self, aggregate_id: UUID) -> None:
         if self.repository.cache is not None:
             with contextlib.suppress(KeyError):
