@@ -28,6 +28,7 @@ from ledger.projecting import project
 from ledger.readmodels import ReadModels
 from ledger.relay import Relay
 from ledger.settings import Settings
+from tests.crashes import kill_mid_stream
 from tests.kafka_broker import TansuBroker, high_watermarks
 
 pytest_plugins = ["tests.kafka_broker"]
@@ -123,13 +124,6 @@ def cli(*args: str, env: dict[str, str]) -> list[str]:
     return [sys.executable, "-m", "ledger.cli", *args]
 
 
-def kill_after(command: list[str], env: dict[str, str], delay: float) -> None:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-
-
 def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool], timeout_s: float = 60) -> None:
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout_s
@@ -179,12 +173,14 @@ def test_a_kafka_projector_killed_mid_batch_ends_equal_to_a_clean_replay(
     env = {**os.environ, "LEDGER_DATA_DIR": str(target), "LEDGER_KAFKA": kafka_broker.bootstrap,
            "LEDGER_LEDGER_TOPIC": topic, "LEDGER_BATCH_SIZE": "150"}
     command = cli("project", "--once", "--as-of", AS_OF.isoformat(), env=env)
-    killed_at = []
-    for delay in (2.0, 2.6, 3.2):
-        kill_after(command, env, delay)
-        if (target / "readmodels.duckdb").exists():
-            with ReadModels(target / "readmodels.duckdb") as models:
-                killed_at.append(sum(models.positions(f"kafka:{topic}").values()))
+
+    def position() -> int:
+        if not (target / "readmodels.duckdb").exists():
+            return 0
+        with ReadModels(target / "readmodels.duckdb") as models:
+            return sum(models.positions(f"kafka:{topic}").values())
+
+    killed_at = kill_mid_stream(command, env, position, ledger.head())
     assert any(0 < p < ledger.head() for p in killed_at), killed_at
     subprocess.run(command, env=env, check=True, capture_output=True)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ledger.application import Ledger
@@ -15,6 +13,7 @@ from ledger.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.sources import NotificationLogSource
 from tests.conftest import NOW, FactFactory
+from tests.crashes import kill_mid_stream
 
 TABLES = ("events", "customer_profile", "customer_spend")
 
@@ -123,15 +122,14 @@ def test_a_projector_killed_at_random_points_ends_equal_to_a_clean_replay(
     env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir), "LEDGER_BATCH_SIZE": "100",
            "LEDGER_STORE": settings.store or ""}
     command = [sys.executable, "-m", "ledger.cli", "project", "--once", "--as-of", NOW.isoformat()]
-    killed_at = []
-    for delay in (1.0, 1.3, 1.6):
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        if settings.readmodel_path.exists():
-            with ReadModels(settings.readmodel_path) as models:
-                killed_at.append(models.positions("store").get("log", 0))
+
+    def position() -> int:
+        if not settings.readmodel_path.exists():
+            return 0
+        with ReadModels(settings.readmodel_path) as models:
+            return models.positions("store").get("log", 0)
+
+    killed_at = kill_mid_stream(command, env, position, ledger.head())
     assert any(0 < position < ledger.head() for position in killed_at), killed_at
     finished = subprocess.run(command, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
