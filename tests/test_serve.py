@@ -85,3 +85,27 @@ def test_serve_only_picks_parts_and_names_what_is_wrong(tmp_path: Path) -> None:
         parts(embedded, ["intake"])
     with pytest.raises(SettingsError, match="no part named relai"):
         parts(embedded, ["relai"])
+
+
+def test_an_idle_follower_does_not_republish_until_new_events_arrive(tmp_path: Path, fact) -> None:
+    import threading
+
+    from ledger.projecting import follow
+
+    settings = Settings(data_dir=tmp_path, refresh_idle_s=3600)
+    ledger = Ledger(settings, clock=lambda: NOW)
+    ledger.record_many([fact("ContactLogged", customer_id="C1")])
+    stop = threading.Event()
+    follower = threading.Thread(target=follow, args=(settings, lambda: NOW, stop), kwargs={"ledger": ledger,
+                                                                                          "idle_s": 0.05})
+    follower.start()
+    try:
+        wait_for(lambda: published_events(settings) == 1)
+        first = settings.published_path.stat().st_mtime_ns
+        time.sleep(0.5)  # ten idle rounds
+        assert settings.published_path.stat().st_mtime_ns == first
+        ledger.record_many([fact("ContactLogged", customer_id="C2")])
+        wait_for(lambda: published_events(settings) == 2)
+    finally:
+        stop.set()
+        follower.join(timeout=30)

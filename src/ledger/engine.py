@@ -76,9 +76,10 @@ class Projector:
         *,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        finish: bool = True,
     ) -> RunStats:
         """Apply batches until the source's head as seen at the start is reached and a read
-        brings nothing more, then refresh and publish."""
+        brings nothing more, then (with `finish`) refresh and publish."""
         stats = RunStats()
         started = time.perf_counter()
         target = self.source.head()
@@ -94,7 +95,8 @@ class Projector:
                 if remaining == 0:
                     break
                 time.sleep(0.05)  # a Kafka fetch can come back empty before the target
-        stats.segment_errors = self.finish(as_of)
+        if finish:
+            stats.segment_errors = self.finish(as_of)
         stats.seconds = time.perf_counter() - started
         return stats
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -64,7 +66,8 @@ def follow(
     ledger: Ledger | None = None,
     idle_s: float = 1.0,
 ) -> RunStats:
-    """Keep projecting until `stop` is set, publishing after each catch-up.
+    """Keep projecting until `stop` is set, refreshing and publishing after each catch-up that
+    brought new events, and otherwise every ``settings.refresh_idle_s`` (time moves stages).
 
     A broken segment rule does not stop the follower: it stays recorded in the read models
     (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
@@ -76,8 +79,12 @@ def follow(
             projector = Projector(
                 models, source, batch_size=settings.batch_size, publish_to=settings.published_path
             )
+            refreshed_at = -math.inf
             while not stop.is_set():
-                stats = projector.catch_up(clock(), stop=stop)
+                stats = projector.catch_up(clock(), stop=stop, finish=False)
+                if stats.new or time.monotonic() - refreshed_at >= settings.refresh_idle_s:
+                    projector.finish(clock())
+                    refreshed_at = time.monotonic()
                 total.read += stats.read
                 total.new += stats.new
                 total.batches += stats.batches

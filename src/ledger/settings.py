@@ -46,6 +46,9 @@ class Settings:
     """A consumer group to share the intake topic's partitions among several intake processes
     (a PostgreSQL store); None: the intake reads every partition itself."""
     batch_size: int = 5000
+    refresh_idle_s: float = 60.0
+    """A following projector with nothing new refreshes the "as of" models (time passing moves
+    customers to at_risk, ...) and republishes at most this often; new events do it at once."""
     reporting_currency: str = "EUR"
     """RFM `monetary` counts net spend in this currency only (no FX conversion)."""
     new_days: int = 30
