@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pyarrow as pa
 
 from ledger.batches import RawDecoder
 from ledger.codec import Codec, default_codec
 from ledger.errors import SegmentError
 from ledger.readmodels import ReadModels
-from ledger.sources import Source
+from ledger.sources import Source, SourceBatch
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (events read so far, lag remaining)."""
@@ -48,7 +51,7 @@ class Projector:
         models: ReadModels,
         source: Source,
         *,
-        batch_size: int = 5000,
+        batch_size: int = 20_000,
         codec: Codec | None = None,
         publish_to: Path | None = None,
     ):
@@ -63,12 +66,19 @@ class Projector:
 
     def step(self) -> tuple[int, int]:
         """Apply one batch; return (events read, events new). (0, 0) when nothing came."""
-        batch = self.source.read(self.positions(), self.batch_size)
-        if not batch.payloads and not batch.positions:
-            return 0, 0
-        table = self.decoder.table(batch.payloads)
-        new = self.models.apply(table, self.source.name, batch.positions)
-        return len(batch.payloads), new
+        batch, table = self._fetch(self.positions())
+        return len(batch.payloads), self._apply(batch, table)
+
+    def _fetch(self, positions: dict[str, int]) -> tuple[SourceBatch, pa.Table | None]:
+        batch = self.source.read(positions, self.batch_size)
+        return batch, self.decoder.table(batch.payloads) if batch.payloads else None
+
+    def _apply(self, batch: SourceBatch, table: pa.Table | None) -> int:
+        if table is None and not batch.positions:
+            return 0
+        if table is None:
+            table = self.decoder.table([])
+        return self.models.apply(table, self.source.name, batch.positions)
 
     def catch_up(
         self,
@@ -79,22 +89,36 @@ class Projector:
         finish: bool = True,
     ) -> RunStats:
         """Apply batches until the source's head as seen at the start is reached and a read
-        brings nothing more, then (with `finish`) refresh and publish."""
+        brings nothing more, then (with `finish`) refresh and publish.
+
+        Reading and decoding the next batch (Python, holding the GIL) overlaps with applying
+        this one (DuckDB, which releases it), so both cores work. The fetcher thread alone
+        touches the source; positions still advance only through the DuckDB transactions.
+        """
         stats = RunStats()
         started = time.perf_counter()
         target = self.source.head()
-        while not (stop and stop.is_set()):
-            read, new = self.step()
-            stats.read += read
-            stats.new += new
-            stats.batches += 1 if read else 0
-            remaining = lag(target, self.positions())
-            if progress:
-                progress(stats.read, remaining)
-            if read == 0:
-                if remaining == 0:
+        positions = self.positions()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetcher:
+            pending = fetcher.submit(self._fetch, positions)
+            while True:
+                batch, table = pending.result()
+                read = len(batch.payloads)
+                if read:
+                    positions = {**positions, **batch.positions}
+                remaining = lag(target, positions)
+                done = bool(stop and stop.is_set()) or (read == 0 and remaining == 0)
+                if not done:
+                    if read == 0:
+                        time.sleep(0.05)  # a Kafka fetch can come back empty before the target
+                    pending = fetcher.submit(self._fetch, positions)
+                stats.new += self._apply(batch, table)
+                stats.read += read
+                stats.batches += 1 if read else 0
+                if progress:
+                    progress(stats.read, remaining)
+                if done:
                     break
-                time.sleep(0.05)  # a Kafka fetch can come back empty before the target
         if finish:
             stats.segment_errors = self.finish(as_of)
         stats.seconds = time.perf_counter() - started

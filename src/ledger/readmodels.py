@@ -147,7 +147,10 @@ class ReadModels:
         self.segment_rules = load_segment_rules(self.settings.segments_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.con = duckdb.connect(str(path))
+            # Commits only append to the WAL; the default 16 MB threshold made nearly every
+            # batch's COMMIT a checkpoint (measured: COMMIT 5.6 s of 17 s for 200k events).
+            # publish() checkpoints explicitly, and closing does too.
+            self.con = duckdb.connect(str(path), config={"checkpoint_threshold": "1GB"})
         except duckdb.IOException as exc:
             raise ReadModelError(
                 f"cannot open {path} for writing: is another projector running? ({exc})"

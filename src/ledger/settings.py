@@ -45,7 +45,10 @@ class Settings:
     intake_group: str | None = None
     """A consumer group to share the intake topic's partitions among several intake processes
     (a PostgreSQL store); None: the intake reads every partition itself."""
-    batch_size: int = 5000
+    batch_size: int = 20_000
+    """Events per micro-batch (projector, relay, intake). Projector work per batch grows with
+    the customers it touches, so larger batches are cheaper per event (200k events: 8.8k ev/s
+    at 5,000, 14k ev/s at 20,000)."""
     refresh_idle_s: float = 60.0
     """A following projector with nothing new refreshes the "as of" models (time passing moves
     customers to at_risk, ...) and republishes at most this often; new events do it at once."""
