@@ -1,7 +1,10 @@
--- The customer 360: one row per customer, recomputed from `events` for every customer a
--- batch touches, so arrival order and batch boundaries never change the result.
+-- The customer 360: one row per customer, merged with each batch's own aggregates (counts
+-- add, first/last times take min/max, "last known" fields keep the value with the greater
+-- ordering key), so a batch costs what it touches, not the customers' whole history, and
+-- arrival order and batch boundaries never change the result.
 -- "Last known" fields come from the event with the latest occurred_at that set them
--- (ties broken by recorded_at, then event_id). Money is never summed across currencies.
+-- (ties broken by recorded_at, then event_id); their keys live in customer_profile_keys.
+-- Money is never summed across currencies.
 -- lifecycle_stage and rfm_segment depend on an "as of" time: the refresh section copies them
 -- from `lifecycle` and `rfm`; between refreshes a recomputed row keeps the last refreshed values.
 
@@ -46,89 +49,162 @@ CREATE TABLE customer_spend (
     PRIMARY KEY (customer_id, currency)
 );
 
--- section: apply
-CREATE OR REPLACE TEMP TABLE touched AS SELECT DISTINCT customer_id FROM batch_events;
+-- Bookkeeping for the merge: the ordering key ({o: occurred_at, r: recorded_at, e: event_id})
+-- of the event each "last known" value of customer_profile came from; NULL if none yet.
+CREATE TABLE customer_profile_keys (
+    customer_id  VARCHAR NOT NULL,
+    name_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    email_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    phone_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    country_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    city_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    csat_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    nps_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    ces_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    marketing_email_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    marketing_sms_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    marketing_phone_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR),
+    profiling_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR)
+);
 
-DELETE FROM customer_spend WHERE customer_id IN (SELECT customer_id FROM touched);
+-- section: apply
 INSERT INTO customer_spend
 SELECT customer_id, currency,
-       coalesce(sum(total_minor), 0) AS purchased_minor,
-       coalesce(sum(amount_minor), 0) AS refunded_minor,
-       coalesce(sum(total_minor), 0) - coalesce(sum(amount_minor), 0) AS net_minor
-FROM events
-WHERE customer_id IN (SELECT customer_id FROM touched)
-  AND event_type IN ('PurchaseMade', 'PurchaseRefunded')
-GROUP BY customer_id, currency;
+       coalesce(sum(total_minor), 0), coalesce(sum(amount_minor), 0),
+       coalesce(sum(total_minor), 0) - coalesce(sum(amount_minor), 0)
+FROM batch_events
+WHERE event_type IN ('PurchaseMade', 'PurchaseRefunded')
+GROUP BY customer_id, currency
+ON CONFLICT (customer_id, currency) DO UPDATE SET
+    purchased_minor = purchased_minor + excluded.purchased_minor,
+    refunded_minor = refunded_minor + excluded.refunded_minor,
+    net_minor = net_minor + excluded.net_minor;
 
-DELETE FROM customer_profile WHERE customer_id IN (SELECT customer_id FROM touched);
-INSERT INTO customer_profile
+CREATE OR REPLACE TEMP TABLE profile_delta AS
 WITH ordered AS (
     SELECT *, {'o': occurred_at, 'r': recorded_at, 'e': event_id} AS at_key,
            event_type IN ('CustomerRegistered', 'ProfileUpdated') AS sets_profile
-    FROM events
-    WHERE customer_id IN (SELECT customer_id FROM touched)
-),
-erasures AS (SELECT DISTINCT customer_id FROM ordered WHERE event_type = 'CustomerErased'),
-profile AS (
-    SELECT customer_id,
-           arg_max(name, at_key) FILTER (WHERE sets_profile AND name IS NOT NULL) AS name,
-           arg_max(email, at_key) FILTER (WHERE sets_profile AND email IS NOT NULL) AS email,
-           arg_max(phone, at_key) FILTER (WHERE sets_profile AND phone IS NOT NULL) AS phone,
-           arg_max(country, at_key) FILTER (WHERE sets_profile AND country IS NOT NULL) AS country,
-           arg_max(city, at_key) FILTER (WHERE sets_profile AND city IS NOT NULL) AS city,
-           min(occurred_at) FILTER (WHERE event_type = 'CustomerRegistered') AS registered_at,
-           min(occurred_at) AS first_seen_at,
-           max(occurred_at) AS last_seen_at,
-           count(*) FILTER (WHERE event_type = 'ContactLogged') AS contacts,
-           count(*) FILTER (WHERE event_type = 'ContactLogged' AND is_complaint) AS complaints,
-           count(*) FILTER (WHERE event_type = 'PurchaseMade') AS purchases,
-           count(*) FILTER (WHERE event_type = 'PurchaseRefunded') AS refunds,
-           count(*) FILTER (WHERE event_type = 'FeedbackGiven') AS feedbacks,
-           max(occurred_at) FILTER (WHERE event_type = 'ContactLogged') AS last_contact_at,
-           max(occurred_at) FILTER (WHERE event_type = 'PurchaseMade') AS last_purchase_at,
-           max(occurred_at) FILTER (WHERE event_type = 'FeedbackGiven') AS last_feedback_at,
-           arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'csat') AS latest_csat,
-           arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'nps') AS latest_nps,
-           arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'ces') AS latest_ces,
-           arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_email')
-               AS consent_marketing_email,
-           arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_sms')
-               AS consent_marketing_sms,
-           arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_phone')
-               AS consent_marketing_phone,
-           arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'profiling')
-               AS consent_profiling
-    FROM ordered
-    GROUP BY customer_id
-),
-spend AS (
+    FROM batch_events
+)
+SELECT customer_id,
+       bool_or(event_type = 'CustomerErased') AS erased,
+       arg_max(name, at_key) FILTER (WHERE sets_profile AND name IS NOT NULL) AS name,
+       max(at_key) FILTER (WHERE sets_profile AND name IS NOT NULL) AS name_at,
+       arg_max(email, at_key) FILTER (WHERE sets_profile AND email IS NOT NULL) AS email,
+       max(at_key) FILTER (WHERE sets_profile AND email IS NOT NULL) AS email_at,
+       arg_max(phone, at_key) FILTER (WHERE sets_profile AND phone IS NOT NULL) AS phone,
+       max(at_key) FILTER (WHERE sets_profile AND phone IS NOT NULL) AS phone_at,
+       arg_max(country, at_key) FILTER (WHERE sets_profile AND country IS NOT NULL) AS country,
+       max(at_key) FILTER (WHERE sets_profile AND country IS NOT NULL) AS country_at,
+       arg_max(city, at_key) FILTER (WHERE sets_profile AND city IS NOT NULL) AS city,
+       max(at_key) FILTER (WHERE sets_profile AND city IS NOT NULL) AS city_at,
+       arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'csat') AS latest_csat,
+       max(at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'csat') AS csat_at,
+       arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'nps') AS latest_nps,
+       max(at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'nps') AS nps_at,
+       arg_max(score, at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'ces') AS latest_ces,
+       max(at_key) FILTER (WHERE event_type = 'FeedbackGiven' AND kind = 'ces') AS ces_at,
+       arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_email') AS consent_marketing_email,
+       max(at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_email') AS marketing_email_at,
+       arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_sms') AS consent_marketing_sms,
+       max(at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_sms') AS marketing_sms_at,
+       arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_phone') AS consent_marketing_phone,
+       max(at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'marketing_phone') AS marketing_phone_at,
+       arg_max(granted, at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'profiling') AS consent_profiling,
+       max(at_key) FILTER (WHERE event_type = 'ConsentChanged' AND purpose = 'profiling') AS profiling_at,
+       min(occurred_at) FILTER (WHERE event_type = 'CustomerRegistered') AS registered_at,
+       min(occurred_at) AS first_seen_at,
+       max(occurred_at) AS last_seen_at,
+       count(*) FILTER (WHERE event_type = 'ContactLogged') AS contacts,
+       count(*) FILTER (WHERE event_type = 'ContactLogged' AND is_complaint) AS complaints,
+       count(*) FILTER (WHERE event_type = 'PurchaseMade') AS purchases,
+       count(*) FILTER (WHERE event_type = 'PurchaseRefunded') AS refunds,
+       count(*) FILTER (WHERE event_type = 'FeedbackGiven') AS feedbacks,
+       max(occurred_at) FILTER (WHERE event_type = 'ContactLogged') AS last_contact_at,
+       max(occurred_at) FILTER (WHERE event_type = 'PurchaseMade') AS last_purchase_at,
+       max(occurred_at) FILTER (WHERE event_type = 'FeedbackGiven') AS last_feedback_at
+FROM ordered
+GROUP BY customer_id;
+
+-- Does the batch's value (key d_at) replace the stored one (key o_at)?
+CREATE OR REPLACE TEMP MACRO later(d_at, o_at) AS d_at IS NOT NULL AND (o_at IS NULL OR d_at > o_at);
+
+CREATE OR REPLACE TEMP TABLE profile_merged AS
+SELECT d.customer_id,
+       coalesce(p.erased, false) OR d.erased AS erased,
+       CASE WHEN later(d.name_at, k.name_at) THEN d.name ELSE p.name END AS name,
+       CASE WHEN later(d.name_at, k.name_at) THEN d.name_at ELSE k.name_at END AS name_at,
+       CASE WHEN later(d.email_at, k.email_at) THEN d.email ELSE p.email END AS email,
+       CASE WHEN later(d.email_at, k.email_at) THEN d.email_at ELSE k.email_at END AS email_at,
+       CASE WHEN later(d.phone_at, k.phone_at) THEN d.phone ELSE p.phone END AS phone,
+       CASE WHEN later(d.phone_at, k.phone_at) THEN d.phone_at ELSE k.phone_at END AS phone_at,
+       CASE WHEN later(d.country_at, k.country_at) THEN d.country ELSE p.country END AS country,
+       CASE WHEN later(d.country_at, k.country_at) THEN d.country_at ELSE k.country_at END AS country_at,
+       CASE WHEN later(d.city_at, k.city_at) THEN d.city ELSE p.city END AS city,
+       CASE WHEN later(d.city_at, k.city_at) THEN d.city_at ELSE k.city_at END AS city_at,
+       CASE WHEN later(d.csat_at, k.csat_at) THEN d.latest_csat ELSE p.latest_csat END AS latest_csat,
+       CASE WHEN later(d.csat_at, k.csat_at) THEN d.csat_at ELSE k.csat_at END AS csat_at,
+       CASE WHEN later(d.nps_at, k.nps_at) THEN d.latest_nps ELSE p.latest_nps END AS latest_nps,
+       CASE WHEN later(d.nps_at, k.nps_at) THEN d.nps_at ELSE k.nps_at END AS nps_at,
+       CASE WHEN later(d.ces_at, k.ces_at) THEN d.latest_ces ELSE p.latest_ces END AS latest_ces,
+       CASE WHEN later(d.ces_at, k.ces_at) THEN d.ces_at ELSE k.ces_at END AS ces_at,
+       CASE WHEN later(d.marketing_email_at, k.marketing_email_at) THEN d.consent_marketing_email ELSE p.consent_marketing_email END AS consent_marketing_email,
+       CASE WHEN later(d.marketing_email_at, k.marketing_email_at) THEN d.marketing_email_at ELSE k.marketing_email_at END AS marketing_email_at,
+       CASE WHEN later(d.marketing_sms_at, k.marketing_sms_at) THEN d.consent_marketing_sms ELSE p.consent_marketing_sms END AS consent_marketing_sms,
+       CASE WHEN later(d.marketing_sms_at, k.marketing_sms_at) THEN d.marketing_sms_at ELSE k.marketing_sms_at END AS marketing_sms_at,
+       CASE WHEN later(d.marketing_phone_at, k.marketing_phone_at) THEN d.consent_marketing_phone ELSE p.consent_marketing_phone END AS consent_marketing_phone,
+       CASE WHEN later(d.marketing_phone_at, k.marketing_phone_at) THEN d.marketing_phone_at ELSE k.marketing_phone_at END AS marketing_phone_at,
+       CASE WHEN later(d.profiling_at, k.profiling_at) THEN d.consent_profiling ELSE p.consent_profiling END AS consent_profiling,
+       CASE WHEN later(d.profiling_at, k.profiling_at) THEN d.profiling_at ELSE k.profiling_at END AS profiling_at,
+       least(p.registered_at, d.registered_at) AS registered_at,
+       least(p.first_seen_at, d.first_seen_at) AS first_seen_at,
+       greatest(p.last_seen_at, d.last_seen_at) AS last_seen_at,
+       coalesce(p.contacts, 0) + d.contacts AS contacts,
+       coalesce(p.complaints, 0) + d.complaints AS complaints,
+       coalesce(p.purchases, 0) + d.purchases AS purchases,
+       coalesce(p.refunds, 0) + d.refunds AS refunds,
+       coalesce(p.feedbacks, 0) + d.feedbacks AS feedbacks,
+       greatest(p.last_contact_at, d.last_contact_at) AS last_contact_at,
+       greatest(p.last_purchase_at, d.last_purchase_at) AS last_purchase_at,
+       greatest(p.last_feedback_at, d.last_feedback_at) AS last_feedback_at
+FROM profile_delta d
+LEFT JOIN customer_profile p USING (customer_id)
+LEFT JOIN customer_profile_keys k USING (customer_id);
+
+DELETE FROM customer_profile WHERE customer_id IN (SELECT customer_id FROM profile_delta);
+INSERT INTO customer_profile
+WITH spend AS (
     SELECT customer_id, map(list(currency ORDER BY currency), list(net_minor ORDER BY currency)) AS net_spend
     FROM customer_spend
-    WHERE customer_id IN (SELECT customer_id FROM touched)
+    WHERE customer_id IN (SELECT customer_id FROM profile_delta)
     GROUP BY customer_id
 )
-SELECT p.customer_id,
-       e.customer_id IS NOT NULL AS erased,
-       CASE WHEN e.customer_id IS NULL THEN p.name END,
-       CASE WHEN e.customer_id IS NULL THEN p.email END,
-       CASE WHEN e.customer_id IS NULL THEN p.phone END,
-       p.country,
-       CASE WHEN e.customer_id IS NULL THEN p.city END,
-       p.registered_at, p.first_seen_at, p.last_seen_at,
-       p.contacts, p.complaints, p.purchases, p.refunds, p.feedbacks,
+SELECT m.customer_id, m.erased,
+       CASE WHEN NOT m.erased THEN m.name END,
+       CASE WHEN NOT m.erased THEN m.email END,
+       CASE WHEN NOT m.erased THEN m.phone END,
+       m.country,
+       CASE WHEN NOT m.erased THEN m.city END,
+       m.registered_at, m.first_seen_at, m.last_seen_at,
+       m.contacts, m.complaints, m.purchases, m.refunds, m.feedbacks,
        coalesce(s.net_spend, MAP {}::MAP(VARCHAR, BIGINT)),
-       p.last_contact_at, p.last_purchase_at, p.last_feedback_at,
-       p.latest_csat, p.latest_nps, p.latest_ces,
-       e.customer_id IS NULL AND coalesce(p.consent_marketing_email, false),
-       e.customer_id IS NULL AND coalesce(p.consent_marketing_sms, false),
-       e.customer_id IS NULL AND coalesce(p.consent_marketing_phone, false),
-       e.customer_id IS NULL AND coalesce(p.consent_profiling, false),
+       m.last_contact_at, m.last_purchase_at, m.last_feedback_at,
+       m.latest_csat, m.latest_nps, m.latest_ces,
+       NOT m.erased AND coalesce(m.consent_marketing_email, false),
+       NOT m.erased AND coalesce(m.consent_marketing_sms, false),
+       NOT m.erased AND coalesce(m.consent_marketing_phone, false),
+       NOT m.erased AND coalesce(m.consent_profiling, false),
        l.stage, r.segment
-FROM profile p
-LEFT JOIN erasures e USING (customer_id)
+FROM profile_merged m
 LEFT JOIN spend s USING (customer_id)
 LEFT JOIN lifecycle l USING (customer_id)
 LEFT JOIN rfm r USING (customer_id);
+
+DELETE FROM customer_profile_keys WHERE customer_id IN (SELECT customer_id FROM profile_delta);
+INSERT INTO customer_profile_keys
+SELECT customer_id, name_at, email_at, phone_at, country_at, city_at, csat_at, nps_at, ces_at,
+       marketing_email_at, marketing_sms_at, marketing_phone_at, profiling_at
+FROM profile_merged;
 
 -- section: refresh
 UPDATE customer_profile
