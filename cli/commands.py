@@ -16,6 +16,7 @@ from ledger.cli.main import (
     as_of_time,
     command,
     err,
+    lag_bar,
     out,
     print_mapping,
     print_rows,
@@ -164,12 +165,8 @@ def project_(
 
     config = settings(data_dir, store, kafka)
     if once:
-        with progress_bar() as bar:
-            task = bar.add_task("projecting", total=None)
-            stats = project(
-                config, as_of_time(as_of),
-                progress=lambda done, lag: bar.update(task, completed=done, total=done + lag),
-            )
+        with lag_bar("projecting") as progress:
+            stats = project(config, as_of_time(as_of), progress=progress)
         err.print(f"projected {stats.read} events ({stats.new} new) in {stats.seconds:.1f}s", highlight=False)
         return
     stop = threading.Event()
@@ -226,12 +223,8 @@ def replay_(
     Example: ledger replay --as-of 2026-06-30T00:00:00Z
     """
     config = settings(data_dir, store, kafka)
-    with progress_bar() as bar:
-        task = bar.add_task("replaying", total=None)
-        stats = replay(
-            config, as_of_time(as_of),
-            progress=lambda done, lag: bar.update(task, completed=done, total=done + lag),
-        )
+    with lag_bar("replaying") as progress:
+        stats = replay(config, as_of_time(as_of), progress=progress)
     err.print(f"rebuilt read models from {stats.read} events in {stats.seconds:.1f}s", highlight=False)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from ledger.cli.main import (
@@ -26,7 +24,6 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from ledger import dlq
 from ledger.application import Ledger
-from ledger.errors import LedgerError
 from ledger.ingest import FactFile, IngestReport, Rejection, ingest
 from ledger.settings import Settings
 
@@ -157,32 +154,11 @@ dlq_app = typer.Typer(
 )
 app.add_typer(dlq_app, name="dlq")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _dlq_command(name: str) -> Callable[[F], F]:
-    """Like `command`, for the commands under `ledger dlq`."""
-
-    def register(function: F) -> F:
-        @functools.wraps(function)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return function(*args, **kwargs)
-            except LedgerError as error:
-                err.print(f"[bold red]error:[/] {error}", highlight=False)
-                raise typer.Exit(error.exit_code) from None
-
-        dlq_app.command(name)(run)
-        return function
-
-    return register
-
-
 _LIST_COLUMNS = ["position", "failed_at", "source", "reason"]
 """What a person sees; --json gives every field (event type, error class, field, key, ...)."""
 
 
-@_dlq_command("list")
+@command("list", group=dlq_app)
 def dlq_list(
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Show only the N most recent.")
@@ -213,7 +189,7 @@ def dlq_list(
     err.print(f"{shown} dead letters", highlight=False)
 
 
-@_dlq_command("show")
+@command("show", group=dlq_app)
 def dlq_show(
     position: Annotated[
         str, typer.Argument(help="PARTITION:OFFSET of the dead letter, as `dlq list` shows it.")
@@ -232,7 +208,7 @@ def dlq_show(
     print_mapping(letter.describe(), as_json)
 
 
-@_dlq_command("redrive")
+@command("redrive", group=dlq_app)
 def dlq_redrive(
     positions: Annotated[
         list[str] | None, typer.Argument(help="PARTITION:OFFSET of each dead letter to re-drive.")

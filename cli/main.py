@@ -7,11 +7,12 @@ input was rejected).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -61,8 +62,9 @@ AsOf = Annotated[
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def command(name: str | None = None) -> Callable[[F], F]:
-    """Register a command whose LedgerErrors become a message and an exit code."""
+def command(name: str | None = None, group: typer.Typer | None = None) -> Callable[[F], F]:
+    """Register a command (on `group`, default the `ledger` app) whose LedgerErrors become a
+    message and an exit code."""
 
     def register(function: F) -> F:
         @functools.wraps(function)
@@ -73,7 +75,7 @@ def command(name: str | None = None) -> Callable[[F], F]:
                 err.print(f"[bold red]error:[/] {error}", highlight=False)
                 raise typer.Exit(error.exit_code) from None
 
-        app.command(name)(run)
+        (group or app).command(name)(run)
         return function
 
     return register
@@ -97,6 +99,14 @@ def progress_bar() -> Progress:
         transient=True,
         disable=not err.is_terminal,
     )
+
+
+@contextlib.contextmanager
+def lag_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar fed by the projector's (events read, lag remaining) callback."""
+    with progress_bar() as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, lag: bar.update(task, completed=done, total=done + lag)
 
 
 def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, title: str | None = None) -> None:
