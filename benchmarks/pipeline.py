@@ -69,7 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--customers", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=Settings.batch_size)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     all_facts = list(facts(args.events, args.customers))
