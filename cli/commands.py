@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from ledger.cli.main import (
+    EXIT_REJECTED,
     AsJson,
     AsOf,
     DataDir,
@@ -26,7 +27,8 @@ from ledger.cli.main import (
 
 from ledger.application import Ledger
 from ledger.codec import default_codec
-from ledger.errors import InputError
+from ledger.errors import InputError, SchemaError, ValidationError
+from ledger.files import json_fact
 from ledger.ingest import IngestReport, ingest
 from ledger.projecting import project, replay
 from ledger.readmodels import query as run_query
@@ -173,6 +175,36 @@ def project_(
     with stop_on_signals(stop):
         stats = follow(config, lambda: as_of_time(as_of), stop)
     err.print(f"stopped after {stats.read} events", highlight=False)
+
+
+@command()
+def record(
+    event: Annotated[str, typer.Argument(help="One event: a JSON object with its `type` (as one line of ingest).")],
+    no_project: Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """Record one event; print its event_id, or why it was refused (exit 3).
+
+    Recording the same (source, source_event_id) again changes nothing.
+
+    Example: ledger record '{"type": "ContactLogged", "customer_id": "C42", "occurred_at": "2026-05-01T09:30:00Z",
+    "source": "desk", "source_event_id": "t-981", "contact_id": "t-981", "channel": "phone", "direction": "inbound"}'
+    """
+    config = settings(data_dir, store)
+    fact = json_fact(event.encode("utf-8", "surrogateescape"))
+    ledger = Ledger(config)
+    try:
+        if isinstance(fact, InputError):
+            raise fact
+        outcome = ledger.record(fact)
+    except (InputError, SchemaError, ValidationError) as error:
+        err.print(f"[bold red]refused:[/] {error}", highlight=False)
+        raise typer.Exit(EXIT_REJECTED) from None
+    already = "already recorded: " if outcome.status == "duplicate" else ""
+    out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False)
+    if not no_project and not config.kafka:
+        project(config, datetime.now(UTC), ledger=ledger)
 
 
 @command()

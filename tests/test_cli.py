@@ -125,3 +125,18 @@ def test_erase_forgets_a_customer_once_and_refuses_unknown_ones(tmp_path: Path) 
     unknown = ledger("erase", "C404", "--data-dir", data)
     assert unknown.exit_code == 1
     assert "no customer 'C404'" in unknown.stderr
+
+
+def test_record_records_one_event_once_and_refuses_a_bad_one_with_exit_3(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    first = ledger("record", json.dumps(LINES[0]), "--data-dir", data)
+    assert first.exit_code == 0, first.output
+    assert first.stdout.startswith("CustomerRegistered ")
+    again = ledger("record", json.dumps(LINES[0]), "--data-dir", data)
+    assert again.stdout.startswith("already recorded: CustomerRegistered ")
+    bad = ledger("record", json.dumps({**LINES[1], "total_minor": -5}), "--data-dir", data)
+    assert bad.exit_code == 3
+    assert "total_minor" in bad.stderr
+    assert ledger("record", "[1]", "--data-dir", data).exit_code == 3
+    rows = json.loads(ledger("query", "SELECT customer_id, name FROM customer_profile", "--json", "--data-dir", data).stdout)
+    assert rows == [{"customer_id": "C1", "name": "Ada"}]

@@ -91,20 +91,21 @@ def read_csv(
 
 def _json_lines(handle: BinaryIO) -> Iterator[Row]:
     for number, raw in enumerate(handle, start=1):
-        if not raw.strip():
-            continue
-        try:
-            fact = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield number, InputError(f"not valid UTF-8 at byte {exc.start}")
-            continue
-        except json.JSONDecodeError as exc:
-            yield number, InputError(f"not JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(fact, dict):
-            yield number, InputError(f"expected a JSON object, got {_json_kind(fact)}")
-            continue
-        yield number, fact
+        if raw.strip():
+            yield number, json_fact(raw)
+
+
+def json_fact(raw: bytes) -> dict[str, Any] | InputError:
+    """One event as a JSON object with its `type`, or the InputError saying why it is not."""
+    try:
+        fact = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return InputError(f"not valid UTF-8 at byte {exc.start}")
+    except json.JSONDecodeError as exc:
+        return InputError(f"not JSON: {exc.msg} at column {exc.colno}")
+    if not isinstance(fact, dict):
+        return InputError(f"expected a JSON object, got {_json_kind(fact)}")
+    return fact
 
 
 def _csv_rows(handle: BinaryIO, event_type: str | None, codec: Codec) -> Iterator[Row]:
