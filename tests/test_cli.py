@@ -138,5 +138,5 @@ def test_record_records_one_event_once_and_refuses_a_bad_one_with_exit_3(tmp_pat
     assert bad.exit_code == 3
     assert "total_minor" in bad.stderr
     assert ledger("record", "[1]", "--data-dir", data).exit_code == 3
-    rows = json.loads(ledger("query", "SELECT customer_id, name FROM customer_profile", "--json", "--data-dir", data).stdout)
-    assert rows == [{"customer_id": "C1", "name": "Ada"}]
+    rows = ledger("query", "SELECT customer_id, name FROM customer_profile", "--json", "--data-dir", data).stdout
+    assert json.loads(rows) == [{"customer_id": "C1", "name": "Ada"}]

@@ -110,7 +110,7 @@ def test_kafka_advertises_the_address_the_ledger_services_use(compose, ledger_se
 
 def test_topics_service_creates_the_topics_the_settings_name(compose, ledger_services):
     script = interpolate(" ".join(command_words(compose["services"]["topics"])))
-    created = set(re.findall(r"^\s*create\s+(\S+)\s*$", script, flags=re.MULTILINE))
+    created = set(re.findall(r"^\s*create\s+(\S+)", script, flags=re.MULTILINE))
     for name, service in ledger_services.items():
         settings = Settings.from_env(environment(service))
         wanted = {settings.ledger_topic, settings.intake_topic, settings.dlq_topic}

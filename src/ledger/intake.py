@@ -51,7 +51,7 @@ from ledger.application import Ledger
 from ledger.codec import MARKER, Codec
 from ledger.dlq import dead_letter_headers
 from ledger.errors import KafkaError, LedgerError, SchemaError
-from ledger.kafka_clients import consumer, ensure_topic, high_watermarks, producer
+from ledger.kafka_clients import DEAD_LETTERS, consumer, ensure_topic, high_watermarks, producer
 from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class Intake:
         self._consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
         ensure_topic(settings, self.topic)
-        ensure_topic(settings, self.dlq_topic)
+        ensure_topic(settings, self.dlq_topic, configs=DEAD_LETTERS)
 
     # Positions.
 

@@ -21,6 +21,8 @@ from ledger.settings import Settings
 
 EVENT_TYPE_HEADER = "event-type"
 FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+DEAD_LETTERS = {**FOREVER, "max.message.bytes": str(2 * 1024 * 1024)}
+"""A dead letter is an intake record (up to the broker's 1 MB default) plus headers."""
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -84,8 +86,10 @@ def high_watermarks(settings: Settings, partitions: list[TopicPartition], timeou
         probe.close()
 
 
-def ensure_topic(settings: Settings, name: str, partitions: int | None = None) -> None:
-    """Create `name` with retention forever unless it exists already."""
+def ensure_topic(
+    settings: Settings, name: str, partitions: int | None = None, configs: dict[str, str] = FOREVER
+) -> None:
+    """Create `name` (by default with retention forever) unless it exists already."""
     try:
         admin = KafkaAdminClient(**settings.kafka_client_options())
     except ClientError as exc:
@@ -99,7 +103,7 @@ def ensure_topic(settings: Settings, name: str, partitions: int | None = None) -
                     name,
                     num_partitions=partitions or settings.partitions,
                     replication_factor=settings.replication_factor,
-                    topic_configs=FOREVER,
+                    topic_configs=configs,
                 )
             ]
         )
