@@ -30,7 +30,7 @@ from ledger.codec import default_codec
 from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.files import json_fact
 from ledger.ingest import IngestReport, ingest
-from ledger.projecting import project, replay
+from ledger.projecting import project, project_if_embedded, replay
 from ledger.readmodels import query as run_query
 from ledger.status import status as read_status
 
@@ -203,8 +203,8 @@ def record(
         raise typer.Exit(EXIT_REJECTED) from None
     already = "already recorded: " if outcome.status == "duplicate" else ""
     out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False)
-    if not no_project and not config.kafka:
-        project(config, datetime.now(UTC), ledger=ledger)
+    if not no_project:
+        project_if_embedded(config, ledger)
 
 
 @command()
@@ -226,7 +226,7 @@ def erase(
     ledger = Ledger(config)
     customer = ledger.customer(customer_id)
     if customer is None:
-        raise InputError(f"no customer {customer_id!r} is recorded in {_store_label(config)}; nothing to erase")
+        raise InputError(f"no customer {customer_id!r} is recorded in {config.store_shown}; nothing to erase")
     if customer.erased:
         out.print(f"{customer_id} was already erased", highlight=False)
         return
@@ -235,12 +235,8 @@ def erase(
         "source": "ledger-cli", "source_event_id": f"erase:{customer_id}", "reason": reason,
     })
     out.print(f"erased {customer_id} (event {outcome.event_id})", highlight=False)
-    if not no_project and not config.kafka:
-        project(config, datetime.now(UTC), ledger=ledger)
-
-
-def _store_label(config) -> str:
-    return "the PostgreSQL store" if config.store and config.store.startswith("postgres") else str(config.store_path)
+    if not no_project:
+        project_if_embedded(config, ledger)
 
 
 @command("replay")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,13 +17,15 @@ from ledger.cli.main import (
     err,
     print_mapping,
     print_rows,
+    progress_bar,
     settings,
 )
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import DownloadColumn, TimeRemainingColumn
 
 from ledger import dlq
 from ledger.application import Ledger
 from ledger.ingest import FactFile, IngestReport, Rejection, ingest
+from ledger.projecting import project_if_embedded
 from ledger.settings import Settings
 
 IntakeTopic = Annotated[
@@ -104,7 +105,7 @@ def ingest_(
     def show(rejection: Rejection) -> None:
         err.print(f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False)
 
-    with _bytes_bar() as bar:
+    with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
         task = bar.add_task(f"ingesting {file.name}", total=facts.size)
         report: IngestReport = ingest(
             ledger,
@@ -113,10 +114,8 @@ def ingest_(
             on_rejection=show,
         )
     err.print(report.summary(), highlight=False)
-    if not no_project and not config.kafka:
-        from ledger.projecting import project
-
-        project(config, datetime.now(UTC), ledger=ledger)
+    if not no_project:
+        project_if_embedded(config, ledger)
     if report.rejected_count:
         raise typer.Exit(EXIT_REJECTED)
 
@@ -133,18 +132,6 @@ def _ingest_from_kafka(config: Settings) -> None:
     )
     if stats.dead_letters:
         raise typer.Exit(EXIT_REJECTED)
-
-
-def _bytes_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
 
 
 dlq_app = typer.Typer(

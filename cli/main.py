@@ -21,7 +21,14 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from ledger.errors import LedgerError
@@ -89,12 +96,12 @@ def as_of_time(text: str | None) -> datetime:
     return datetime.now(UTC) if text is None else parse_timestamp("--as-of", text)
 
 
-def progress_bar() -> Progress:
+def progress_bar(*counters: ProgressColumn) -> Progress:
+    """A bar on stderr, only on a terminal; `counters` replace "done/total, time elapsed"."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        *(counters or (MofNCompleteColumn(), TimeElapsedColumn())),
         console=err,
         transient=True,
         disable=not err.is_terminal,

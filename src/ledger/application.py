@@ -153,10 +153,7 @@ class Ledger(Application[UUID]):
         aggregate_id = customer_uuid(customer_id)
         if aggregate_id in touched:
             return touched[aggregate_id]
-        try:
-            return self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return Customer(aggregate_id, customer_id)
+        return self.customer(customer_id) or Customer(aggregate_id, customer_id)
 
     def customer(self, customer_id: str) -> Customer | None:
         """What the ledger knows of a customer (erased or not, ...); None if nothing was recorded."""

@@ -197,15 +197,15 @@ def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLe
     """The dead letters at these DLQ positions; DeadLetterNotFound names one that is not there."""
     letters = []
     with _reader(settings) as (client, partitions):
-        known = {tp.partition for tp in partitions}
+        ends = high_watermarks(settings, partitions)
         for partition, offset in positions:
-            if partition not in known:
+            if partition not in ends:
                 raise DeadLetterNotFound(
-                    f"{settings.dlq_topic!r} has no partition {partition} (it has {len(known)})"
+                    f"{settings.dlq_topic!r} has no partition {partition} (it has {len(ends)})"
                 )
             tp = TopicPartition(settings.dlq_topic, partition)
             client.assign([tp])
-            letters.append(_read_one(client, tp, offset, high_watermarks(settings, [tp])[partition]))
+            letters.append(_read_one(client, tp, offset, ends[partition]))
     return letters
 
 

@@ -21,6 +21,7 @@ from ledger.batches import RawDecoder
 from ledger.codec import Codec, default_codec
 from ledger.errors import SegmentError
 from ledger.readmodels import ReadModels
+from ledger.settings import Settings
 from ledger.sources import Source, SourceBatch
 
 Progress = Callable[[int, int], None]
@@ -51,7 +52,7 @@ class Projector:
         models: ReadModels,
         source: Source,
         *,
-        batch_size: int = 20_000,
+        batch_size: int = Settings.batch_size,
         codec: Codec | None = None,
         publish_to: Path | None = None,
     ):
@@ -74,10 +75,8 @@ class Projector:
         return batch, self.decoder.table(batch.payloads) if batch.payloads else None
 
     def _apply(self, batch: SourceBatch, table: pa.Table | None) -> int:
-        if table is None and not batch.positions:
+        if table is None:  # nothing came (sources give no positions with an empty batch)
             return 0
-        if table is None:
-            table = self.decoder.table([])
         return self.models.apply(table, self.source.name, batch.positions)
 
     def catch_up(

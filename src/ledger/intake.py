@@ -196,12 +196,11 @@ class Intake:
         started = time.perf_counter()
         try:
             client, partitions = self._assign_all()
-            marks = high_watermarks(self.settings, partitions)
-            ends = {tp: marks[tp.partition] for tp in partitions}
+            ends = high_watermarks(self.settings, partitions)
             last_progress = time.monotonic()
             while True:
                 at = {tp: client.position(tp) for tp in partitions}
-                if all(at[tp] >= ends[tp] for tp in partitions):
+                if all(at[tp] >= ends[tp.partition] for tp in partitions):
                     break
                 self._poll()
                 if any(client.position(tp) != at[tp] for tp in partitions):

@@ -50,8 +50,13 @@ class KafkaSource:
         return SourceBatch(payloads, advanced if payloads else {})
 
     def head(self) -> dict[str, int]:
-        ends = high_watermarks(self.settings, self.partitions)
-        return {str(partition): offset for partition, offset in ends.items()}
+        """The high watermark of every partition: from this consumer's own fetch responses
+        once each partition has had one (a following projector asks every round), else from
+        a probe (see `high_watermarks`; ``end_offsets`` come out short on Tansu)."""
+        seen = {tp.partition: self.consumer.highwater(tp) for tp in self.partitions}
+        if None in seen.values():
+            seen = high_watermarks(self.settings, self.partitions)
+        return {str(partition): offset for partition, offset in seen.items()}
 
     def close(self) -> None:
         self.consumer.close()

@@ -6,7 +6,7 @@ import math
 import os
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -47,6 +47,13 @@ def project(
         source.close()
     raise_segment_errors(stats)
     return stats
+
+
+def project_if_embedded(settings: Settings, ledger: Ledger) -> None:
+    """After recording in embedded mode, bring the read models up to date (with Kafka, the
+    projector following the topic does it)."""
+    if not settings.kafka:
+        project(settings, datetime.now(UTC), ledger=ledger)
 
 
 def raise_segment_errors(stats: RunStats) -> None:

@@ -40,16 +40,17 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
     unknown = set(only) - set(PART_NAMES)
     if unknown:
         raise SettingsError(f"no part named {', '.join(sorted(unknown))}; the parts are {', '.join(PART_NAMES)}")
-    needs_kafka = [name for name in PART_NAMES[:2] if name in only]
-    if not settings.kafka and needs_kafka and set(only) != set(PART_NAMES):
-        raise SettingsError(f"{' and '.join(needs_kafka)} need Kafka: give --kafka or LEDGER_KAFKA")
+    if not settings.kafka:
+        # Embedded, serve runs the projector alone; asking for relay or intake by name is an error.
+        needs_kafka = [name for name in ("relay", "intake") if name in only]
+        if needs_kafka and set(only) != set(PART_NAMES):
+            raise SettingsError(f"{' and '.join(needs_kafka)} need Kafka: give --kafka or LEDGER_KAFKA")
+        only = ("projector",)
     runners: dict[str, Callable[[threading.Event], object]] = {
         "relay": lambda stop: Relay(settings, Ledger(settings)).run(stop),
         "intake": lambda stop: Intake(settings, Ledger(settings)).run(stop),
         "projector": lambda stop: follow(settings, lambda: datetime.now(UTC), stop),
     }
-    if not settings.kafka:
-        only = [name for name in only if name == "projector"]
     return [Part(name, runners[name]) for name in PART_NAMES if name in only]
 
 

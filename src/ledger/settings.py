@@ -74,6 +74,15 @@ class Settings:
         return self.store or f"sqlite:///{self.store_path}"
 
     @property
+    def store_shown(self) -> str:
+        """`store_url` as it may be printed: never with a password."""
+        url = self.store_url
+        if "@" in url:
+            scheme, rest = url.split("://", 1)
+            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return url
+
+    @property
     def readmodel_path(self) -> Path:
         """The projector's own DuckDB file (one writer)."""
         return self.data_dir / "readmodels.duckdb"

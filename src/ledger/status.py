@@ -13,7 +13,7 @@ from ledger.settings import Settings
 def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     """A plain dict, ready for a table or ``--json``."""
     ledger = ledger or Ledger(settings)
-    report: dict[str, Any] = {"store": _store_name(settings), "store_head": ledger.head()}
+    report: dict[str, Any] = {"store": settings.store_shown, "store_head": ledger.head()}
     positions: dict[str, dict[str, int]] = {}
     if not settings.published_path.exists():
         report["read_models"] = "not built yet"
@@ -56,11 +56,3 @@ def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[
         "partition_lag": {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()},
         "lag": lag(ends, projected),
     }
-
-
-def _store_name(settings: Settings) -> str:
-    url = settings.store_url
-    if "@" in url:  # never show a password
-        scheme, rest = url.split("://", 1)
-        url = f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
