@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,7 +25,7 @@ from ledger.projecting import project
 from ledger.readmodels import ReadModels
 from ledger.relay import Relay
 from ledger.settings import Settings
-from tests.crashes import kill_mid_stream
+from tests.crashes import kill_mid_stream, kill_when
 from tests.kafka_broker import TansuBroker, high_watermarks
 
 pytest_plugins = ["tests.kafka_broker"]
@@ -122,15 +119,6 @@ def topic_event_ids(bootstrap: str, topic: str) -> dict[int, list[str]]:
 
 def cli(*args: str, env: dict[str, str]) -> list[str]:
     return [sys.executable, "-m", "ledger.cli", *args]
-
-
-def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool], timeout_s: float = 60) -> None:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout_s
-    while not ready() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
 
 
 def test_a_relay_killed_mid_stream_resumes_and_never_skips(
