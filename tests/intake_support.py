@@ -24,8 +24,9 @@ OCCURRED = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
 Raw = tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 
 
-def produce(settings: Settings, records: Iterable[Raw], topic: str | None = None) -> None:
-    """Send (key, value[, headers]) records as they are, in order, and wait for the acks."""
+def produce(settings: Settings, records: Iterable[Raw], topic: str | None = None) -> list[tuple[int, int]]:
+    """Send (key, value[, headers]) records as they are, in order, and wait for the acks;
+    return where each landed, (partition, offset)."""
     producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=5,
                              max_request_size=4 * 1024 * 1024)
     try:
@@ -35,8 +36,8 @@ def produce(settings: Settings, records: Iterable[Raw], topic: str | None = None
             for r in records
         ]
         producer.flush(timeout=30)
-        for future in futures:
-            future.get(timeout=10)
+        landed = [future.get(timeout=10) for future in futures]
+        return [(metadata.partition, metadata.offset) for metadata in landed]
     finally:
         producer.close(timeout=5)
 
