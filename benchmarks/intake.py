@@ -29,11 +29,11 @@ from tests.kafka_broker import TansuBroker, create_topic  # noqa: E402
 
 from benchmarks.kafka_raw import measure_consume  # noqa: E402
 from benchmarks.pipeline import facts  # noqa: E402
-from ledger.application import Ledger  # noqa: E402
-from ledger.client import LedgerClient  # noqa: E402
-from ledger.codec import default_codec  # noqa: E402
-from ledger.intake import Intake  # noqa: E402
+from ledger.contract.codec import default_codec  # noqa: E402
+from ledger.intake.client import LedgerClient  # noqa: E402
+from ledger.intake.consumer import Intake  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
+from ledger.write.application import Ledger  # noqa: E402
 
 
 def publish(settings: Settings, count: int, customers: int) -> float:

@@ -27,11 +27,11 @@ if _REPO not in sys.path:
 from tests.kafka_broker import TansuBroker  # noqa: E402
 
 from benchmarks.kafka_raw import make_messages, measure_consume, measure_produce  # noqa: E402
-from ledger.application import Ledger  # noqa: E402
-from ledger.kafka_clients import ensure_topic  # noqa: E402
-from ledger.projecting import project  # noqa: E402
-from ledger.relay import Relay  # noqa: E402
+from ledger.kafka.clients import ensure_topic  # noqa: E402
+from ledger.kafka.relay import Relay  # noqa: E402
+from ledger.ops.projecting import project  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
+from ledger.write.application import Ledger  # noqa: E402
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from ledger.cli.main import (
+from ledger.cli.app import (
     EXIT_REJECTED,
     AsJson,
     AsOf,
@@ -25,14 +25,14 @@ from ledger.cli.main import (
     settings,
 )
 
-from ledger.application import Ledger
-from ledger.codec import default_codec
+from ledger.contract.codec import default_codec
 from ledger.errors import InputError, SchemaError, ValidationError
-from ledger.files import json_fact
-from ledger.ingest import IngestReport, ingest
-from ledger.projecting import project, project_if_embedded, replay
-from ledger.readmodels import query as run_query
-from ledger.status import status as read_status
+from ledger.intake.files import json_fact
+from ledger.intake.ingest import IngestReport, ingest
+from ledger.ops.projecting import project, project_if_embedded, replay
+from ledger.ops.status import status as read_status
+from ledger.projection.readmodels import query as run_query
+from ledger.write.application import Ledger
 
 
 @command()
@@ -46,7 +46,7 @@ def demo(
 
     Example: ledger demo --customers 500 --seed 1 --data-dir /tmp/ledger
     """
-    from ledger.demo import generate
+    from ledger.ops.demo import generate
 
     config = settings(data_dir, store)
     ledger = Ledger(config)
@@ -162,8 +162,8 @@ def project_(
     """
     import threading
 
-    from ledger.projecting import follow
-    from ledger.signals import stop_on_signals
+    from ledger.ops.projecting import follow
+    from ledger.ops.signals import stop_on_signals
 
     config = settings(data_dir, store, kafka)
     if once:

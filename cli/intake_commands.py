@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from ledger.cli.main import (
+from ledger.cli.app import (
     EXIT_REJECTED,
     AsJson,
     DataDir,
@@ -22,11 +22,11 @@ from ledger.cli.main import (
 )
 from rich.progress import DownloadColumn, TimeRemainingColumn
 
-from ledger import dlq
-from ledger.application import Ledger
-from ledger.ingest import FactFile, IngestReport, Rejection, ingest
-from ledger.projecting import project_if_embedded
+from ledger.intake import dead_letters as dlq
+from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
+from ledger.ops.projecting import project_if_embedded
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 IntakeTopic = Annotated[
     str | None,
@@ -121,7 +121,7 @@ def ingest_(
 
 
 def _ingest_from_kafka(config: Settings) -> None:
-    from ledger.intake import Intake
+    from ledger.intake.consumer import Intake
 
     stats = Intake(config, Ledger(config)).run_once()
     err.print(

@@ -6,13 +6,13 @@ import threading
 from typing import Annotated
 
 import typer
-from ledger.cli.main import DataDir, Kafka, Store, command, err, settings
+from ledger.cli.app import DataDir, Kafka, Store, command, err, settings
 
-from ledger.application import Ledger
-from ledger.relay import Relay
-from ledger.serve import PART_NAMES, parts
-from ledger.serve import serve as run_serve
-from ledger.signals import stop_on_signals
+from ledger.kafka.relay import Relay
+from ledger.ops.serve import PART_NAMES, parts
+from ledger.ops.serve import serve as run_serve
+from ledger.ops.signals import stop_on_signals
+from ledger.write.application import Ledger
 
 
 @command()

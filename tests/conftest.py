@@ -11,8 +11,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ledger.application import Ledger
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from ledger import dlq
-from ledger.application import Ledger
-from ledger.codec import default_codec
-from ledger.facts import event_id_for, to_record
+from ledger.contract.codec import default_codec
+from ledger.contract.facts import event_id_for, to_record
+from ledger.intake import dead_letters as dlq
 from ledger.settings import Settings
-from ledger.store import TOPIC_PREFIX
+from ledger.write.application import Ledger
+from ledger.write.store import TOPIC_PREFIX
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 OCCURRED = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)

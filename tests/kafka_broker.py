@@ -275,9 +275,9 @@ def create_topic(
 
 
 def high_watermarks(bootstrap: str, topic: str) -> dict[int, int]:
-    """Each partition's true end offset (see ``ledger.kafka_clients.high_watermarks``: Tansu's
+    """Each partition's true end offset (see ``ledger.kafka.clients.high_watermarks``: Tansu's
     ``end_offsets`` come out short)."""
-    from ledger.kafka_clients import high_watermarks as probe
+    from ledger.kafka.clients import high_watermarks as probe
     from ledger.settings import Settings
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)

@@ -11,11 +11,11 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from ledger.application import Ledger
-from ledger.engine import Projector, RunStats
-from ledger.readmodels import ReadModels
+from ledger.projection.engine import Projector, RunStats
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
-from ledger.sources import NotificationLogSource
+from ledger.write.application import Ledger
+from ledger.write.log import NotificationLogSource
 
 CLOCK = datetime(2030, 1, 1, tzinfo=UTC)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

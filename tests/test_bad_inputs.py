@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from ledger.application import Ledger
-from ledger.facts import event_id_for
-from ledger.ingest import ingest, read_csv, read_json_lines
-from ledger.intake import Intake
+from ledger.contract.facts import event_id_for
+from ledger.intake.consumer import Intake
+from ledger.intake.ingest import ingest, read_csv, read_json_lines
+from ledger.write.application import Ledger
 from tests.intake_support import (
     NOW,
     avro,

@@ -9,12 +9,12 @@ from datetime import timedelta
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from ledger.application import Ledger
-from ledger.client import LedgerClient
-from ledger.codec import default_codec
+from ledger.contract.codec import default_codec
+from ledger.contract.facts import event_id_for
 from ledger.errors import SchemaError, ValidationError
-from ledger.facts import event_id_for
-from ledger.intake import Intake
+from ledger.intake.client import LedgerClient
+from ledger.intake.consumer import Intake
+from ledger.write.application import Ledger
 from tests.intake_support import NOW, recorded
 
 pytest_plugins = ["tests.kafka_broker", "tests.intake_fixtures"]

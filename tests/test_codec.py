@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.batches import RawDecoder
-from ledger.codec import MARKER, Codec, default_codec, load_schema_version
+from ledger.contract.codec import MARKER, Codec, default_codec, load_schema_version
 from ledger.errors import SchemaError
+from ledger.projection.decode import RawDecoder
 
 CODEC = default_codec()
 TEXT = st.text(max_size=20)

@@ -11,9 +11,9 @@ import pytest
 from ledger.cli.main import app
 from typer.testing import CliRunner
 
-from ledger.application import Ledger
 from ledger.errors import InputError
-from ledger.ingest import FactFile, ingest, read_csv
+from ledger.intake.ingest import FactFile, ingest, read_csv
+from ledger.write.application import Ledger
 
 runner = CliRunner()
 WHEN = "2026-05-01T09:30:00Z"

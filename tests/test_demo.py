@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.application import Ledger
-from ledger.codec import default_codec
-from ledger.demo import SOURCES, generate
+from ledger.contract.codec import default_codec
+from ledger.ops.demo import SOURCES, generate
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 END = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -14,12 +14,12 @@ import pytest
 from ledger.cli.main import app
 from typer.testing import CliRunner
 
-from ledger import dlq
-from ledger.application import Ledger
-from ledger.codec import Codec, default_codec, load_schema_version
-from ledger.facts import to_record
-from ledger.intake import Intake
+from ledger.contract.codec import Codec, default_codec, load_schema_version
+from ledger.contract.facts import to_record
+from ledger.intake import dead_letters as dlq
+from ledger.intake.consumer import Intake
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 from tests.intake_support import NOW, avro, contact, dead_letters, event_id, produce, recorded
 
 pytest_plugins = ["tests.kafka_broker", "tests.intake_fixtures"]

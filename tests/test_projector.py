@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ledger.application import Ledger
-from ledger.engine import Projector
-from ledger.readmodels import ReadModels
+from ledger.projection.engine import Projector
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
-from ledger.sources import NotificationLogSource
+from ledger.write.application import Ledger
+from ledger.write.log import NotificationLogSource
 from tests.conftest import NOW, FactFactory
 from tests.crashes import kill_mid_stream
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ledger.application import Ledger
 from ledger.errors import CustomerErasedError, SchemaError, ValidationError
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 from tests.conftest import NOW, FactFactory
 
 
@@ -132,7 +132,7 @@ def test_many_facts_make_snapshots_and_still_reload(settings: Settings, fact: Fa
     app.record_many([fact("ContactLogged") for _ in range(450)])
     app.record(fact("ConsentChanged", purpose="profiling", granted=False))
     reloaded = Ledger(settings, clock=lambda: NOW)
-    from ledger.domain import customer_uuid
+    from ledger.write.domain import customer_uuid
 
     customer = reloaded.repository.get(customer_uuid("C1"))
     assert customer.version == 451

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import SegmentError
-from ledger.projecting import project
-from ledger.readmodels import query
+from ledger.ops.projecting import project
+from ledger.projection.readmodels import query
 from ledger.settings import Settings
 from tests.readmodel_support import DAY, T0, Harness, buy, fact, naive
 
@@ -323,7 +323,7 @@ def test_project_publishes_then_fails_naming_the_broken_file(tmp_path: Path) -> 
 
 def test_a_missing_segments_dir_is_a_settings_error(tmp_path: Path) -> None:
     from ledger.errors import SettingsError
-    from ledger.readmodels import ReadModels
+    from ledger.projection.readmodels import ReadModels
 
     with pytest.raises(SettingsError, match="not a directory"):
         ReadModels(tmp_path / "rm.duckdb", settings=Settings(segments_dir=tmp_path / "nowhere"))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import Ledger
-from ledger.readmodels import query
+from ledger.projection.readmodels import query
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 from tests.conftest import NOW
 from tests.kafka_broker import TansuBroker
 
@@ -76,7 +76,7 @@ def test_serve_in_embedded_mode_projects_and_stops_on_sigint(tmp_path: Path, fac
 
 def test_serve_only_picks_parts_and_names_what_is_wrong(tmp_path: Path) -> None:
     from ledger.errors import SettingsError
-    from ledger.serve import parts
+    from ledger.ops.serve import parts
 
     embedded = Settings(data_dir=tmp_path)
     assert [p.name for p in parts(embedded)] == ["projector"]
@@ -90,7 +90,7 @@ def test_serve_only_picks_parts_and_names_what_is_wrong(tmp_path: Path) -> None:
 def test_an_idle_follower_does_not_republish_until_new_events_arrive(tmp_path: Path, fact) -> None:
     import threading
 
-    from ledger.projecting import follow
+    from ledger.ops.projecting import follow
 
     settings = Settings(data_dir=tmp_path, refresh_idle_s=3600)
     ledger = Ledger(settings, clock=lambda: NOW)

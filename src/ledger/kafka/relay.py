@@ -17,11 +17,11 @@ from eventsourcing.persistence import Tracking
 from kafka import KafkaProducer
 from kafka.errors import KafkaError as ClientError
 
-from ledger.application import Ledger
 from ledger.errors import KafkaError
-from ledger.kafka_clients import EVENT_TYPE_HEADER, customer_key, ensure_topic, producer
+from ledger.kafka.clients import EVENT_TYPE_HEADER, customer_key, ensure_topic, producer
 from ledger.settings import Settings
-from ledger.store import TOPIC_PREFIX
+from ledger.write.application import Ledger
+from ledger.write.store import TOPIC_PREFIX
 
 log = logging.getLogger(__name__)
 

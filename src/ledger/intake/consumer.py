@@ -1,9 +1,9 @@
 """The intake: records the facts that channel adapters publish on the Kafka intake topic.
 
-Adapters (the SDK in ledger.client, or any language that speaks the schemas/ contract)
+Adapters (the SDK in ledger.intake.client, or any language that speaks the schemas/ contract)
 publish Avro single-object bytes to the intake topic, keyed by customer_id. For each
 record the intake decodes the fact and the ledger decides; whatever cannot be recorded goes
-to the dead-letter topic, bytes untouched, the reason in headers (ledger.dlq). One bad
+to the dead-letter topic, bytes untouched, the reason in headers (ledger.intake.dead_letters). One bad
 record never stops its partition.
 
 Idempotency: a fact is recorded once per ``(source, source_event_id)``; an intake fact sent
@@ -47,12 +47,12 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError as ClientError
 
-from ledger.application import Ledger
-from ledger.codec import MARKER, Codec
-from ledger.dlq import dead_letter_headers
+from ledger.contract.codec import MARKER, Codec
 from ledger.errors import KafkaError, LedgerError, SchemaError
-from ledger.kafka_clients import DEAD_LETTERS, consumer, ensure_topic, high_watermarks, producer
+from ledger.intake.dead_letters import dead_letter_headers
+from ledger.kafka.clients import DEAD_LETTERS, consumer, ensure_topic, high_watermarks, producer
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ledger.batches import RawDecoder
-from ledger.codec import Codec, default_codec
+from ledger.contract.codec import Codec, default_codec
 from ledger.errors import SegmentError
-from ledger.readmodels import ReadModels
+from ledger.projection.decode import RawDecoder
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
-from ledger.sources import Source, SourceBatch
+from ledger.write.log import Source, SourceBatch
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (events read so far, lag remaining)."""

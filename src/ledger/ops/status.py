@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.application import Ledger
-from ledger.engine import lag
-from ledger.readmodels import open_for_reading, state
+from ledger.projection.engine import lag
+from ledger.projection.readmodels import open_for_reading, state
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 
 def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
 
 
 def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[str, int]]) -> dict[str, Any]:
-    from ledger.kafka_source import KafkaSource
+    from ledger.kafka.source import KafkaSource
 
     relayed = ledger.recorder.max_tracking_id(f"relay:{settings.ledger_topic}") or 0
     source = KafkaSource(settings)

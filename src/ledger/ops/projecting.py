@@ -11,17 +11,17 @@ from pathlib import Path
 
 import duckdb
 
-from ledger.application import Clock, Ledger
-from ledger.engine import Progress, Projector, RunStats
 from ledger.errors import ReadModelError, SegmentError
-from ledger.readmodels import ReadModels
+from ledger.projection.engine import Progress, Projector, RunStats
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
-from ledger.sources import NotificationLogSource, Source
+from ledger.write.application import Clock, Ledger
+from ledger.write.log import NotificationLogSource, Source
 
 
 def open_source(settings: Settings, ledger: Ledger | None = None) -> Source:
     if settings.kafka:
-        from ledger.kafka_source import KafkaSource
+        from ledger.kafka.source import KafkaSource
 
         return KafkaSource(settings)
     return NotificationLogSource(ledger or Ledger(settings))

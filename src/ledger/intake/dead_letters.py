@@ -35,9 +35,9 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError as ClientError
 
-from ledger.codec import Codec, default_codec
+from ledger.contract.codec import Codec, default_codec
 from ledger.errors import KafkaError, LedgerError
-from ledger.kafka_clients import EVENT_TYPE_HEADER, consumer, high_watermarks, producer
+from ledger.kafka.clients import EVENT_TYPE_HEADER, consumer, high_watermarks, producer
 from ledger.settings import Settings
 
 PREFIX = "dlq-"

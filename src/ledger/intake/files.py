@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ledger.codec import Codec, default_codec
+from ledger.contract.codec import Codec, default_codec
 from ledger.errors import InputError, LedgerError, SchemaError
 
 Row = tuple[int, dict[str, Any] | InputError]

@@ -15,7 +15,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError as ClientError
 from kafka.errors import TopicAlreadyExistsError
 
-from ledger.codec import HEADER_LEN
+from ledger.contract.codec import HEADER_LEN
 from ledger.errors import KafkaError, SchemaError
 from ledger.settings import Settings
 

@@ -24,12 +24,13 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
-from ledger.codec import Codec, default_codec
-from ledger.domain import Customer, check_rules, customer_uuid
+from ledger.contract.codec import Codec, default_codec
+from ledger.contract.facts import to_record
+from ledger.contract.rules import check_rules
 from ledger.errors import LedgerError, StoreError
-from ledger.facts import to_record
 from ledger.settings import Settings
-from ledger.store import LedgerMapper, persistence_env, prepare
+from ledger.write.domain import Customer, customer_uuid
+from ledger.write.store import LedgerMapper, persistence_env, prepare
 
 Clock = Callable[[], datetime]
 

@@ -13,9 +13,9 @@ from kafka import TopicPartition
 from kafka.errors import KafkaError as ClientError
 
 from ledger.errors import KafkaError
-from ledger.kafka_clients import consumer, ensure_topic, high_watermarks
+from ledger.kafka.clients import consumer, ensure_topic, high_watermarks
 from ledger.settings import Settings
-from ledger.sources import SourceBatch
+from ledger.write.log import SourceBatch
 
 
 class KafkaSource:

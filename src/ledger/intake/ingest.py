@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.application import Ledger
 from ledger.errors import LedgerError
-from ledger.files import FactFile, read_csv, read_json_lines
+from ledger.intake.files import FactFile, read_csv, read_json_lines
+from ledger.write.application import Ledger
 
 __all__ = [
     "CHUNK",

@@ -13,12 +13,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ledger.application import Ledger
 from ledger.errors import LedgerError, SettingsError
-from ledger.intake import Intake
-from ledger.projecting import follow
-from ledger.relay import Relay
+from ledger.intake.consumer import Intake
+from ledger.kafka.relay import Relay
+from ledger.ops.projecting import follow
 from ledger.settings import Settings
+from ledger.write.application import Ledger
 
 log = logging.getLogger(__name__)
 

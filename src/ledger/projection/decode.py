@@ -14,7 +14,7 @@ from typing import Any
 import fastavro
 import pyarrow as pa
 
-from ledger.codec import HEADER_LEN, Codec
+from ledger.contract.codec import HEADER_LEN, Codec
 from ledger.errors import SchemaError
 
 TS = pa.timestamp("us")

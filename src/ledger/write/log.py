@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ledger.application import Ledger
+from ledger.write.application import Ledger
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from ledger.codec import Codec
-from ledger.domain import Recorded
+from ledger.contract.codec import Codec
 from ledger.errors import SettingsError, StoreError
+from ledger.write.domain import Recorded
 
 TOPIC_PREFIX = "ledger.events."
 

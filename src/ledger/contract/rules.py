@@ -1,0 +1,83 @@
+"""The rules every fact must keep, whoever sends it: checked by the ledger before recording
+and by the SDK before sending.
+
+Pure: no I/O, no clock (the caller passes `now`). A fact is ``(event_type, record)`` where
+`record` is the Avro record of that type, envelope included.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from ledger.errors import ValidationError
+
+SCORE_RANGES = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
+MAX_CUSTOMER_ID_LEN = 200
+MAX_TEXT_LEN = 10_000
+
+# ISO 4217 active codes (2024), plus the precious-metal and testing codes left out on purpose.
+CURRENCIES = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD
+    BTN BWP BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUC CUP CVE CZK DJF DKK DOP DZD
+    EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR
+    ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD
+    MMK MNT MOP MRU MUR MVR MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR
+    PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SLL SOS SRD SSP STN SVC SYP SZL
+    THB TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF
+    XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL""".split()
+)
+
+_NON_NEGATIVE = {
+    "PurchaseMade": ("total_minor",),
+    "PurchaseRefunded": ("amount_minor",),
+    "ContactLogged": ("duration_s",),
+}
+_CURRENCY_FIELDS = {"PurchaseMade", "PurchaseRefunded"}
+_TEXT_FIELDS = ("name", "email", "phone", "city", "reason", "comment", "agent_id")
+
+
+def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_future: timedelta) -> None:
+    """Raise ValidationError for the first domain rule `record` breaks."""
+    customer_id = record.get("customer_id")
+    if not isinstance(customer_id, str) or not customer_id.strip():
+        raise ValidationError("customer_id", "must not be empty")
+    if len(customer_id) > MAX_CUSTOMER_ID_LEN:
+        raise ValidationError("customer_id", f"longer than {MAX_CUSTOMER_ID_LEN} characters")
+    if not record.get("source"):
+        raise ValidationError("source", "must not be empty")
+    if record["occurred_at"] > now + max_future:
+        raise ValidationError(
+            "occurred_at", f"{record['occurred_at'].isoformat()} is more than {max_future} in the future"
+        )
+    for name in _NON_NEGATIVE.get(event_type, ()):
+        value = record.get(name)
+        if value is not None and value < 0:
+            raise ValidationError(name, f"must not be negative, got {value}")
+    if event_type in _CURRENCY_FIELDS:
+        currency = record["currency"]
+        if currency not in CURRENCIES:
+            hint = " (codes are upper case)" if currency.upper() in CURRENCIES else ""
+            raise ValidationError("currency", f"{currency!r} is not an ISO 4217 code{hint}")
+    if event_type == "PurchaseMade":
+        for i, line in enumerate(record.get("lines") or ()):
+            if line["quantity"] <= 0:
+                raise ValidationError(f"lines[{i}].quantity", f"must be positive, got {line['quantity']}")
+            if line["unit_price_minor"] < 0:
+                raise ValidationError(f"lines[{i}].unit_price_minor", "must not be negative")
+    if event_type == "FeedbackGiven":
+        low, high = SCORE_RANGES[record["kind"]]
+        if not low <= record["score"] <= high:
+            raise ValidationError(
+                "score", f"{record['kind']} score must be {low} to {high}, got {record['score']}"
+            )
+    if event_type in ("CustomerRegistered", "ProfileUpdated"):
+        country = record.get("country")
+        if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
+            raise ValidationError("country", f"{country!r} is not an ISO 3166 alpha-2 code")
+    for name in _TEXT_FIELDS:
+        value = record.get(name)
+        if isinstance(value, str) and len(value) > MAX_TEXT_LEN:
+            raise ValidationError(name, f"longer than {MAX_TEXT_LEN} characters ({len(value)})")
+
+
