@@ -8,6 +8,7 @@ input was rejected).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import json
 import os
@@ -21,6 +22,7 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -79,7 +81,7 @@ def command(name: str | None = None, group: typer.Typer | None = None) -> Callab
             try:
                 return function(*args, **kwargs)
             except LedgerError as error:
-                err.print(f"[bold red]error:[/] {error}", highlight=False)
+                err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
                 raise typer.Exit(error.exit_code) from None
 
         (group or app).command(name)(run)
@@ -88,8 +90,29 @@ def command(name: str | None = None, group: typer.Typer | None = None) -> Callab
     return register
 
 
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A TOML file of settings, sections store, kafka, projection and intake (env LEDGER_CONFIG). "
+            "Environment variables and flags override it.",
+        ),
+    ] = None,
+) -> None:
+    """The customer interaction ledger: record facts, project read models, query them."""
+    _CONFIG.set(config)
+
+
+_CONFIG: contextvars.ContextVar[Path | None] = contextvars.ContextVar("config", default=None)
+"""The --config of this invocation, for `settings()` (typer gives commands no shared context)."""
+
+
 def settings(data_dir: Path | None = None, store: str | None = None, kafka: str | None = None) -> Settings:
-    return Settings.from_env(os.environ, data_dir=data_dir, store=store, kafka=kafka)
+    """The settings of this command: config file, then LEDGER_* variables, then its flags."""
+    config = _CONFIG.get()
+    return Settings.from_env(os.environ, config_file=config, data_dir=data_dir, store=store, kafka=kafka)
 
 
 def as_of_time(text: str | None) -> datetime:

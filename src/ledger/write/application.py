@@ -61,7 +61,7 @@ class Ledger(Application[UUID]):
         self.settings = settings
         self.clock = clock
         self.codec = codec or default_codec()
-        if settings.store is None:
+        if not settings.store:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         prepare(settings.store_url)
         try:

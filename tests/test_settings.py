@@ -1,0 +1,119 @@
+"""Settings: nested sections, one source of truth for every LEDGER_* variable and config key,
+every value converted and checked, each bad value named where it came from."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.errors import SettingsError
+from ledger.settings import ENV_NAMES, Secret, Settings
+
+
+def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: Path) -> None:
+    environ = {
+        "LEDGER_DATA_DIR": str(tmp_path), "LEDGER_BATCH_SIZE": "7", "LEDGER_STORE": "sqlite:///x.db",
+        "LEDGER_KAFKA": "k1:9092,k2:9092", "LEDGER_LEDGER_TOPIC": "l", "LEDGER_INTAKE_TOPIC": "i",
+        "LEDGER_DLQ_TOPIC": "d", "LEDGER_PARTITIONS": "3", "LEDGER_REPLICATION_FACTOR": "2",
+        "LEDGER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "LEDGER_KAFKA_SASL_MECHANISM": "PLAIN",
+        "LEDGER_KAFKA_SASL_USERNAME": "u", "LEDGER_KAFKA_SASL_PASSWORD": "hunter2",
+        "LEDGER_KAFKA_SSL_CAFILE": "/ca.pem", "LEDGER_CONSUMER_GROUP": "g", "LEDGER_INTAKE_GROUP": "ig",
+        "LEDGER_REFRESH_IDLE_S": "0.5", "LEDGER_REPORTING_CURRENCY": "GBP", "LEDGER_NEW_DAYS": "10",
+        "LEDGER_ACTIVE_DAYS": "20", "LEDGER_CHURN_DAYS": "40", "LEDGER_SEGMENTS_DIR": str(tmp_path),
+        "LEDGER_MAX_FUTURE_S": "60",
+    }
+    assert set(environ) == set(ENV_NAMES)
+    s = Settings.from_env(environ)
+    assert (s.data_dir, s.batch_size, s.store.url) == (tmp_path, 7, "sqlite:///x.db")
+    k = s.kafka
+    assert (k.bootstrap, k.ledger_topic, k.intake_topic, k.dlq_topic) == ("k1:9092,k2:9092", "l", "i", "d")
+    assert (k.partitions, k.replication_factor, k.consumer_group, k.intake_group) == (3, 2, "g", "ig")
+    assert k.sasl_password == Secret("hunter2") and "hunter2" not in repr(s)
+    assert k.client_options()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
+    assert k.client_options()["sasl_plain_password"] == "hunter2"
+    p = s.projection
+    assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
+        0.5, "GBP", 10, 20, 40)
+    assert p.segments_dir == tmp_path and s.intake.max_future_s == 60
+    # Flat names of earlier versions still read.
+    assert (s.intake_topic, s.refresh_idle_s, s.max_future_s) == ("i", 0.5, 60)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LEDGER_BATCH_SIZE", "many", "LEDGER_BATCH_SIZE must be a whole number, got 'many'"),
+        ("LEDGER_BATCH_SIZE", "0", r"batch_size \(LEDGER_BATCH_SIZE\) must be at least 1, got 0"),
+        ("LEDGER_REFRESH_IDLE_S", "soon", "LEDGER_REFRESH_IDLE_S must be a number"),
+        ("LEDGER_REFRESH_IDLE_S", "nan", "LEDGER_REFRESH_IDLE_S must be a number"),
+        ("LEDGER_REFRESH_IDLE_S", "-1", "must not be negative"),
+        ("LEDGER_PARTITIONS", "1.5", "LEDGER_PARTITIONS must be a whole number"),
+        ("LEDGER_REPORTING_CURRENCY", "eur", "reporting_currency must be an ISO 4217 code"),
+        ("LEDGER_STORE", "mysql://x", "store must be sqlite:///PATH or postgresql://"),
+        ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),
+    ],
+)
+def test_a_bad_variable_is_refused_naming_it(variable: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({variable: value})
+
+
+def test_the_config_file_sets_sections_and_the_environment_and_flags_override_it(tmp_path: Path) -> None:
+    config = tmp_path / "ledger.toml"
+    config.write_text(
+        'data_dir = "from-file"\nbatch_size = 300\n[kafka]\nbootstrap = "file:9092"\npartitions = 6\n'
+        '[projection]\nreporting_currency = "USD"\nrefresh_idle_s = 2\n'
+    )
+    s = Settings.from_env({"LEDGER_CONFIG": str(config), "LEDGER_PARTITIONS": "8"}, kafka="flag:9092")
+    assert (s.data_dir, s.batch_size) == (Path("from-file"), 300)
+    assert (s.kafka.bootstrap, s.kafka.partitions) == ("flag:9092", 8)
+    assert (s.projection.reporting_currency, s.projection.refresh_idle_s) == ("USD", 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[kafka]\npartitons = 3\n", "there is no setting 'kafka.partitons'"),
+        ("colour = 'blue'\n", "there is no setting 'colour'"),
+        ("[kafka]\npartitions = 'three'\n", r"\[kafka\] partitions must be a whole number"),
+        ("kafka = 'host:9092'\n", r"\[kafka\] must be a table of settings"),
+        ("[kafka\n", "not valid TOML"),
+        ("[projection]\nrefresh_idle_s = true\n", "must be a number"),
+    ],
+)
+def test_a_bad_config_file_is_refused_naming_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "ledger.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({}, config_file=config)
+
+
+def test_a_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read the config file"):
+        Settings.from_env({"LEDGER_CONFIG": str(tmp_path / "nope.toml")})
+
+
+def test_flat_names_build_and_change_settings_and_unknown_ones_are_refused(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, kafka="k:9092", intake_topic="in", batch_size=5)
+    assert s.kafka and str(s.kafka) == "k:9092" and s.kafka.intake_topic == "in"
+    assert not s.with_(kafka=None).kafka and not Settings().store
+    with pytest.raises(SettingsError, match="no setting 'intake_topik'"):
+        s.with_(intake_topik="x")
+    with pytest.raises(SettingsError, match="must be a whole number"):
+        Settings(batch_size="5,000")
+
+
+def test_the_cli_reads_a_config_file_and_names_a_bad_key_with_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "ledger.toml"
+    config.write_text("[kafka]\npartitions = 'x'\n")
+    run = subprocess.run([sys.executable, "-m", "ledger.cli", "--config", str(config), "schemas"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0  # schemas reads no settings
+    run = subprocess.run([sys.executable, "-m", "ledger.cli", "--config", str(config), "status"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2
+    assert f"{config} [kafka] partitions must be a whole number, got 'x'" in run.stderr
+    assert "Traceback" not in run.stderr
