@@ -9,6 +9,7 @@ import pytest
 from ledger.errors import CustomerErasedError, SchemaError, ValidationError
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from ledger.write.domain import customer_uuid
 from tests.conftest import NOW, FactFactory
 
 
@@ -139,3 +140,34 @@ def test_many_facts_make_snapshots_and_still_reload(settings: Settings, fact: Fa
     assert customer.consents == {"profiling": False}
     assert reloaded.snapshots is not None
     assert list(reloaded.snapshots.get(customer_uuid("C1")))
+
+
+def test_a_snapshot_keeps_the_seen_ids_so_a_resend_after_restart_is_a_duplicate(
+    settings: Settings, fact: FactFactory
+) -> None:
+    first = fact("ContactLogged", source_event_id="first")
+    app = Ledger(settings, clock=lambda: NOW)
+    app.record(first)
+    app.record_many([fact("ContactLogged") for _ in range(250)])  # a snapshot at version 200
+    restarted = Ledger(settings, clock=lambda: NOW)
+    assert restarted.snapshots is not None and list(restarted.snapshots.get(customer_uuid("C1")))
+
+    outcome = restarted.record(first)
+
+    assert outcome.status == "duplicate"
+    assert restarted.head() == 251
+
+
+def test_a_snapshot_keeps_the_erasure_so_nothing_is_recorded_after_restart(
+    settings: Settings, fact: FactFactory
+) -> None:
+    app = Ledger(settings, clock=lambda: NOW)
+    app.record_many([fact("ContactLogged") for _ in range(199)])
+    app.record(fact("CustomerErased"))  # version 200: the snapshot holds the erasure
+    restarted = Ledger(settings, clock=lambda: NOW)
+    snapshots = list(restarted.snapshots.get(customer_uuid("C1")))
+    assert [s.originator_version for s in snapshots] == [200]
+
+    with pytest.raises(CustomerErasedError):
+        restarted.record(fact("ContactLogged"))
+    assert restarted.head() == 200

@@ -1,4 +1,4 @@
-"""Run projectors as the settings say: embedded (the store's log) or from Kafka."""
+"""Run projectors where the deployment says: the store's log (embedded) or the ledger topic."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ from pathlib import Path
 import duckdb
 
 from ledger.errors import ReadModelError, SegmentError
+from ledger.ops.deployment import Deployment
 from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Clock, Ledger
-from ledger.write.log import NotificationLogSource, Source
+from ledger.write.log import Source
 
 
 def open_source(settings: Settings, ledger: Ledger | None = None) -> Source:
-    if settings.kafka:
-        from ledger.kafka.source import KafkaSource
-
-        return KafkaSource(settings)
-    return NotificationLogSource(ledger or Ledger(settings))
+    return Deployment(settings).source(ledger)
 
 
 def project(
@@ -52,7 +49,7 @@ def project(
 def project_if_embedded(settings: Settings, ledger: Ledger) -> None:
     """After recording in embedded mode, bring the read models up to date (with Kafka, the
     projector following the topic does it)."""
-    if not settings.kafka:
+    if Deployment(settings).projects_after_recording:
         project(settings, datetime.now(UTC), ledger=ledger)
 
 
