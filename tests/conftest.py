@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import psycopg
 import pytest
 
@@ -15,6 +16,11 @@ from ledger.settings import Settings
 from ledger.write.application import Ledger
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+# Property tests explore the same examples on every run and never race a deadline: a CI
+# failure then always reproduces, and a loaded machine cannot fail a correct test.
+hypothesis.settings.register_profile("ledger", deadline=None, derandomize=True, database=None)
+hypothesis.settings.load_profile("ledger")
 
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -30,6 +36,24 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     yield Settings(data_dir=tmp_path / "data", batch_size=50, store=f"{POSTGRES}?schema={schema}")
     with psycopg.connect(POSTGRES, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def settings_for_store() -> Callable[[str], str | None]:
+    """The `--store` of each kind: None for the embedded SQLite file, or a PostgreSQL URL with
+    a schema of its own, dropped afterwards."""
+    schemas: list[str] = []
+
+    def store(kind: str) -> str | None:
+        if kind == "sqlite":
+            return None
+        schemas.append(f"test_{uuid.uuid4().hex[:12]}")
+        return f"{POSTGRES}?schema={schemas[-1]}"
+
+    yield store
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        for schema in schemas:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -1,0 +1,92 @@
+"""Commands that record: one fact (record), a customer's erasure (erase); and the contract they
+must fit (schemas)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from ledger.cli.app import (
+    EXIT_REJECTED,
+    AsJson,
+    DataDir,
+    Store,
+    command,
+    err,
+    out,
+    print_rows,
+    settings,
+)
+
+from ledger.contract.codec import default_codec
+from ledger.errors import InputError, SchemaError, ValidationError
+from ledger.intake.files import json_fact
+from ledger.ops.projecting import project_if_embedded
+from ledger.write.application import Ledger
+from ledger.write.erasure import erase as erase_customer
+
+
+@command()
+def record(
+    event: Annotated[str, typer.Argument(help="One event: a JSON object with its `type` (as one line of ingest).")],
+    no_project: Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """Record one event; print its event_id, or why it was refused (exit 3).
+
+    Recording the same (source, source_event_id) again changes nothing.
+
+    Example: ledger record '{"type": "ContactLogged", "customer_id": "C42", "occurred_at": "2026-05-01T09:30:00Z",
+    "source": "desk", "source_event_id": "t-981", "contact_id": "t-981", "channel": "phone", "direction": "inbound"}'
+    """
+    config = settings(data_dir, store)
+    fact = json_fact(event.encode("utf-8", "surrogateescape"))
+    ledger = Ledger(config)
+    try:
+        if isinstance(fact, InputError):
+            raise fact
+        outcome = ledger.record(fact)
+    except (InputError, SchemaError, ValidationError) as error:
+        err.print(f"[bold red]refused:[/] {error}", highlight=False)
+        raise typer.Exit(EXIT_REJECTED) from None
+    already = "already recorded: " if outcome.status == "duplicate" else ""
+    out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False)
+    if not no_project:
+        project_if_embedded(config, ledger)
+
+
+@command()
+def erase(
+    customer_id: Annotated[str, typer.Argument(help="The customer to forget.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record (a request number, say).")] = None,
+    no_project: Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")] = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """Erase a customer: record CustomerErased; nothing is accepted for them afterwards.
+
+    The read models then show the customer as erased, without personal data. Erasing again
+    changes nothing.
+
+    Example: ledger erase C000042 --reason "request 2026-118"
+    """
+    config = settings(data_dir, store)
+    ledger = Ledger(config)
+    erasure = erase_customer(ledger, customer_id, reason)
+    if erasure.already:
+        out.print(f"{customer_id} was already erased", highlight=False, markup=False)
+        return
+    out.print(f"erased {customer_id} (event {erasure.event_id})", highlight=False, markup=False)
+    if not no_project:
+        project_if_embedded(config, ledger)
+
+
+@command()
+def schemas(as_json: AsJson = False) -> None:
+    """List the event types and schema versions of the Avro contract, with fingerprints.
+
+    Example: ledger schemas
+    """
+    rows = [(v.event_type, v.version, v.file_name, v.fingerprint.hex()) for v in default_codec().versions]
+    print_rows(["event_type", "version", "file", "fingerprint"], rows, as_json)
