@@ -3,6 +3,12 @@
 Application methods take and return plain data. A batch of facts is validated fact by fact;
 the valid ones are saved in one store transaction, the invalid ones are reported with a
 typed error and record nothing.
+
+Facts arrive in two forms. JSON-like dicts with a ``type`` (files, the command line) are
+read into Avro records and checked against the contract (`record_many`). Records that fit
+the contract already, because they were decoded from Avro (the intake) or checked by the
+SDK, skip that work (`record_typed`). Both then meet the same domain rules, idempotency
+and erasure checks, and are encoded once.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from ledger.write.domain import Customer, customer_uuid
 from ledger.write.store import LedgerMapper, persistence_env, prepare
 
 Clock = Callable[[], datetime]
+TypedFact = tuple[str, dict[str, Any]]
+"""``(event_type, record)``: an Avro record of that type, envelope included."""
 
 
 def utc_now() -> datetime:
@@ -105,6 +113,25 @@ class Ledger(Application[UUID]):
         partition's offset), the position commits in the same transaction as the facts, so
         a crash neither loses nor duplicates them.
         """
+        now = self.clock()
+        outcomes: list[Outcome | None] = []
+        typed: list[TypedFact] = []
+        for fact in facts:
+            try:
+                event_type, record = to_record(fact, now)
+                self.codec.check(event_type, record)
+            except LedgerError as error:
+                event_type = fact.get("type") if isinstance(fact, Mapping) else None
+                outcomes.append(Outcome("rejected", error=error, event_type=event_type))
+                continue
+            typed.append((event_type, record))
+            outcomes.append(None)
+        decided = iter(self.record_typed(typed, tracking))
+        return [outcome or next(decided) for outcome in outcomes]
+
+    def record_typed(self, facts: Iterable[TypedFact], tracking: Tracking | None = None) -> list[Outcome]:
+        """Like `record_many`, for ``(event_type, record)`` pairs whose records fit the
+        newest schema of their type already (decoded, or checked by the caller)."""
         facts = list(facts)
         for attempt in range(3):
             outcomes, touched = self._decide(facts)
@@ -125,16 +152,15 @@ class Ledger(Application[UUID]):
                     raise
         raise AssertionError("unreachable")
 
-    def _decide(self, facts: list[Mapping[str, Any]]) -> tuple[list[Outcome], dict[UUID, Customer]]:
+    def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer]]:
         now = self.clock()
         max_future = timedelta(seconds=self.settings.max_future_s)
         touched: dict[UUID, Customer] = {}
         outcomes: list[Outcome] = []
-        for index, fact in enumerate(facts):
+        for index, (event_type, given) in enumerate(facts):
+            # Distinct recorded_at values keep "recording order" a total order per batch.
+            record = {**given, "event_id": str(given["event_id"]), "recorded_at": now + timedelta(microseconds=index)}
             try:
-                # Distinct recorded_at values keep "recording order" a total order per batch.
-                event_type, record = to_record(fact, now + timedelta(microseconds=index))
-                self.codec.check(event_type, record)
                 check_rules(event_type, record, now, max_future)
                 customer = self._customer(record["customer_id"], touched)
                 existing = customer.duplicate_of(record["source"], record.get("source_event_id"))
@@ -146,7 +172,6 @@ class Ledger(Application[UUID]):
                 touched[customer.id] = customer
                 outcomes.append(Outcome("recorded", record["event_id"], event_type))
             except LedgerError as error:
-                event_type = fact.get("type") if isinstance(fact, Mapping) else None
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))
         return outcomes, touched
 
