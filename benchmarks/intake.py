@@ -51,7 +51,7 @@ def publish_invalid(settings: Settings, count: int) -> None:
     """Undecodable bytes and a rule-breaking fact (NPS 12), alternately."""
     codec = default_codec()
     rng = random.Random(2)
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=str(settings.kafka), acks="all", linger_ms=5)
     try:
         for i in range(count):
             if i % 2:

@@ -24,10 +24,10 @@ _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from tests.kafka_broker import TansuBroker  # noqa: E402
+from tests.kafka_broker import TansuBroker, create_topic  # noqa: E402
 
 from benchmarks.kafka_raw import make_messages, measure_consume, measure_produce  # noqa: E402
-from ledger.kafka.clients import ensure_topic  # noqa: E402
+from ledger.kafka import topics  # noqa: E402
 from ledger.kafka.relay import Relay  # noqa: E402
 from ledger.ops.projecting import project  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
@@ -77,6 +77,7 @@ def main() -> None:
         topic = f"bench-ledger-{uuid.uuid4().hex[:8]}"
         settings = Settings(data_dir=work / "a", kafka=broker.bootstrap, ledger_topic=topic,
                             batch_size=args.batch_size)
+        topics.create(settings)
         ledger = Ledger(settings, clock=lambda: AS_OF)
         print(f"{args.events:,} events, {args.customers:,} customers, batches of {args.batch_size:,}")
 
@@ -93,7 +94,7 @@ def main() -> None:
         from_kafka = timed("project from Kafka", n, lambda: project(settings.with_(data_dir=work / "c"), AS_OF))
 
         raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-        ensure_topic(settings, raw_topic)
+        create_topic(broker.bootstrap, raw_topic)
         size = len(ledger.notifications(0, 1)[0].state)
         messages = make_messages(n, customers=args.customers, value_size=size)
         produce = measure_produce(broker.bootstrap, raw_topic, messages)

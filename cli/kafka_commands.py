@@ -1,4 +1,4 @@
-"""Commands of the production path: relay and serve."""
+"""Commands of the production path: relay and serve (both create missing topics first)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from ledger.cli.app import DataDir, Kafka, Store, command, err, settings
 
+from ledger.kafka import topics
 from ledger.kafka.relay import Relay
 from ledger.ops.serve import PART_NAMES, parts
 from ledger.ops.serve import serve as run_serve
@@ -24,10 +25,13 @@ def relay(
 ) -> None:
     """Publish the store's events to the Kafka ledger topic, in order, from the stored position.
 
+    Creates the ledger's topics that do not exist yet, as `ledger topics create` does.
+
     Example: ledger relay --once --kafka localhost:9092 --store postgresql://postgres@db/ledger
     """
     config = settings(data_dir, store, kafka)
     config.kafka_client_options()  # fails early and clearly without --kafka
+    topics.create(config)
     publisher = Relay(config, Ledger(config))
     if once:
         stats = publisher.run_once()
@@ -53,6 +57,8 @@ def serve(
     kafka: Kafka = None,
 ) -> None:
     """Run relay, intake and projector together until SIGTERM or SIGINT (embedded: projector only).
+
+    With Kafka, creates the ledger's topics that do not exist yet, as `ledger topics create` does.
 
     Example: ledger serve --kafka localhost:9092 --store postgresql://postgres@db/ledger
 

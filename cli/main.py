@@ -6,7 +6,14 @@ modules import their shared pieces from ledger.cli.app, never from here, so ther
 
 from __future__ import annotations
 
-from ledger.cli import commands, intake_commands, kafka_commands  # noqa: F401 - registers commands
+from ledger.cli import (  # noqa: F401 - importing a command module registers its commands
+    demo_commands,
+    intake_commands,
+    kafka_commands,
+    readmodel_commands,
+    record_commands,
+    topics_commands,
+)
 from ledger.cli.app import app
 
 __all__ = ["app"]

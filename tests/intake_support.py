@@ -27,7 +27,7 @@ Raw = tuple[bytes | None, bytes | None] | tuple[bytes | None, bytes | None, list
 def produce(settings: Settings, records: Iterable[Raw], topic: str | None = None) -> list[tuple[int, int]]:
     """Send (key, value[, headers]) records as they are, in order, and wait for the acks;
     return where each landed, (partition, offset)."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all", linger_ms=5,
+    producer = KafkaProducer(bootstrap_servers=str(settings.kafka), acks="all", linger_ms=5,
                              max_request_size=4 * 1024 * 1024)
     try:
         futures = [

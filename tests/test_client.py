@@ -155,7 +155,7 @@ def test_kafka_client_publishes_keyed_avro_that_the_intake_records_once(kafka_se
                                          duration_s=120, source_event_id="k1"))  # a resend
     assert ids[-1] == ids[3]
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=str(settings.kafka), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(settings.intake_topic, p) for p in range(4)]
         consumer.assign(partitions)

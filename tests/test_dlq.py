@@ -131,7 +131,7 @@ def test_a_dead_letter_written_twice_is_listed_once(kafka_settings):
 def _raw_headers(settings: Settings) -> list[tuple[str, bytes]]:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=str(settings.kafka), enable_auto_commit=False)
     try:
         partitions = [TopicPartition(settings.dlq_topic, p)
                       for p in consumer.partitions_for_topic(settings.dlq_topic)]

@@ -69,7 +69,7 @@ def mixed(valid_count: int, every: int = 10) -> tuple[list[dict], list[tuple[byt
 
 def intake_record(settings: Settings, letter: DeadLetter) -> tuple[bytes | None, bytes | None]:
     """The intake record a dead letter says it came from."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka, enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=str(settings.kafka), enable_auto_commit=False)
     try:
         tp = TopicPartition(letter.source_topic, letter.source_partition)
         consumer.assign([tp])

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,8 +55,8 @@ def read_models(path: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture
-def topic() -> str:
-    return f"ledger-{uuid.uuid4().hex[:10]}"
+def topic(topic_factory) -> str:
+    return topic_factory()
 
 
 def test_read_models_from_kafka_equal_the_embedded_ones(tmp_path: Path, kafka_broker: TansuBroker, topic: str) -> None:

@@ -30,16 +30,16 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from kafka import KafkaProducer
 from kafka.errors import KafkaError as ClientError
 
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.facts import event_id_for, to_record
 from ledger.contract.rules import check_rules
 from ledger.errors import KafkaError, LedgerError
-from ledger.kafka.clients import EVENT_TYPE_HEADER, ensure_topic, producer
+from ledger.kafka.clients import EVENT_TYPE_HEADER, producer
+from ledger.kafka.topics import require
 from ledger.settings import Settings
-from ledger.write.application import Ledger, utc_now
+from ledger.write.application import Ledger, TypedFact, utc_now
 
 Timestamp = datetime | str
 """An aware datetime, or ISO-8601 text ("2026-05-01T09:30:00Z"; without an offset, UTC)."""
@@ -84,7 +84,8 @@ class LedgerClient:
         clock: Callable[[], datetime] = utc_now,
         **producer_options: Any,
     ) -> LedgerClient:
-        """A client that publishes to the intake topic of `settings`."""
+        """A client that publishes to the intake topic of `settings`, which must exist
+        (`ledger topics create`): a client that created it would get none of its settings."""
         return cls(
             _KafkaSink(settings, producer_options),
             source=source,
@@ -197,14 +198,12 @@ class LedgerClient:
         checked_type, record = to_record(fact, now)
         self.codec.check(checked_type, record)
         check_rules(checked_type, record, now, self.max_future)
-        self._sink.put(checked_type, record, fact, self.codec)
+        self._sink.put(checked_type, record, self.codec)
         return record["event_id"]
 
 
 class _Sink:
-    def put(
-        self, event_type: str, record: dict[str, Any], fact: dict[str, Any], codec: Codec
-    ) -> None:
+    def put(self, event_type: str, record: dict[str, Any], codec: Codec) -> None:
         raise NotImplementedError
 
     def flush(self) -> Delivery:
@@ -219,14 +218,12 @@ class _KafkaSink(_Sink):
 
     def __init__(self, settings: Settings, producer_options: Mapping[str, Any]):
         self.topic = settings.intake_topic
-        ensure_topic(settings, self.topic)
-        self.producer: KafkaProducer = producer(settings, **producer_options)
+        require(settings, self.topic)
+        self.producer = producer(settings, **producer_options)
         self._acked = 0
         self._errors: list[BaseException] = []
 
-    def put(
-        self, event_type: str, record: dict[str, Any], fact: dict[str, Any], codec: Codec
-    ) -> None:
+    def put(self, event_type: str, record: dict[str, Any], codec: Codec) -> None:
         try:
             future = self.producer.send(
                 self.topic,
@@ -263,26 +260,24 @@ class _EmbeddedSink(_Sink):
     def __init__(self, ledger: Ledger, batch_size: int):
         self.ledger = ledger
         self.batch_size = batch_size
-        self._buffer: list[dict[str, Any]] = []
+        self._buffer: list[TypedFact] = []
         self._delivery = Delivery()
 
-    def put(
-        self, event_type: str, record: dict[str, Any], fact: dict[str, Any], codec: Codec
-    ) -> None:
-        self._buffer.append(fact)
+    def put(self, event_type: str, record: dict[str, Any], codec: Codec) -> None:
+        self._buffer.append((event_type, record))
         if len(self._buffer) >= self.batch_size:
             self._record()
 
     def _record(self) -> None:
         facts, self._buffer = self._buffer, []
-        for fact, outcome in zip(facts, self.ledger.record_many(facts), strict=True):
+        for (_, record), outcome in zip(facts, self.ledger.record_typed(facts), strict=True):
             if outcome.status == "recorded":
                 self._delivery.recorded += 1
             elif outcome.status == "duplicate":
                 self._delivery.duplicates += 1
             else:
                 assert outcome.error is not None
-                self._delivery.rejected.append((fact["event_id"], outcome.error))
+                self._delivery.rejected.append((record["event_id"], outcome.error))
 
     def flush(self) -> Delivery:
         if self._buffer:

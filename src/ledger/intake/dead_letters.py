@@ -24,7 +24,6 @@ key, so re-driving the same dead letter twice records it once.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -33,11 +32,18 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import KafkaError as ClientError
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.errors import KafkaError, LedgerError
-from ledger.kafka.clients import EVENT_TYPE_HEADER, consumer, high_watermarks, producer
+from ledger.errors import LedgerError
+from ledger.kafka.clients import (
+    EVENT_TYPE_HEADER,
+    Outgoing,
+    Producer,
+    assigned,
+    high_watermarks,
+    read_to_end,
+)
+from ledger.kafka.topics import MissingTopicError
 from ledger.settings import Settings
 
 PREFIX = "dlq-"
@@ -151,10 +157,9 @@ class DeadLetter:
         return details
 
 
-def dead_letter_headers(
-    record: ConsumerRecord, error: LedgerError, failed_at: datetime
-) -> list[tuple[str, bytes]]:
-    """The intake record's own headers plus the ones that say why and where it failed."""
+def dead_letter(record: ConsumerRecord, error: LedgerError, failed_at: datetime) -> Outgoing:
+    """The dead letter of an intake record: its key and value untouched, its own headers
+    plus the ones that say why and where it failed."""
     headers = [(k, v) for k, v in record.headers or () if not k.startswith(PREFIX)]
     ours = [
         (REASON, str(error)),
@@ -168,7 +173,8 @@ def dead_letter_headers(
     field = getattr(error, "field", None)
     if field:
         ours.insert(2, (FIELD, field))
-    return headers + [(name, text.encode("utf-8")) for name, text in ours]
+    value = record.value if record.key is not None or record.value is not None else b""
+    return record.key, value, headers + [(name, text.encode("utf-8")) for name, text in ours]
 
 
 def parse_position(text: str) -> tuple[int, int]:
@@ -184,13 +190,15 @@ def read(settings: Settings) -> Iterator[DeadLetter]:
     once (by source), in DLQ order per partition."""
     seen: set[str] = set()
     with _reader(settings) as (client, partitions):
-        client.assign(partitions)
-        for record in _read_to_end(client, partitions, high_watermarks(settings, partitions)):
-            letter = DeadLetter.from_record(record)
-            if letter.source in seen:
-                continue
-            seen.add(letter.source)
-            yield letter
+        ends = high_watermarks(settings, partitions)
+        client.seek_to_beginning(*partitions)
+        for fetched in read_to_end(client, partitions, ends, stall_s=_STALL_S):
+            for records in fetched.values():
+                for record in records:
+                    letter = DeadLetter.from_record(record)
+                    if letter.source not in seen:
+                        seen.add(letter.source)
+                        yield letter
 
 
 def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLetter]:
@@ -203,9 +211,7 @@ def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLe
                 raise DeadLetterNotFound(
                     f"{settings.dlq_topic!r} has no partition {partition} (it has {len(ends)})"
                 )
-            tp = TopicPartition(settings.dlq_topic, partition)
-            client.assign([tp])
-            letters.append(_read_one(client, tp, offset, ends[partition]))
+            letters.append(_read_one(client, TopicPartition(settings.dlq_topic, partition), offset, ends))
     return letters
 
 
@@ -225,75 +231,43 @@ def redrive(
     else:
         chosen = read(settings)
     needle = reason_contains.lower() if reason_contains else None
-    client = producer(settings)
-    sent: list[DeadLetter] = []
+    letters = [letter for letter in chosen if needle is None or needle in letter.reason.lower()]
+    producer = Producer(settings, settings.intake_topic)
     try:
-        futures = []
-        for letter in chosen:
-            if needle is not None and needle not in letter.reason.lower():
-                continue
-            headers = [(k, v) for k, v in letter.headers if k != REDRIVEN_FROM]
-            headers.append((REDRIVEN_FROM, f"{settings.dlq_topic}:{letter.position}".encode()))
-            futures.append(
-                client.send(
-                    settings.intake_topic, key=letter.key, value=letter.value, headers=headers
-                )
-            )
-            sent.append(replace(letter, value=None))  # what was sent, not the bytes again
-        client.flush()
-        for future in futures:
-            future.get(timeout=0)
-    except ClientError as exc:
-        raise KafkaError(f"re-driving to {settings.intake_topic!r} failed: {exc!r}") from exc
+        producer.send_all(_redriven(settings, letter) for letter in letters)
     finally:
-        client.close()
-    return sent
+        producer.close()
+    return [replace(letter, value=None) for letter in letters]  # what was sent, not the bytes again
+
+
+def _redriven(settings: Settings, letter: DeadLetter) -> Outgoing:
+    headers = [(k, v) for k, v in letter.headers if k != REDRIVEN_FROM]
+    headers.append((REDRIVEN_FROM, f"{settings.dlq_topic}:{letter.position}".encode()))
+    return letter.key, letter.value, headers
 
 
 @contextmanager
 def _reader(settings: Settings) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
-    client = consumer(settings, group_id=None)
     try:
-        found = client.partitions_for_topic(settings.dlq_topic)
-        if not found:
-            raise DeadLetterNotFound(
-                f"no dead-letter topic {settings.dlq_topic!r} on {settings.kafka}"
-            )
-        partitions = [TopicPartition(settings.dlq_topic, p) for p in sorted(found)]
+        client, partitions = assigned(settings, settings.dlq_topic)
+    except MissingTopicError:
+        raise DeadLetterNotFound(
+            f"no dead-letter topic {settings.dlq_topic!r} on {settings.kafka}: nothing was "
+            "ever dead-lettered there (`ledger topics create` creates it)"
+        ) from None
+    try:
         yield client, partitions
-    except ClientError as exc:
-        raise KafkaError(f"reading {settings.dlq_topic!r} failed: {exc!r}") from exc
     finally:
         client.close()
 
 
-def _read_to_end(
-    client: KafkaConsumer, partitions: list[TopicPartition], ends: dict[int, int]
-) -> Iterator[ConsumerRecord]:
-    client.seek_to_beginning(*partitions)
-    pending = [tp for tp in partitions if client.position(tp) < ends[tp.partition]]
-    last_progress = time.monotonic()
-    while pending:
-        fetched = client.poll(timeout_ms=500)
-        for tp, records in fetched.items():
-            yield from (r for r in records if r.offset < ends[tp.partition])
-        if fetched:
-            last_progress = time.monotonic()
-        elif time.monotonic() - last_progress > _STALL_S:
-            raise KafkaError(f"reading {partitions[0].topic!r} stalled before its end; is the broker up?")
-        pending = [tp for tp in pending if client.position(tp) < ends[tp.partition]]
-
-
-def _read_one(client: KafkaConsumer, tp: TopicPartition, offset: int, end: int) -> DeadLetter:
-    if offset < end:
+def _read_one(client: KafkaConsumer, tp: TopicPartition, offset: int, ends: dict[int, int]) -> DeadLetter:
+    if offset < ends[tp.partition]:
+        client.assign([tp])
         client.seek(tp, offset)
-        deadline = time.monotonic() + _STALL_S
-        while time.monotonic() < deadline:
-            records = client.poll(timeout_ms=500).get(tp)
-            if records:
-                if records[0].offset == offset:
-                    return DeadLetter.from_record(records[0])
-                break
+        for fetched in read_to_end(client, [tp], {tp.partition: offset + 1}, stall_s=_STALL_S):
+            if fetched[tp][0].offset == offset:
+                return DeadLetter.from_record(fetched[tp][0])
     raise DeadLetterNotFound(f"no dead letter at {tp.partition}:{offset} on {tp.topic!r}")
 
 

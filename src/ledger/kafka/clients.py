@@ -1,28 +1,37 @@
-"""Kafka clients built from the settings, and the conventions of the ledger topic.
+"""Kafka clients built from the settings, and the few things every user does with them.
+
+Assigning all of a topic's partitions, reading to the end, sending a list of records and
+replacing a broken producer are written once, here; the relay, the projector source, the
+intake, the dead letters, the SDK and status all call these.
 
 On the ledger topic a record's key is the customer_id (so one customer's events stay in
 order on one partition), its value the Avro single-object bytes exactly as stored, and its
-``event-type`` header the event type. Topics are created with retention forever.
+``event-type`` header the event type.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError as ClientError
-from kafka.errors import TopicAlreadyExistsError
 
 from ledger.contract.codec import HEADER_LEN
 from ledger.errors import KafkaError, SchemaError
+from ledger.kafka.topics import MissingTopicError, require
 from ledger.settings import Settings
 
+log = logging.getLogger(__name__)
+
 EVENT_TYPE_HEADER = "event-type"
-FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
-DEAD_LETTERS = {**FOREVER, "max.message.bytes": str(2 * 1024 * 1024)}
-"""A dead letter is an intake record (up to the broker's 1 MB default) plus headers."""
+
+Outgoing = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
+"""A record to send: key, value, headers."""
+Fetched = dict[TopicPartition, list[ConsumerRecord]]
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -31,6 +40,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         **settings.kafka_client_options(),
         "acks": "all",
         "enable_idempotence": True,
+        "allow_auto_create_topics": False,
         "linger_ms": 20,
         "batch_size": 256 * 1024,
         "max_request_size": 4 * 1024 * 1024,
@@ -47,6 +57,7 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
     options: dict[str, Any] = {
         **settings.kafka_client_options(),
         "enable_auto_commit": False,
+        "allow_auto_create_topics": False,
         "auto_offset_reset": "earliest",
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
@@ -58,6 +69,32 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
         return KafkaConsumer(**options)
     except ClientError as exc:
         raise KafkaError(f"cannot connect a consumer to {settings.kafka}: {exc}") from exc
+
+
+def partitions_of(client: KafkaConsumer, topic: str, settings: Settings) -> list[TopicPartition]:
+    """Every partition of `topic`, asked in a way that never creates it."""
+    try:
+        found = client.partitions_for_topic(topic)
+    except ClientError as exc:
+        raise KafkaError(f"cannot read the partitions of {topic!r}: {exc!r}") from exc
+    if not found:
+        raise MissingTopicError(topic, settings)
+    return [TopicPartition(topic, p) for p in sorted(found)]
+
+
+def assigned(settings: Settings, topic: str, **overrides: Any) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    """A consumer with every partition of `topic` assigned by hand: no group join or
+    rebalance to wait for, and the caller seeks to the positions it stores itself."""
+    client = consumer(settings, group_id=None, **overrides)
+    try:
+        partitions = partitions_of(client, topic, settings)
+        client.assign(partitions)
+    except BaseException as error:
+        client.close(autocommit=False)
+        if isinstance(error, ClientError):
+            raise KafkaError(f"cannot assign {topic!r}: {error!r}") from error
+        raise
+    return client, partitions
 
 
 def high_watermarks(settings: Settings, partitions: list[TopicPartition], timeout_s: float = 15.0) -> dict[int, int]:
@@ -86,33 +123,101 @@ def high_watermarks(settings: Settings, partitions: list[TopicPartition], timeou
         probe.close()
 
 
-def ensure_topic(
-    settings: Settings, name: str, partitions: int | None = None, configs: dict[str, str] = FOREVER
-) -> None:
-    """Create `name` (by default with retention forever) unless it exists already."""
+def read_to_end(
+    client: KafkaConsumer,
+    partitions: list[TopicPartition],
+    ends: dict[int, int],
+    *,
+    poll_ms: int = 500,
+    max_records: int | None = None,
+    stall_s: float = 60.0,
+) -> Iterator[Fetched]:
+    """Poll from each partition's position until every one has reached its end in `ends`
+    (what the topic held when the caller looked); records at or past the end are left out.
+
+    The caller may seek between batches (back to a stored position): the end still holds.
+    A broker that stops answering is an error after `stall_s`, not a hang.
+    """
+    topic = partitions[0].topic if partitions else "?"
+    last_progress = time.monotonic()
     try:
-        admin = KafkaAdminClient(**settings.kafka_client_options())
+        while True:
+            at = {tp: client.position(tp) for tp in partitions}
+            if all(at[tp] >= ends[tp.partition] for tp in partitions):
+                return
+            fetched: Fetched = {}
+            for tp, records in client.poll(timeout_ms=poll_ms, max_records=max_records).items():
+                end = ends[tp.partition]
+                if records[-1].offset >= end:
+                    records = [r for r in records if r.offset < end]
+                if records:
+                    fetched[tp] = records
+            if fetched:
+                yield fetched
+            if any(client.position(tp) != at[tp] for tp in partitions):
+                last_progress = time.monotonic()
+            elif time.monotonic() - last_progress > stall_s:
+                raise KafkaError(f"reading {topic!r} stalled before its end; is the broker up?")
     except ClientError as exc:
-        raise KafkaError(f"cannot reach Kafka at {settings.kafka}: {exc}") from exc
+        raise KafkaError(f"reading {topic!r} failed: {exc!r}") from exc
+
+
+def poll(client: KafkaConsumer, topic: str, poll_ms: int, max_records: int | None = None) -> Fetched:
     try:
-        if name in admin.list_topics():
-            return
-        admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    num_partitions=partitions or settings.partitions,
-                    replication_factor=settings.replication_factor,
-                    topic_configs=configs,
-                )
-            ]
-        )
-    except TopicAlreadyExistsError:
-        pass
+        return client.poll(timeout_ms=poll_ms, max_records=max_records)
     except ClientError as exc:
-        raise KafkaError(f"cannot create topic {name!r}: {exc}") from exc
-    finally:
-        admin.close()
+        raise KafkaError(f"reading {topic!r} failed: {exc!r}") from exc
+
+
+class Producer:
+    """A producer for one topic, built when first needed and replaced after a failure.
+
+    After a broker restart (or when Kafka expires its producer state) an idempotent
+    kafka-python producer never recovers (UnknownProducerIdError, then InitProducerId
+    errors), so a producer that failed once is thrown away and the next send builds a new
+    one; the caller resends from its own stored position.
+    """
+
+    def __init__(self, settings: Settings, topic: str, **options: Any):
+        self.settings = settings
+        self.topic = topic
+        self.options = options
+        self.built = 0
+        self._client: KafkaProducer | None = None
+
+    def send_all(self, records: Iterable[Outgoing]) -> int:
+        """Send every record and return once all are acknowledged (acks=all); how many."""
+        client = self._connect()
+        try:
+            futures = [client.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
+            client.flush()
+            for future in futures:
+                future.get(timeout=0)
+        except ClientError as exc:
+            self.discard()
+            raise KafkaError(f"sending to {self.topic!r} failed: {exc!r}") from exc
+        return len(futures)
+
+    def discard(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close(timeout=0)
+            except Exception:  # noqa: BLE001 - it is being thrown away because it is broken
+                log.debug("closing a broken producer failed", exc_info=True)
+            self._client = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.flush()
+            self._client.close()
+            self._client = None
+
+    def _connect(self) -> KafkaProducer:
+        if self._client is None:
+            require(self.settings, self.topic)
+            self._client = producer(self.settings, **self.options)
+            self.built += 1
+        return self._client
 
 
 def customer_key(data: bytes) -> bytes:

@@ -14,11 +14,9 @@ import time
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Tracking
-from kafka import KafkaProducer
-from kafka.errors import KafkaError as ClientError
 
 from ledger.errors import KafkaError
-from ledger.kafka.clients import EVENT_TYPE_HEADER, customer_key, ensure_topic, producer
+from ledger.kafka.clients import EVENT_TYPE_HEADER, Producer, customer_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 from ledger.write.store import TOPIC_PREFIX
@@ -45,9 +43,8 @@ class Relay:
         self.topic = settings.ledger_topic
         self.tracking_name = f"relay:{self.topic}"
         self.batch_size = batch_size or settings.batch_size
-        self._producer: KafkaProducer | None = None
+        self.producer = Producer(settings, self.topic)
         self.stats = RelayStats()
-        ensure_topic(settings, self.topic)
 
     def position(self) -> int:
         """The last notification id known to be on the topic."""
@@ -59,23 +56,11 @@ class Relay:
         notifications = self.ledger.notifications(after, self.batch_size)
         if not notifications:
             return 0
-        client = self._client()
-        try:
-            futures = [
-                client.send(
-                    self.topic,
-                    key=customer_key(n.state),
-                    value=n.state,
-                    headers=[(EVENT_TYPE_HEADER, n.topic[len(TOPIC_PREFIX) :].encode())],
-                )
-                for n in notifications
-            ]
-            client.flush()
-            for future in futures:
-                future.get(timeout=0)
-        except ClientError as exc:
-            self._discard_producer()
-            raise KafkaError(f"publishing to {self.topic!r} failed: {exc!r}") from exc
+        self.producer.send_all(
+            (customer_key(n.state), n.state, [(EVENT_TYPE_HEADER, n.topic[len(TOPIC_PREFIX) :].encode())])
+            for n in notifications
+        )
+        self.stats.producers = self.producer.built
         self.ledger.recorder.insert_tracking(Tracking(self.tracking_name, notifications[-1].id))
         self.stats.sent += len(notifications)
         self.stats.batches += 1
@@ -87,7 +72,7 @@ class Relay:
         head = self.ledger.head()
         while self.position() < head:
             self.step()
-        self._flush_and_close()
+        self.producer.close()
         self.stats.seconds += time.perf_counter() - started
         return self.stats
 
@@ -102,26 +87,6 @@ class Relay:
             except KafkaError as error:
                 log.warning("relay: %s; starting a new producer in %.1fs", error, retry_s)
                 stop.wait(retry_s)
-        self._flush_and_close()
+        self.producer.close()
         self.stats.seconds += time.perf_counter() - started
         return self.stats
-
-    def _client(self) -> KafkaProducer:
-        if self._producer is None:
-            self._producer = producer(self.settings)
-            self.stats.producers += 1
-        return self._producer
-
-    def _discard_producer(self) -> None:
-        if self._producer is not None:
-            try:
-                self._producer.close(timeout=0)
-            except Exception:  # noqa: BLE001 - it is being thrown away because it is broken
-                log.debug("closing a broken producer failed", exc_info=True)
-            self._producer = None
-
-    def _flush_and_close(self) -> None:
-        if self._producer is not None:
-            self._producer.flush()
-            self._producer.close()
-            self._producer = None

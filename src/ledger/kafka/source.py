@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kafka import TopicPartition
-from kafka.errors import KafkaError as ClientError
-
-from ledger.errors import KafkaError
-from ledger.kafka.clients import consumer, ensure_topic, high_watermarks
+from ledger.kafka.clients import assigned, high_watermarks, poll
 from ledger.settings import Settings
 from ledger.write.log import SourceBatch
 
@@ -24,23 +20,14 @@ class KafkaSource:
         self.topic = topic or settings.ledger_topic
         self.name = f"kafka:{self.topic}"
         self.poll_ms = poll_ms
-        ensure_topic(settings, self.topic)
-        self.consumer = consumer(settings, group_id=None)
-        partitions = self.consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            raise KafkaError(f"topic {self.topic!r} has no partitions")
-        self.partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        self.consumer.assign(self.partitions)
+        self.consumer, self.partitions = assigned(settings, self.topic)
         self._expected: dict[str, int] | None = None
 
     def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
         if self._expected != dict(positions):
             for tp in self.partitions:
                 self.consumer.seek(tp, positions.get(str(tp.partition), 0))
-        try:
-            fetched = self.consumer.poll(timeout_ms=self.poll_ms, max_records=limit)
-        except ClientError as exc:
-            raise KafkaError(f"reading {self.topic!r} failed: {exc!r}") from exc
+        fetched = poll(self.consumer, self.topic, self.poll_ms, limit)
         payloads: list[bytes] = []
         advanced = dict(positions)
         for tp, records in fetched.items():

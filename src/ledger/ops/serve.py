@@ -1,5 +1,6 @@
 """`ledger serve`: the ledger's long-running parts in one process until told to stop.
 
+With Kafka, serve first creates the topics that do not exist yet (`ledger topics create`).
 Each part runs in its own thread with a shared stop event; SIGTERM or SIGINT sets it, each
 part finishes its current batch (so every position it stored is consistent) and returns.
 If one part fails, the others are stopped too and the failure is raised.
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 
 from ledger.errors import LedgerError, SettingsError
 from ledger.intake.consumer import Intake
+from ledger.kafka import topics
 from ledger.kafka.relay import Relay
 from ledger.ops.projecting import follow
 from ledger.settings import Settings
@@ -56,6 +58,9 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:
     chosen = chosen if chosen is not None else parts(settings)
+    if settings.kafka:
+        for name, created in topics.create(settings).items():
+            log.info("topic %s %s", name, "created" if created else "exists")
     threads = []
     for part in chosen:
         thread = threading.Thread(target=_guard, args=(part, stop), name=part.name, daemon=True)

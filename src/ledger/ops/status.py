@@ -40,19 +40,27 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
 
 
 def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Read-only, like all of status: a missing topic is shown as missing, never created."""
     from ledger.kafka.source import KafkaSource
+    from ledger.kafka.topics import existing, ledger_topics
 
     relayed = ledger.recorder.max_tracking_id(f"relay:{settings.ledger_topic}") or 0
+    found = existing(settings)
+    report: dict[str, Any] = {
+        "topics": {t.name: "present" if t.name in found else "missing" for t in ledger_topics(settings)},
+        "relay_position": relayed,
+        "relay_lag": max(0, ledger.head() - relayed),
+    }
+    if settings.ledger_topic not in found:
+        report["lag"] = f"unknown: no topic {settings.ledger_topic!r} (run `ledger topics create`)"
+        return report
     source = KafkaSource(settings)
     try:
         ends = source.head()
     finally:
         source.close()
     projected = positions.get(source.name, {})
-    return {
-        "relay_position": relayed,
-        "relay_lag": max(0, ledger.head() - relayed),
-        "topic_end_offsets": ends,
-        "partition_lag": {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()},
-        "lag": lag(ends, projected),
-    }
+    report["topic_end_offsets"] = ends
+    report["partition_lag"] = {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()}
+    report["lag"] = lag(ends, projected)
+    return report
