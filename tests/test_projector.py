@@ -120,7 +120,7 @@ def test_a_projector_killed_at_random_points_ends_equal_to_a_clean_replay(
     ledger = Ledger(settings, clock=lambda: NOW)
     ledger.record_many(history(fact, customers=400, per_customer=25))
     env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir), "LEDGER_BATCH_SIZE": "100",
-           "LEDGER_STORE": settings.store or ""}
+           "LEDGER_STORE": settings.store.url or ""}
     command = [sys.executable, "-m", "ledger.cli", "project", "--once", "--as-of", NOW.isoformat()]
 
     def position() -> int:
