@@ -1,6 +1,12 @@
-"""Read models, each defined in SQL (one file per model), applied in this order.
+"""Read models, each defined in SQL: one file per model, named after its table(s).
 
-Each file has named sections, each a ``-- section: NAME`` line followed by statements:
+Each file starts with a header comment holding one ``-- depends: MODEL, ...`` line naming
+the models it reads (empty when it reads only the batch); the catalogue
+(``ledger.projection.catalogue``) loads every ``*.sql`` here and runs each model's sections
+after those of the models it depends on, ties by name. An unknown name or a cycle is an
+error naming the file.
+
+Then come named sections, each a ``-- section: NAME`` line followed by statements:
 
 - ``schema``: creates the model's tables (run once, recorded in ``readmodel_migrations``);
 - ``apply``: set-based SQL run inside every micro-batch transaction. It sees the temporary
@@ -15,10 +21,5 @@ Each file has named sections, each a ``-- section: NAME`` line followed by state
   ``segment_results(segment, customer_id)`` and
   ``segment_runs(segment, file, description, error)``.
 
-The order matters: ``apply`` and ``refresh`` sections run in ``MODELS`` order, so a model comes
-after the models it reads (``rfm`` reads ``lifecycle``; the profile copies the stage and the
-RFM segment; segment rules may read everything). Columns are documented in
-docs/read-models.md.
+Segment rules may read every model. Columns are documented in docs/read-models.md.
 """
-
-MODELS = ("events", "lifecycle", "rfm", "customer_profile", "satisfaction", "segments")

@@ -7,6 +7,7 @@
 -- Money is never summed across currencies.
 -- lifecycle_stage and rfm_segment depend on an "as of" time: the refresh section copies them
 -- from `lifecycle` and `rfm`; between refreshes a recomputed row keeps the last refreshed values.
+-- depends: customer_spend, lifecycle, rfm
 
 -- section: schema
 CREATE TABLE customer_profile (
@@ -40,15 +41,6 @@ CREATE TABLE customer_profile (
     rfm_segment       VARCHAR
 );
 
-CREATE TABLE customer_spend (
-    customer_id       VARCHAR NOT NULL,
-    currency          VARCHAR NOT NULL,
-    purchased_minor   BIGINT NOT NULL,
-    refunded_minor    BIGINT NOT NULL,
-    net_minor         BIGINT NOT NULL,
-    PRIMARY KEY (customer_id, currency)
-);
-
 -- Bookkeeping for the merge: the ordering key ({o: occurred_at, r: recorded_at, e: event_id})
 -- of the event each "last known" value of customer_profile came from; NULL if none yet.
 CREATE TABLE customer_profile_keys (
@@ -68,18 +60,6 @@ CREATE TABLE customer_profile_keys (
 );
 
 -- section: apply
-INSERT INTO customer_spend
-SELECT customer_id, currency,
-       coalesce(sum(total_minor), 0), coalesce(sum(amount_minor), 0),
-       coalesce(sum(total_minor), 0) - coalesce(sum(amount_minor), 0)
-FROM batch_events
-WHERE event_type IN ('PurchaseMade', 'PurchaseRefunded')
-GROUP BY customer_id, currency
-ON CONFLICT (customer_id, currency) DO UPDATE SET
-    purchased_minor = purchased_minor + excluded.purchased_minor,
-    refunded_minor = refunded_minor + excluded.refunded_minor,
-    net_minor = net_minor + excluded.net_minor;
-
 CREATE OR REPLACE TEMP TABLE profile_delta AS
 WITH ordered AS (
     SELECT *, {'o': occurred_at, 'r': recorded_at, 'e': event_id} AS at_key,

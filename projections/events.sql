@@ -1,5 +1,7 @@
 -- The timeline: one row per event, flattened; fields another event type has are NULL.
 -- All times are UTC.
+-- The columns are `EVENT_COLUMNS` (src/ledger/projection/decode.py): a test keeps them equal.
+-- depends:
 
 -- section: schema
 CREATE TABLE events (
@@ -40,7 +42,7 @@ CREATE TABLE events (
 );
 
 -- section: apply
-INSERT INTO events SELECT * FROM batch_events;
+INSERT INTO events BY NAME SELECT * FROM batch_events;
 
 -- Erasure: the personal data of an erased customer leaves the timeline too.
 UPDATE events SET name = NULL, email = NULL, phone = NULL, city = NULL, birth_date = NULL,

@@ -10,6 +10,7 @@
 -- monetary is the net spend (order total minus its refunds) of the counted orders in the
 -- reporting currency only: there is no currency conversion; other_currency_orders says how
 -- many counted orders it leaves out.
+-- depends: orders, lifecycle
 
 -- section: schema
 -- The score map: (r_score, fm_score) -> segment, fm_score = ceil((f_score + m_score) / 2).

@@ -9,6 +9,7 @@
 -- The apply section recomputes whole days: every day with feedback or a contact in the batch,
 -- and every day with feedback about a contact in the batch (a late contact can move earlier
 -- feedback to another channel).
+-- depends: events, rfm
 
 -- section: schema
 CREATE VIEW feedback_attributed AS

@@ -12,6 +12,7 @@
 -- A member at refresh time T has joined_at <= T and (left_at IS NULL or left_at > T). A refresh
 -- replaces whatever an earlier refresh recorded at or after its as_of, so refreshing twice at the
 -- same time gives the same history as refreshing once.
+-- depends:
 
 -- section: schema
 CREATE TABLE segments (

@@ -1,0 +1,127 @@
+"""The catalogue of read models: every ``projections/*.sql`` file, in dependency order.
+
+A file is one read model named after its table(s). Its header declares what it reads
+(``-- depends: events, orders``), and the build order is derived from those declarations,
+so adding a model is adding a file; see ``projections/__init__.py`` for the sections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+
+from ledger.errors import ReadModelError
+
+_SECTION = re.compile(r"^-- section: (\w+)\s*$", re.MULTILINE)
+_DEPENDS = re.compile(r"^-- depends:(.*)$", re.MULTILINE)
+
+BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS readmodel_migrations (
+    model VARCHAR PRIMARY KEY, checksum VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS projector_positions (
+    source VARCHAR NOT NULL, key VARCHAR NOT NULL, position BIGINT NOT NULL,
+    PRIMARY KEY (source, key)
+);
+CREATE TABLE IF NOT EXISTS projector_state (
+    key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    sections: dict[str, str]
+    checksum: str
+    depends: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> str:
+        return f"projections/{self.name}.sql"
+
+
+def load_models() -> list[Model]:
+    """Every read model under ``ledger.projections``, each after the models it reads."""
+    folder = resources.files("ledger.projections")
+    files = sorted((e for e in folder.iterdir() if e.name.endswith(".sql")), key=lambda e: e.name)
+    return in_build_order([parse_model(e.name[:-4], e.read_text("utf-8")) for e in files])
+
+
+def parse_model(name: str, text: str) -> Model:
+    file = f"projections/{name}.sql"
+    parts = _SECTION.split(text)
+    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+    if "schema" not in sections:
+        raise ReadModelError(f"{file} has no '-- section: schema'")
+    # Only the header may declare dependencies: a "-- depends:" inside a section is SQL text.
+    declared = _DEPENDS.findall(parts[0])
+    if len(declared) != 1:
+        raise ReadModelError(
+            f"{file} needs one '-- depends: MODEL, ...' line before its first section "
+            "(empty if it reads only the batch)"
+        )
+    depends = tuple(d.strip() for d in declared[0].split(",") if d.strip())
+    # Only the schema counts: a changed apply or refresh needs no rebuild of existing tables.
+    checksum = hashlib.sha256(sections["schema"].encode()).hexdigest()[:16]
+    return Model(name, sections, checksum, depends)
+
+
+def in_build_order(models: list[Model]) -> list[Model]:
+    """`models` sorted so each comes after what it depends on; ties by name, so the order
+    never depends on how the files were listed."""
+    by_name = {m.name: m for m in models}
+    for model in models:
+        unknown = [d for d in model.depends if d not in by_name]
+        if unknown:
+            raise ReadModelError(
+                f"{model.file} depends on {', '.join(unknown)}, which no projections/*.sql defines"
+            )
+    ordered: list[Model] = []
+    placed: set[str] = set()
+    waiting = sorted(by_name)
+    while waiting:
+        ready = [n for n in waiting if all(d in placed for d in by_name[n].depends)]
+        if not ready:
+            files = ", ".join(by_name[n].file for n in waiting)
+            raise ReadModelError(f"read models depend on each other in a cycle: {files}")
+        ordered.append(by_name[ready[0]])
+        placed.add(ready[0])
+        waiting.remove(ready[0])
+    return ordered
+
+
+def migrate(con: duckdb.DuckDBPyConnection, models: list[Model], path: Path) -> None:
+    """Create the tables of models the file does not have yet, each in a transaction with
+    its record; refuse a file whose existing models were built from another definition.
+
+    Every checksum is compared before anything is created, so a file built by an older
+    catalogue gets the rebuild message rather than a clash with its old tables.
+    """
+    con.execute(BOOKKEEPING)
+    applied = dict(con.execute("SELECT model, checksum FROM readmodel_migrations").fetchall())
+    for model in models:
+        if model.name in applied and applied[model.name] != model.checksum:
+            raise ReadModelError(
+                f"the definition of read model {model.name!r} changed since {path} was "
+                "built; run `ledger replay` to rebuild the read models"
+            )
+    for model in models:
+        if model.name in applied:
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(model.sections["schema"])
+            con.execute(
+                "INSERT INTO readmodel_migrations VALUES (?, ?, now()::TIMESTAMP)",
+                [model.name, model.checksum],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise ReadModelError(f"{model.file}: schema failed: {exc}") from exc
