@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
 import shlex
@@ -14,7 +13,7 @@ import pytest
 import typer
 from ruamel.yaml import YAML
 
-from ledger.settings import Settings
+from ledger.settings import ENV_NAMES, Settings
 
 COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
@@ -87,7 +86,7 @@ def test_every_ledger_service_runs_a_command_of_the_ledger_cli(ledger_services):
 
 
 def test_every_ledger_variable_is_a_settings_field(compose):
-    fields = {f"LEDGER_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    fields = set(ENV_NAMES) | {"LEDGER_CONFIG"}
     for name, service in compose["services"].items():
         unknown = {v for v in environment(service) if v.startswith("LEDGER_")} - fields
         assert not unknown, f"service {name} sets {sorted(unknown)}, which Settings ignores"
@@ -97,14 +96,14 @@ def test_ledger_services_environment_builds_settings_for_kafka_and_postgres(ledg
     for name, service in ledger_services.items():
         settings = Settings.from_env(environment(service))
         assert settings.kafka, f"service {name} has no LEDGER_KAFKA"
-        assert settings.store and settings.store.startswith("postgresql://"), name
+        assert settings.store and settings.store.url.startswith("postgresql://"), name
 
 
 def test_kafka_advertises_the_address_the_ledger_services_use(compose, ledger_services):
     advertised = environment(compose["services"]["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
     addresses = {listener.split("://", 1)[1] for listener in advertised.split(",")}
     for name, service in ledger_services.items():
-        bootstrap = Settings.from_env(environment(service)).kafka or ""
+        bootstrap = Settings.from_env(environment(service)).kafka.bootstrap or ""
         assert set(bootstrap.split(",")) <= addresses, (name, bootstrap, advertised)
 
 
@@ -113,9 +112,10 @@ def test_topics_service_creates_the_topics_the_settings_name(compose, ledger_ser
     created = set(re.findall(r"^\s*create\s+(\S+)", script, flags=re.MULTILINE))
     for name, service in ledger_services.items():
         settings = Settings.from_env(environment(service))
-        wanted = {settings.ledger_topic, settings.intake_topic, settings.dlq_topic}
+        topics = settings.kafka
+        wanted = {topics.ledger_topic, topics.intake_topic, topics.dlq_topic}
         assert wanted <= created, (name, wanted - created)
-        assert f'--partitions "{settings.partitions}"' in script, name
+        assert f'--partitions "{topics.partitions}"' in script, name
     assert "retention.ms=-1" in script
     assert "retention.bytes=-1" in script
     assert "--if-not-exists" in script
