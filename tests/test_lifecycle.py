@@ -14,7 +14,7 @@ import pytest
 from ledger.cli.main import app
 from typer.testing import CliRunner
 
-from ledger.projection.readmodels import query
+from ledger.projection.query import query
 from ledger.settings import Settings
 from tests.readmodel_support import DAY, T0, Harness, buy, fact, naive
 

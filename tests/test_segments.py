@@ -10,7 +10,7 @@ import pytest
 
 from ledger.errors import SegmentError
 from ledger.ops.projecting import project
-from ledger.projection.readmodels import query
+from ledger.projection.query import query
 from ledger.settings import Settings
 from tests.readmodel_support import DAY, T0, Harness, buy, fact, naive
 

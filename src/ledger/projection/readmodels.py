@@ -16,22 +16,14 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import ReadModelError, SegmentError
-from ledger.projection.catalogue import Model, load_models, migrate, parse_model
+from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.publish import publish_copy
 from ledger.projection.query import open_for_reading, query, state
-from ledger.projection.segments import (
-    RetryRefresh,
-    SegmentRule,
-    load_segment_rules,
-    precheck,
-    run_segment_rules,
-)
+from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
 from ledger.settings import Settings
 
-__all__ = [
-    "Model", "ReadModels", "SegmentRule", "load_models", "load_segment_rules", "open_for_reading",
-    "parse_model", "query", "state",
-]
+# The query side lived here before the split; cli and ops still import it from here.
+__all__ = ["ReadModels", "open_for_reading", "query", "state"]
 
 
 class ReadModels:
