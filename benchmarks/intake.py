@@ -25,7 +25,6 @@ if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
 from kafka import KafkaProducer  # noqa: E402
-from tests.kafka_broker import TansuBroker, create_topic  # noqa: E402
 
 from benchmarks.kafka_raw import measure_consume  # noqa: E402
 from benchmarks.pipeline import facts  # noqa: E402
@@ -34,6 +33,7 @@ from ledger.intake.client import LedgerClient  # noqa: E402
 from ledger.intake.consumer import Intake  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
 from ledger.write.application import Ledger  # noqa: E402
+from tests.support.broker import TansuBroker, create_topic  # noqa: E402
 
 
 def publish(settings: Settings, count: int, customers: int) -> float:

@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
-from tests.kafka_broker import TansuBroker, create_topic  # noqa: E402
+from tests.support.broker import TansuBroker, create_topic  # noqa: E402
 
 # Key, value and optionally headers, as given to KafkaProducer.send.
 Message = tuple[bytes, bytes] | tuple[bytes, bytes, list[tuple[str, bytes]]]

@@ -24,14 +24,13 @@ _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-from tests.kafka_broker import TansuBroker, create_topic  # noqa: E402
-
 from benchmarks.kafka_raw import make_messages, measure_consume, measure_produce  # noqa: E402
 from ledger.kafka import topics  # noqa: E402
 from ledger.kafka.relay import Relay  # noqa: E402
 from ledger.ops.projecting import project  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
 from ledger.write.application import Ledger  # noqa: E402
+from tests.support.broker import TansuBroker, create_topic  # noqa: E402
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 

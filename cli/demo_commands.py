@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+
 from ledger.cli.app import (
     DataDir,
     Store,
@@ -17,7 +18,6 @@ from ledger.cli.app import (
     progress_bar,
     settings,
 )
-
 from ledger.intake.ingest import IngestReport, ingest
 from ledger.ops.projecting import project
 from ledger.projection.readmodels import query as run_query

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import DownloadColumn, TimeRemainingColumn
+
 from ledger.cli.app import (
     EXIT_REJECTED,
     AsJson,
@@ -20,8 +22,6 @@ from ledger.cli.app import (
     progress_bar,
     settings,
 )
-from rich.progress import DownloadColumn, TimeRemainingColumn
-
 from ledger.intake import dead_letters as dlq
 from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
 from ledger.ops.projecting import project_if_embedded
@@ -126,7 +126,7 @@ def _ingest_from_kafka(config: Settings) -> None:
     stats = Intake(config, Ledger(config)).run_once()
     err.print(
         f"{stats.recorded} recorded, {stats.duplicates} duplicates, {stats.dead_letters} rejected "
-        f"(sent to {config.dlq_topic}) of {stats.read} read from {config.intake_topic} "
+        f"(sent to {config.kafka.dlq_topic}) of {stats.read} read from {config.kafka.intake_topic} "
         f"in {stats.seconds:.1f}s ({stats.rate:,.0f}/s)",
         highlight=False,
     )
@@ -171,7 +171,7 @@ def dlq_list(
         print_rows(columns, [tuple(r.values()) for r in rows], as_json=True)
         return
     table = [(r["position"], r["failed_at"][:19], r["source"], r["reason"]) for r in rows]
-    print_rows(_LIST_COLUMNS, table, as_json=False, title=f"Dead letters on {config.dlq_topic}")
+    print_rows(_LIST_COLUMNS, table, as_json=False, title=f"Dead letters on {config.kafka.dlq_topic}")
     shown = f"showing {len(rows)} of {total}" if len(rows) < total else f"{total}"
     err.print(f"{shown} dead letters", highlight=False)
 
@@ -230,7 +230,7 @@ def dlq_redrive(
     sent = dlq.redrive(config, chosen, reason_contains)
     rows = [(s.position, s.source, s.event_type, s.reason) for s in sent]
     print_rows(["position", "source", "event_type", "reason"], rows, as_json)
-    err.print(f"re-drove {len(sent)} dead letters to {config.intake_topic}", highlight=False)
+    err.print(f"re-drove {len(sent)} dead letters to {config.kafka.intake_topic}", highlight=False)
 
 
 def _position_key(position: str) -> tuple[int, int]:

@@ -6,8 +6,8 @@ import threading
 from typing import Annotated
 
 import typer
-from ledger.cli.app import DataDir, Kafka, Store, command, err, settings
 
+from ledger.cli.app import DataDir, Kafka, Store, command, err, settings
 from ledger.kafka import topics
 from ledger.kafka.relay import Relay
 from ledger.ops.serve import PART_NAMES, parts

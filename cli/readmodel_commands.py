@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from ledger.cli.app import (
     AsJson,
     AsOf,
@@ -19,7 +20,6 @@ from ledger.cli.app import (
     print_rows,
     settings,
 )
-
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
 from ledger.projection.readmodels import query as run_query

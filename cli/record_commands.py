@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from ledger.cli.app import (
     EXIT_REJECTED,
     AsJson,
@@ -17,7 +18,6 @@ from ledger.cli.app import (
     print_rows,
     settings,
 )
-
 from ledger.contract.codec import default_codec
 from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.intake.files import json_fact

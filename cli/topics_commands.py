@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from ledger.cli.app import AsJson, Kafka, app, command, err, print_rows, settings
 from ledger.cli.intake_commands import DlqTopic, IntakeTopic
-
 from ledger.kafka import topics
 
 topics_app = typer.Typer(

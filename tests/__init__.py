@@ -1,5 +1,5 @@
 import pytest
 
-# tests.kafka_broker is both a pytest plugin and a module tests import; registering it here,
-# before anything imports it, keeps pytest's assertion rewriting (and its warning) happy.
-pytest.register_assert_rewrite("tests.kafka_broker")
+# The support modules are pytest plugins and modules tests import; registering them here,
+# before either imports them, gives their asserts pytest's rewriting.
+pytest.register_assert_rewrite("tests.support")

@@ -89,7 +89,7 @@ class LedgerClient:
         return cls(
             _KafkaSink(settings, producer_options),
             source=source,
-            max_future=timedelta(seconds=settings.max_future_s),
+            max_future=timedelta(seconds=settings.intake.max_future_s),
             clock=clock,
         )
 
@@ -101,7 +101,7 @@ class LedgerClient:
         return cls(
             _EmbeddedSink(ledger, batch_size or ledger.settings.batch_size),
             source=source,
-            max_future=timedelta(seconds=ledger.settings.max_future_s),
+            max_future=timedelta(seconds=ledger.settings.intake.max_future_s),
             codec=ledger.codec,
             clock=ledger.clock,
         )
@@ -217,7 +217,7 @@ class _KafkaSink(_Sink):
     """Key customer_id, value the Avro single-object bytes, header the event type."""
 
     def __init__(self, settings: Settings, producer_options: Mapping[str, Any]):
-        self.topic = settings.intake_topic
+        self.topic = settings.kafka.intake_topic
         require(settings, self.topic)
         self.producer = producer(settings, **producer_options)
         self._acked = 0

@@ -127,7 +127,7 @@ class Intake:
 
     Partitions are assigned by hand, every one to this process, as the Kafka projector
     source does: no group join or rebalance delays start or stop. To share partitions among
-    several intake processes (a PostgreSQL store), set `settings.intake_group`: `run` then
+    several intake processes (a PostgreSQL store), set `settings.kafka.intake_group`: `run` then
     joins that consumer group and seeks each partition it is given to its stored position.
     Two processes reading the same partition by mistake record nothing twice: the second
     one's position is refused (IntegrityError) and it resumes from the stored one.
@@ -136,8 +136,8 @@ class Intake:
     def __init__(self, settings: Settings, ledger: Ledger, *, poll_ms: int = 500, **consumer_options: Any):
         self.settings = settings
         self.ledger = ledger
-        self.topic = settings.intake_topic
-        self.dlq_topic = settings.dlq_topic
+        self.topic = settings.kafka.intake_topic
+        self.dlq_topic = settings.kafka.dlq_topic
         self.poll_ms = poll_ms
         self.batch_size = settings.batch_size
         self.consumer_options = consumer_options
@@ -152,7 +152,7 @@ class Intake:
 
     def step(self) -> int:
         """Poll once and handle what came; return how many records were handled."""
-        client = self._consumer or self._connect(self.settings.intake_group)[0]
+        client = self._consumer or self._connect(self.settings.kafka.intake_group)[0]
         return self._handle_all(poll(client, self.topic, self.poll_ms, self.batch_size))
 
     def run(self, stop: threading.Event, retry_s: float = 1.0) -> IntakeStats:

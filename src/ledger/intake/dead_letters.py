@@ -209,9 +209,9 @@ def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLe
         for partition, offset in positions:
             if partition not in ends:
                 raise DeadLetterNotFound(
-                    f"{settings.dlq_topic!r} has no partition {partition} (it has {len(ends)})"
+                    f"{settings.kafka.dlq_topic!r} has no partition {partition} (it has {len(ends)})"
                 )
-            letters.append(_read_one(client, TopicPartition(settings.dlq_topic, partition), offset, ends))
+            letters.append(_read_one(client, TopicPartition(settings.kafka.dlq_topic, partition), offset, ends))
     return letters
 
 
@@ -232,7 +232,7 @@ def redrive(
         chosen = read(settings)
     needle = reason_contains.lower() if reason_contains else None
     letters = [letter for letter in chosen if needle is None or needle in letter.reason.lower()]
-    producer = Producer(settings, settings.intake_topic)
+    producer = Producer(settings, settings.kafka.intake_topic)
     try:
         producer.send_all(_redriven(settings, letter) for letter in letters)
     finally:
@@ -242,17 +242,17 @@ def redrive(
 
 def _redriven(settings: Settings, letter: DeadLetter) -> Outgoing:
     headers = [(k, v) for k, v in letter.headers if k != REDRIVEN_FROM]
-    headers.append((REDRIVEN_FROM, f"{settings.dlq_topic}:{letter.position}".encode()))
+    headers.append((REDRIVEN_FROM, f"{settings.kafka.dlq_topic}:{letter.position}".encode()))
     return letter.key, letter.value, headers
 
 
 @contextmanager
 def _reader(settings: Settings) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
     try:
-        client, partitions = assigned(settings, settings.dlq_topic)
+        client, partitions = assigned(settings, settings.kafka.dlq_topic)
     except MissingTopicError:
         raise DeadLetterNotFound(
-            f"no dead-letter topic {settings.dlq_topic!r} on {settings.kafka}: nothing was "
+            f"no dead-letter topic {settings.kafka.dlq_topic!r} on {settings.kafka}: nothing was "
             "ever dead-lettered there (`ledger topics create` creates it)"
         ) from None
     try:

@@ -40,7 +40,7 @@ class Relay:
     def __init__(self, settings: Settings, ledger: Ledger, *, batch_size: int | None = None):
         self.settings = settings
         self.ledger = ledger
-        self.topic = settings.ledger_topic
+        self.topic = settings.kafka.ledger_topic
         self.tracking_name = f"relay:{self.topic}"
         self.batch_size = batch_size or settings.batch_size
         self.producer = Producer(settings, self.topic)

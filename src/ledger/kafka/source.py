@@ -17,7 +17,7 @@ from ledger.write.log import SourceBatch
 class KafkaSource:
     def __init__(self, settings: Settings, topic: str | None = None, poll_ms: int = 500):
         self.settings = settings
-        self.topic = topic or settings.ledger_topic
+        self.topic = topic or settings.kafka.ledger_topic
         self.name = f"kafka:{self.topic}"
         self.poll_ms = poll_ms
         self.consumer, self.partitions = assigned(settings, self.topic)

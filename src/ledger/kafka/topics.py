@@ -43,9 +43,9 @@ class Topic:
 
 def ledger_topics(settings: Settings) -> list[Topic]:
     return [
-        Topic(settings.ledger_topic, "ledger", FOREVER),
-        Topic(settings.intake_topic, "intake", FOREVER),
-        Topic(settings.dlq_topic, "dead letters", DEAD_LETTERS),
+        Topic(settings.kafka.ledger_topic, "ledger", FOREVER),
+        Topic(settings.kafka.intake_topic, "intake", FOREVER),
+        Topic(settings.kafka.dlq_topic, "dead letters", DEAD_LETTERS),
     ]
 
 
@@ -60,8 +60,8 @@ def create(settings: Settings) -> dict[str, bool]:
                 continue
             new = NewTopic(
                 topic.name,
-                num_partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
+                num_partitions=settings.kafka.partitions,
+                replication_factor=settings.kafka.replication_factor,
                 topic_configs=dict(topic.configs),
             )
             try:

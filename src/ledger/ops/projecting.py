@@ -71,7 +71,7 @@ def follow(
     idle_s: float = 1.0,
 ) -> RunStats:
     """Keep projecting until `stop` is set, refreshing and publishing after each catch-up that
-    brought new events, and otherwise every ``settings.refresh_idle_s`` (time moves stages).
+    brought new events, and otherwise every ``settings.projection.refresh_idle_s`` (time moves stages).
 
     A broken segment rule does not stop the follower: it stays recorded in the read models
     (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
@@ -86,7 +86,7 @@ def follow(
             refreshed_at = -math.inf
             while not stop.is_set():
                 stats = projector.catch_up(clock(), stop=stop, finish=False)
-                if stats.new or time.monotonic() - refreshed_at >= settings.refresh_idle_s:
+                if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
                     projector.finish(clock())
                     refreshed_at = time.monotonic()
                 total.read += stats.read

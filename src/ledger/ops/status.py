@@ -44,15 +44,15 @@ def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[
     from ledger.kafka.source import KafkaSource
     from ledger.kafka.topics import existing, ledger_topics
 
-    relayed = ledger.recorder.max_tracking_id(f"relay:{settings.ledger_topic}") or 0
+    relayed = ledger.recorder.max_tracking_id(f"relay:{settings.kafka.ledger_topic}") or 0
     found = existing(settings)
     report: dict[str, Any] = {
         "topics": {t.name: "present" if t.name in found else "missing" for t in ledger_topics(settings)},
         "relay_position": relayed,
         "relay_lag": max(0, ledger.head() - relayed),
     }
-    if settings.ledger_topic not in found:
-        report["lag"] = f"unknown: no topic {settings.ledger_topic!r} (run `ledger topics create`)"
+    if settings.kafka.ledger_topic not in found:
+        report["lag"] = f"unknown: no topic {settings.kafka.ledger_topic!r} (run `ledger topics create`)"
         return report
     source = KafkaSource(settings)
     try:

@@ -154,7 +154,7 @@ class Ledger(Application[UUID]):
 
     def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer]]:
         now = self.clock()
-        max_future = timedelta(seconds=self.settings.max_future_s)
+        max_future = timedelta(seconds=self.settings.intake.max_future_s)
         touched: dict[UUID, Customer] = {}
         outcomes: list[Outcome] = []
         for index, (event_type, given) in enumerate(facts):

@@ -1,0 +1,130 @@
+"""The catalogue: one SQL file per read model, built in the order its declared dependencies
+give, with exactly the tables and columns docs/read-models.md promises analysts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ledger.errors import ReadModelError
+from ledger.projection.catalogue import in_build_order, load_models, parse_model
+from ledger.projection.readmodels import ReadModels
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "read-models.md"
+
+TABLES_BY_FILE = {
+    "events": {"events"},
+    "customer_spend": {"customer_spend"},
+    "orders": {"orders"},
+    "lifecycle": {"lifecycle", "lifecycle_transitions"},
+    "rfm": {"rfm", "rfm_segment_map"},
+    "customer_profile": {"customer_profile", "customer_profile_keys"},
+    "satisfaction": {
+        "satisfaction_daily", "feedback_attributed", "satisfaction_weekly",
+        "satisfaction_monthly", "satisfaction_by_segment",
+    },
+    "segments": {"segments", "segment_membership"},
+}
+
+
+def model(name: str, depends: str) -> str:
+    return f"-- {name}\n-- depends: {depends}\n\n-- section: schema\nCREATE TABLE {name} (x INTEGER);\n"
+
+
+def names(text_by_name: dict[str, str]) -> list[str]:
+    return [m.name for m in in_build_order([parse_model(n, t) for n, t in text_by_name.items()])]
+
+
+def test_models_are_built_after_what_they_depend_on_ties_by_name() -> None:
+    got = names({"c": model("c", "a"), "b": model("b", "c, a"), "a": model("a", ""), "d": model("d", "")})
+    assert got == ["a", "c", "b", "d"]
+
+
+def test_an_unknown_dependency_is_an_error_naming_the_file() -> None:
+    with pytest.raises(ReadModelError, match=r"projections/b\.sql depends on nowhere"):
+        names({"a": model("a", ""), "b": model("b", "a, nowhere")})
+
+
+def test_a_cycle_is_an_error_naming_the_files_in_it() -> None:
+    with pytest.raises(ReadModelError, match="cycle") as caught:
+        names({"a": model("a", "c"), "b": model("b", "a"), "c": model("c", "b"), "d": model("d", "")})
+    assert "projections/a.sql, projections/b.sql, projections/c.sql" in str(caught.value)
+    assert "projections/d.sql" not in str(caught.value)
+
+
+def test_a_file_without_its_depends_line_is_an_error_naming_it() -> None:
+    with pytest.raises(ReadModelError, match=r"projections/a\.sql needs one '-- depends:"):
+        parse_model("a", "-- a\n-- section: schema\nCREATE TABLE a (x INTEGER);\n")
+
+
+def test_every_shipped_file_is_in_the_catalogue_each_after_its_dependencies() -> None:
+    models = load_models()
+    shipped = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "projections").glob("*.sql"))
+    assert sorted(m.name for m in models) == shipped == sorted(TABLES_BY_FILE)
+    position = {m.name: i for i, m in enumerate(models)}
+    for m in models:
+        assert all(position[d] < position[m.name] for d in m.depends), m.name
+    assert position["orders"] < position["lifecycle"] < position["rfm"] < position["customer_profile"]
+    assert position["customer_spend"] < position["customer_profile"]
+
+
+def test_each_file_creates_the_tables_it_is_named_after() -> None:
+    con = duckdb.connect()
+    created: dict[str, set[str]] = {}
+    for m in load_models():
+        before = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        con.execute(m.sections["schema"])
+        after = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        created[m.name] = after - before
+    assert created == TABLES_BY_FILE
+
+
+def documented_columns() -> dict[str, set[str]]:
+    """Table name -> the columns its `| column | type | meaning |` table in the docs lists."""
+    columns: dict[str, set[str]] = {}
+    table = None
+    rows = iter(DOCS.read_text("utf-8").splitlines())
+    for line in rows:
+        if heading := re.match(r"^#+ (\w+)", line):
+            table = heading.group(1)
+        elif named := re.match(r"^`(\w+)`: ", line):
+            table = named.group(1)
+        elif line.startswith("| column | type | meaning |") and table:
+            next(rows)
+            for row in rows:
+                if not row.startswith("|"):
+                    break
+                first = row.split("|")[1]
+                columns.setdefault(table, set()).update(c.strip(" `") for c in first.split(","))
+    return columns
+
+
+def test_every_documented_table_has_exactly_the_documented_columns(tmp_path: Path) -> None:
+    documented = documented_columns()
+    assert set(documented) >= {
+        "events", "customer_profile", "customer_spend", "orders", "lifecycle",
+        "lifecycle_transitions", "rfm", "segments", "segment_membership", "satisfaction_daily",
+    }
+    with ReadModels(tmp_path / "rm.duckdb") as models:
+        for table, wanted in documented.items():
+            got = {name for name, *_ in models.con.execute(f'DESCRIBE "{table}"').fetchall()}
+            assert got == wanted, table
+
+
+def test_a_file_built_by_the_earlier_catalogue_asks_for_a_replay(tmp_path: Path) -> None:
+    path = tmp_path / "rm.duckdb"
+    ReadModels(path).close()
+    old = duckdb.connect(str(path))
+    # How the earlier catalogue left a file: orders inside lifecycle, customer_spend inside
+    # customer_profile, so neither had a record of its own and their hosts other checksums.
+    old.execute("DELETE FROM readmodel_migrations WHERE model IN ('orders', 'customer_spend')")
+    old.execute(
+        "UPDATE readmodel_migrations SET checksum = 'earlier' "
+        "WHERE model IN ('lifecycle', 'customer_profile')"
+    )
+    old.close()
+    with pytest.raises(ReadModelError, match=r"changed since .* run `ledger replay`"):
+        ReadModels(path)
