@@ -45,8 +45,8 @@ def codec_with_contact_v2() -> Codec:
                   load_schema_version("contact_logged.v2.avsc", json.dumps(v2))])
 
 
-def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(kafka_settings):
-    settings = kafka_settings
+def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(store_kafka_settings):
+    settings = store_kafka_settings
     v2 = codec_with_contact_v2()
     new_facts = [contact("C7", n, sentiment="happy") for n in range(3)]
     produce(settings, [(b"C7", v2.encode(*to_record(f, NOW)), [("event-type", b"ContactLogged")])
@@ -91,8 +91,8 @@ def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(
     assert len(dead_letters(settings)) == 3  # re-driving succeeded: nothing new refused
 
 
-def test_redrive_all_can_choose_by_reason_and_records_nothing_twice(kafka_settings):
-    settings = kafka_settings
+def test_redrive_all_can_choose_by_reason_and_records_nothing_twice(store_kafka_settings):
+    settings = store_kafka_settings
     early = contact("C1", 1, occurred_at=NOW + timedelta(days=3))  # the adapter's clock ran ahead
     produce(settings, [
         (b"C1", avro(early)),
@@ -113,8 +113,8 @@ def test_redrive_all_can_choose_by_reason_and_records_nothing_twice(kafka_settin
     assert sorted(letter.key for letter in letters) == [b"C1", b"C2", b"C3"]
 
 
-def test_a_dead_letter_written_twice_is_listed_once(kafka_settings):
-    settings = kafka_settings
+def test_a_dead_letter_written_twice_is_listed_once(store_kafka_settings):
+    settings = store_kafka_settings
     produce(settings, [(b"C1", b"junk")])
     Intake(settings, Ledger(settings, clock=lambda: NOW)).run_once()
     (letter,) = dead_letters(settings)

@@ -35,13 +35,21 @@ def published_events(settings: Settings) -> int:
 
 
 @pytest.mark.kafka
+def environment(settings: Settings) -> dict[str, str]:
+    """The environment of a `ledger serve` process on `settings`' store."""
+    env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir)}
+    env.pop("LEDGER_KAFKA", None)
+    if settings.store:
+        env["LEDGER_STORE"] = settings.store.url
+    return env
+
+
 def test_serve_relays_and_projects_what_is_recorded_and_stops_on_sigterm(
-    tmp_path: Path, kafka_broker: TansuBroker, fact
+    settings: Settings, kafka_broker: TansuBroker, fact
 ) -> None:
     topic = f"serve-{uuid.uuid4().hex[:8]}"
-    settings = Settings(data_dir=tmp_path, kafka=kafka_broker.bootstrap, ledger_topic=topic)
-    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path), "LEDGER_KAFKA": kafka_broker.bootstrap,
-           "LEDGER_LEDGER_TOPIC": topic}
+    settings = settings.with_(kafka=kafka_broker.bootstrap, ledger_topic=topic)
+    env = {**environment(settings), "LEDGER_KAFKA": kafka_broker.bootstrap, "LEDGER_LEDGER_TOPIC": topic}
     server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -57,10 +65,8 @@ def test_serve_relays_and_projects_what_is_recorded_and_stops_on_sigterm(
     assert "stopped" in stderr
 
 
-def test_serve_in_embedded_mode_projects_and_stops_on_sigint(tmp_path: Path, fact) -> None:
-    settings = Settings(data_dir=tmp_path)
-    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path)}
-    env.pop("LEDGER_KAFKA", None)
+def test_serve_in_embedded_mode_projects_and_stops_on_sigint(settings: Settings, fact) -> None:
+    env = environment(settings)
     Ledger(settings, clock=lambda: NOW).record_many([fact("ContactLogged", customer_id=f"C{i}") for i in range(5)])
     server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -171,3 +171,26 @@ def test_a_snapshot_keeps_the_erasure_so_nothing_is_recorded_after_restart(
     with pytest.raises(CustomerErasedError):
         restarted.record(fact("ContactLogged"))
     assert restarted.head() == 200
+
+
+@pytest.mark.postgres
+def test_writers_starting_at_once_on_a_fresh_postgresql_schema_all_open_it(settings_for_store, tmp_path) -> None:
+    import threading
+
+    settings = Settings(data_dir=tmp_path, store=settings_for_store("postgresql"))
+    start = threading.Barrier(6)
+    failures: list[BaseException] = []
+
+    def open_ledger() -> None:
+        start.wait()
+        try:
+            Ledger(settings).close()
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_ledger) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []

@@ -36,7 +36,7 @@ from ledger.contract.rules import check_rules
 from ledger.errors import LedgerError, StoreError
 from ledger.settings import Settings
 from ledger.write.domain import Customer, customer_uuid
-from ledger.write.store import LedgerMapper, persistence_env, prepare
+from ledger.write.store import LedgerMapper, persistence_env, prepared
 
 Clock = Callable[[], datetime]
 TypedFact = tuple[str, dict[str, Any]]
@@ -71,16 +71,16 @@ class Ledger(Application[UUID]):
         self.codec = codec or default_codec()
         if not settings.store:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        prepare(settings.store_url)
         try:
-            super().__init__(
-                env={
-                    **persistence_env(settings.store_url),
-                    "AGGREGATE_CACHE_MAXSIZE": "100000",
-                    "AGGREGATE_CACHE_FASTFORWARD": "n",
-                    "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
-                }
-            )
+            with prepared(settings.store_url):
+                super().__init__(
+                    env={
+                        **persistence_env(settings.store_url),
+                        "AGGREGATE_CACHE_MAXSIZE": "100000",
+                        "AGGREGATE_CACHE_FASTFORWARD": "n",
+                        "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
+                    }
+                )
         except PersistenceError as exc:
             raise StoreError(f"cannot open the event store: {exc}") from exc
 

@@ -7,6 +7,8 @@ be published to Kafka byte for byte and decoded by any reader of the contract.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -80,20 +82,37 @@ def persistence_env(store_url: str) -> dict[str, str]:
     return env
 
 
-def prepare(store_url: str) -> None:
-    """Create the PostgreSQL schema named in the URL, if any; eventsourcing creates tables only."""
+@contextmanager
+def prepared(store_url: str) -> Iterator[None]:
+    """Hold the store's schema lock while eventsourcing creates (or finds) its tables.
+
+    On PostgreSQL, writers starting at once on a fresh schema (the parts of `ledger serve`,
+    two intake processes) would otherwise race in CREATE TABLE IF NOT EXISTS, and the loser
+    fails ("tuple concurrently updated", a duplicate key in pg_type). A session advisory lock
+    per schema makes them take turns; the first creates, the others find. The schema named in
+    the URL is created here too (eventsourcing creates tables only). SQLite needs nothing.
+    """
     env = persistence_env(store_url)
-    schema = env.get("POSTGRES_SCHEMA")
-    if not schema:
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        yield
         return
     import psycopg
     from psycopg import sql
 
+    schema = env.get("POSTGRES_SCHEMA")
     try:
-        with psycopg.connect(
+        connection = psycopg.connect(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-        ) as connection:
-            connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
     except psycopg.Error as exc:
-        raise StoreError(f"cannot prepare schema {schema!r} in the store: {exc}") from exc
+        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    with connection:
+        try:
+            connection.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"ledger-schema:{schema or 'public'}"])
+            if schema:
+                connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot prepare schema {schema!r} in the store: {exc}") from exc
+        yield  # closing the connection releases the lock, whatever happened
