@@ -1,4 +1,4 @@
-"""The `ledger` command, through typer's CliRunner."""
+"""The `ledger` command, through typer's CliRunner (strict: tests.support.cli)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
+from tests.support.cli import StrictRunner
 
-runner = CliRunner()
+runner = StrictRunner()
 
 
 STORE_COMMANDS = {"demo", "project", "record", "erase", "replay", "status", "ingest", "relay", "serve"}
 
 
 def ledger(*args: str) -> object:
-    return runner.invoke(app, list(args), catch_exceptions=False)
+    return runner.invoke(app, list(args))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -8,14 +8,14 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.errors import InputError
 from ledger.intake.ingest import FactFile, ingest, read_csv
 from ledger.write.application import Ledger
+from tests.support.cli import StrictRunner
 
-runner = CliRunner()
+runner = StrictRunner()
 WHEN = "2026-05-01T09:30:00Z"
 
 

@@ -11,7 +11,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.contract.codec import Codec, default_codec, load_schema_version
@@ -20,12 +19,13 @@ from ledger.intake import dead_letters as dlq
 from ledger.intake.consumer import Intake
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from tests.support.cli import StrictRunner
 from tests.support.facts import NOW, contact, event_id
 from tests.support.kafka import avro, dead_letters, produce, recorded
 
 pytestmark = pytest.mark.kafka
 
-runner = CliRunner()
+runner = StrictRunner()
 
 
 def cli(settings: Settings, *args: str):

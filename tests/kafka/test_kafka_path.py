@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.kafka.relay import Relay
@@ -25,6 +24,7 @@ from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.support.broker import TansuBroker, high_watermarks
+from tests.support.cli import StrictRunner
 from tests.support.crashes import kill_mid_stream, kill_when
 
 pytestmark = pytest.mark.kafka
@@ -75,7 +75,7 @@ def test_read_models_from_kafka_equal_the_embedded_ones(tmp_path: Path, kafka_br
 def test_the_cli_relays_and_projects_into_another_data_dir(
     tmp_path: Path, kafka_broker: TansuBroker, topic: str
 ) -> None:
-    runner = CliRunner()
+    runner = StrictRunner()
     a, c = str(tmp_path / "a"), str(tmp_path / "c")
     env = {"LEDGER_LEDGER_TOPIC": topic}
     demo = runner.invoke(app, ["demo", "--customers", "80", "--data-dir", a], env=env)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.intake.client import LedgerClient
@@ -17,10 +16,11 @@ from ledger.kafka.topics import MissingTopicError
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.support.broker import TansuBroker
+from tests.support.cli import StrictRunner
 
 pytestmark = pytest.mark.kafka
 
-runner = CliRunner()
+runner = StrictRunner()
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ledger.cli.main import app
 from ledger.projection.query import query
 from ledger.settings import Settings
+from tests.support.cli import StrictRunner
 from tests.support.facts import DAY, T0, buy, fact, naive
 from tests.support.readmodels import Harness
 
@@ -275,7 +275,7 @@ def test_query_as_of_recomputes_in_a_copy_and_leaves_the_published_file(tmp_path
         [("new",)],
     )
     assert query(settings.published_path, sql) == (["stage"], [("churned",)])
-    result = CliRunner().invoke(
+    result = StrictRunner().invoke(
         app,
         [
             "query",
