@@ -18,6 +18,7 @@ from ledger.errors import LedgerError, SettingsError
 from ledger.intake.consumer import Intake
 from ledger.kafka import topics
 from ledger.kafka.relay import Relay
+from ledger.ops.deployment import PART_NAMES, Deployment
 from ledger.ops.projecting import follow
 from ledger.settings import Settings
 from ledger.write.application import Ledger
@@ -32,9 +33,6 @@ class Part:
     error: BaseException | None = field(default=None)
 
 
-PART_NAMES = ("relay", "intake", "projector")
-
-
 def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
     """What runs: the relay and intake need Kafka; the projector runs in both modes.
 
@@ -42,12 +40,12 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
     unknown = set(only) - set(PART_NAMES)
     if unknown:
         raise SettingsError(f"no part named {', '.join(sorted(unknown))}; the parts are {', '.join(PART_NAMES)}")
-    if not settings.kafka:
-        # Embedded, serve runs the projector alone; asking for relay or intake by name is an error.
-        needs_kafka = [name for name in ("relay", "intake") if name in only]
-        if needs_kafka and set(only) != set(PART_NAMES):
-            raise SettingsError(f"{' and '.join(needs_kafka)} need Kafka: give --kafka or LEDGER_KAFKA")
-        only = ("projector",)
+    available = Deployment(settings).parts
+    if set(only) == set(PART_NAMES):
+        only = available
+    missing = [name for name in PART_NAMES if name in only and name not in available]
+    if missing:
+        raise SettingsError(f"{' and '.join(missing)} need Kafka: give --kafka or LEDGER_KAFKA")
     runners: dict[str, Callable[[threading.Event], object]] = {
         "relay": lambda stop: Relay(settings, Ledger(settings)).run(stop),
         "intake": lambda stop: Intake(settings, Ledger(settings)).run(stop),
@@ -58,7 +56,7 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:
     chosen = chosen if chosen is not None else parts(settings)
-    if settings.kafka:
+    if Deployment(settings).uses_kafka:
         for name, created in topics.create(settings).items():
             log.info("topic %s %s", name, "created" if created else "exists")
     threads = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ledger.ops.deployment import Deployment
 from ledger.projection.engine import lag
 from ledger.projection.readmodels import open_for_reading, state
 from ledger.settings import Settings
@@ -13,11 +14,14 @@ from ledger.write.application import Ledger
 def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     """A plain dict, ready for a table or ``--json``."""
     ledger = ledger or Ledger(settings)
-    report: dict[str, Any] = {"store": settings.store_shown, "store_head": ledger.head()}
+    deployment = Deployment(settings)
+    report: dict[str, Any] = {
+        "mode": deployment.mode, "store": settings.store_shown, "store_head": ledger.head(),
+    }
     positions: dict[str, dict[str, int]] = {}
     if not settings.published_path.exists():
         report["read_models"] = "not built yet"
-        if settings.kafka:
+        if deployment.uses_kafka:
             report.update(_kafka_status(settings, ledger, positions))
         return report
     con = open_for_reading(settings.published_path)
@@ -32,7 +36,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
     finally:
         con.close()
-    if settings.kafka:
+    if deployment.uses_kafka:
         report.update(_kafka_status(settings, ledger, positions))
     else:
         report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
