@@ -20,7 +20,7 @@ from ledger.cli.app import (
 )
 from ledger.intake.ingest import IngestReport, ingest
 from ledger.ops.projecting import project
-from ledger.projection.readmodels import query as run_query
+from ledger.projection.query import query as run_query
 from ledger.write.application import Ledger
 
 

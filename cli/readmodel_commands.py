@@ -22,7 +22,7 @@ from ledger.cli.app import (
 )
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
-from ledger.projection.readmodels import query as run_query
+from ledger.projection.query import query as run_query
 
 
 @command("project")

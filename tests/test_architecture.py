@@ -1,5 +1,6 @@
-"""The house keeps its shape: imports go one way (import-linter, pyproject.toml), the CLI is a
-registry over command modules with no circle, and no module grows into several rooms."""
+"""The house keeps its shape: imports go one way (import-linter, pyproject.toml), no module
+imports itself through others, the CLI is a registry over command modules with no circle,
+and no module grows into several rooms."""
 
 from __future__ import annotations
 
@@ -30,6 +31,20 @@ def test_the_import_rule_holds() -> None:
     result = subprocess.run([lint_imports], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_no_module_of_the_library_imports_itself_through_others() -> None:
+    import grimp
+
+    graph = grimp.build_graph("ledger")
+    modules = sorted(m for m in graph.modules if m.startswith("ledger."))
+    circles = [
+        (module, imported)
+        for module in modules
+        for imported in sorted(graph.find_modules_directly_imported_by(module))
+        if imported.startswith("ledger.") and graph.chain_exists(importer=imported, imported=module)
+    ]
+    assert circles == []
 
 
 def test_nothing_in_the_library_imports_the_cli() -> None:

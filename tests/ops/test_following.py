@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ledger.ops.projecting import follow
-from ledger.projection.readmodels import query
+from ledger.projection.query import query
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.support.facts import NOW, FactFactory

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.projection.readmodels import query
+from ledger.projection.query import query
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.support.broker import TansuBroker

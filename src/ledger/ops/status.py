@@ -6,7 +6,7 @@ from typing import Any
 
 from ledger.ops.deployment import Deployment
 from ledger.projection.engine import lag
-from ledger.projection.readmodels import open_for_reading, state
+from ledger.projection.query import open_for_reading, state
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 

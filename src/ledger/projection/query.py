@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 
 from ledger.errors import ReadModelError
+from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
 
@@ -36,10 +37,6 @@ def query(
     """
     if as_of is None:
         return _query(path, sql)
-    # Imported here: readmodels re-exports this module's names for the rooms that import them
-    # from there.
-    from ledger.projection.readmodels import ReadModels
-
     if not path.exists():
         open_for_reading(path)  # raises the "no read models yet" error
     with tempfile.TemporaryDirectory(prefix="ledger-as-of-") as scratch:

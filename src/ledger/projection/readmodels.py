@@ -18,12 +18,8 @@ import pyarrow as pa
 from ledger.errors import ReadModelError, SegmentError
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.publish import publish_copy
-from ledger.projection.query import open_for_reading, query, state
 from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
 from ledger.settings import Settings
-
-# The query side lived here before the split; cli and ops still import it from here.
-__all__ = ["ReadModels", "open_for_reading", "query", "state"]
 
 
 class ReadModels:
