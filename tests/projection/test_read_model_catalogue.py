@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from ledger.errors import ReadModelError
-from ledger.projection.catalogue import in_build_order, load_models, parse_model
+from ledger.projection.catalogue import SPLIT_OUT, in_build_order, load_models, parse_model
 from ledger.projection.readmodels import ReadModels
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "read-models.md"
@@ -114,17 +114,29 @@ def test_every_documented_table_has_exactly_the_documented_columns(tmp_path: Pat
             assert got == wanted, table
 
 
-def test_a_file_built_by_the_earlier_catalogue_asks_for_a_replay(tmp_path: Path) -> None:
-    path = tmp_path / "rm.duckdb"
+def earlier_catalogue_file(path: Path, lifecycle: str, profile: str) -> None:
+    """A file as the catalogue before the split left it: orders inside lifecycle and
+    customer_spend inside customer_profile, neither with a record of its own."""
     ReadModels(path).close()
     old = duckdb.connect(str(path))
-    # How the earlier catalogue left a file: orders inside lifecycle, customer_spend inside
-    # customer_profile, so neither had a record of its own and their hosts other checksums.
     old.execute("DELETE FROM readmodel_migrations WHERE model IN ('orders', 'customer_spend')")
-    old.execute(
-        "UPDATE readmodel_migrations SET checksum = 'earlier' "
-        "WHERE model IN ('lifecycle', 'customer_profile')"
-    )
+    old.execute("UPDATE readmodel_migrations SET checksum = ? WHERE model = 'lifecycle'", [lifecycle])
+    old.execute("UPDATE readmodel_migrations SET checksum = ? WHERE model = 'customer_profile'", [profile])
     old.close()
+
+
+def test_a_file_built_before_orders_and_customer_spend_had_files_opens_without_a_rebuild(tmp_path: Path) -> None:
+    path = tmp_path / "rm.duckdb"
+    earlier_catalogue_file(path, SPLIT_OUT["lifecycle"][0], SPLIT_OUT["customer_profile"][0])
+
+    with ReadModels(path) as models:
+        recorded = dict(models.con.execute("SELECT model, checksum FROM readmodel_migrations").fetchall())
+
+    assert recorded == {model.name: model.checksum for model in load_models()}
+
+
+def test_a_file_built_from_another_definition_asks_for_a_replay(tmp_path: Path) -> None:
+    path = tmp_path / "rm.duckdb"
+    earlier_catalogue_file(path, "another", "definition")
     with pytest.raises(ReadModelError, match=r"changed since .* run `ledger replay`"):
         ReadModels(path)
