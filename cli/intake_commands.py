@@ -48,7 +48,7 @@ def kafka_settings(
     config = settings(data_dir, store, kafka)
     topics = {"intake_topic": intake_topic, "dlq_topic": dlq_topic}
     config = config.with_(**{name: value for name, value in topics.items() if value})
-    config.kafka_client_options()  # fails early and clearly without --kafka
+    config.kafka.client_options()  # fails early and clearly without --kafka
     return config
 
 

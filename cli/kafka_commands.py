@@ -30,7 +30,7 @@ def relay(
     Example: ledger relay --once --kafka localhost:9092 --store postgresql://postgres@db/ledger
     """
     config = settings(data_dir, store, kafka)
-    config.kafka_client_options()  # fails early and clearly without --kafka
+    config.kafka.client_options()  # fails early and clearly without --kafka
     topics.create(config)
     publisher = Relay(config, Ledger(config))
     if once:

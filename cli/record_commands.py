@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from ledger.cli.app import (
     EXIT_REJECTED,
@@ -48,7 +49,7 @@ def record(
             raise fact
         outcome = ledger.record(fact)
     except (InputError, SchemaError, ValidationError) as error:
-        err.print(f"[bold red]refused:[/] {error}", highlight=False)
+        err.print(f"[bold red]refused:[/] {escape(str(error))}", highlight=False)
         raise typer.Exit(EXIT_REJECTED) from None
     already = "already recorded: " if outcome.status == "duplicate" else ""
     out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False)

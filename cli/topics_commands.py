@@ -50,7 +50,7 @@ def topics_create(
         "replication_factor": replication_factor,
     }
     config = settings(kafka=kafka).with_(**{k: v for k, v in chosen.items() if v is not None})
-    config.kafka_client_options()  # fails early and clearly without --kafka
+    config.kafka.client_options()  # fails early and clearly without --kafka
     made = topics.create(config)
     rows = [(t.name, t.role, "created" if made[t.name] else "exists") for t in topics.ledger_topics(config)]
     print_rows(["topic", "role", "state"], rows, as_json)

@@ -117,3 +117,24 @@ def test_the_cli_reads_a_config_file_and_names_a_bad_key_with_exit_2(tmp_path: P
     assert run.returncode == 2
     assert f"{config} [kafka] partitions must be a whole number, got 'x'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_a_misspelt_variable_is_refused_with_the_name_it_is_close_to() -> None:
+    with pytest.raises(SettingsError, match=r"LEDGER_PARTITONS is not a setting \(did you mean LEDGER_PARTITIONS\?\)"):
+        Settings.from_env({"LEDGER_PARTITONS": "8"})
+
+
+def test_the_sources_are_checked_together_not_one_by_one(tmp_path: Path) -> None:
+    config = tmp_path / "ledger.toml"
+    config.write_text("[projection]\nactive_days = 200\n")  # valid only with the churn_days below
+    s = Settings.from_env({"LEDGER_CONFIG": str(config), "LEDGER_CHURN_DAYS": "300"})
+    assert (s.projection.active_days, s.projection.churn_days) == (200, 300)
+
+
+def test_the_store_password_is_never_shown(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, store="postgresql://ledger:hunter2@db:5432/ledger")
+    assert "hunter2" not in repr(s) and "hunter2" not in s.store_shown
+    assert s.store.url == "postgresql://ledger:hunter2@db:5432/ledger"
+    with pytest.raises(SettingsError) as refused:
+        Settings(store="mysql://ledger:hunter2@db/ledger")
+    assert "hunter2" not in str(refused.value)

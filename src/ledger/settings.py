@@ -6,20 +6,11 @@ come, each overriding the one before: the defaults below, a TOML config file (``
 to its field's type and checked; a value that cannot be used is a SettingsError naming where
 it came from (``LEDGER_BATCH_SIZE``, ``ledger.toml [kafka] partitions``) and what is wrong.
 
-The config file has the sections of `Settings`:
+The config file has the sections of `Settings` (the README shows one):
 
     data_dir = "/var/lib/ledger"
-    batch_size = 20000
-
-    [store]
-    url = "postgresql://ledger@db/ledger"
-
     [kafka]
     bootstrap = "kafka:9092"
-    partitions = 12
-
-    [projection]
-    reporting_currency = "GBP"
 
 Each field has one environment variable, kept from the flat settings of earlier versions
 (`ENV_NAMES`): ``LEDGER_KAFKA`` is ``kafka.bootstrap``, ``LEDGER_STORE`` is ``store.url``,
@@ -31,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import tomllib
 import types
 import typing
@@ -56,13 +48,24 @@ class Secret:
 class StoreSettings:
     """The event store."""
 
-    url: str | None = None
+    url: str | None = field(default=None, repr=False)
     """``sqlite:///PATH`` or ``postgresql://user:pass@host/db[?schema=NAME]``; None: the
-    embedded SQLite file in the data directory."""
+    embedded SQLite file in the data directory. Never shown with its password."""
 
     def __bool__(self) -> bool:
         """True when a store URL was given (else the embedded file is used)."""
         return self.url is not None
+
+    def __repr__(self) -> str:
+        return f"StoreSettings(url={without_password(self.url)!r})"
+
+
+def without_password(url: str | None) -> str | None:
+    """A URL as it may be printed: ``scheme://***@host/...`` when it carries credentials."""
+    if url is None or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,7 @@ class Settings:
     @property
     def store_shown(self) -> str:
         """`store_url` as it may be printed: never with a password."""
-        url = self.store_url
-        if "@" in url:
-            scheme, rest = url.split("://", 1)
-            url = f"{scheme}://***@{rest.split('@', 1)[1]}"
-        return url
+        return without_password(self.store_url) or ""
 
     @property
     def readmodel_path(self) -> Path:
@@ -219,9 +218,6 @@ class Settings:
     def published_path(self) -> Path:
         """The consistent read-only copy that analysts query."""
         return self.data_dir / "readmodels.published.duckdb"
-
-    def kafka_client_options(self) -> dict[str, object]:
-        return self.kafka.client_options()
 
     # Flat names of earlier versions, read-only: new code reads the sections.
 
@@ -241,17 +237,25 @@ class Settings:
     ) -> Settings:
         """Defaults, then the config file (`config_file`, else ``LEDGER_CONFIG``), then
         ``LEDGER_*`` variables, then the non-None `overrides` (flags, by flat name)."""
+        unknown = sorted(v for v in environ if v.startswith("LEDGER_") and v not in ENV_NAMES and v != "LEDGER_CONFIG")
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], [*ENV_NAMES, "LEDGER_CONFIG"], n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SettingsError(f"{unknown[0]} is not a setting{hint}; the README lists them")
         settings = cls()
         path = config_file or (Path(environ["LEDGER_CONFIG"]) if environ.get("LEDGER_CONFIG") else None)
-        if path is not None:
-            settings = _apply(settings, _read_config(path))
+        layers = [_read_config(path)] if path is not None else []
         from_environment = {}
         for variable, (section, name) in ENV_NAMES.items():
             raw = environ.get(variable)
             if raw is not None and raw != "":
                 from_environment[f"{section}.{name}" if section else name] = (raw, variable)
-        settings = _apply(settings, from_environment)
-        return _apply(settings, {k: (v, f"--{k.replace('_', '-')}") for k, v in overrides.items() if v is not None})
+        layers.append(from_environment)
+        layers.append({k: (v, f"--{k.replace('_', '-')}") for k, v in overrides.items() if v is not None})
+        for layer in layers:
+            _assign(settings, layer, check=False)  # each layer may lean on a later one
+        settings.check()
+        return settings
 
     def check(self) -> None:
         k, p = self.kafka, self.projection
@@ -274,7 +278,7 @@ class Settings:
             raise SettingsError(f"reporting_currency must be an ISO 4217 code like EUR, got {currency!r}")
         url = self.store.url
         if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {url!r}")
+            raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {self.store_shown!r}")
 
 
 def _named(where: str) -> str:
@@ -292,10 +296,10 @@ def _apply(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> Setting
     return result
 
 
-def _assign(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
+def _assign(settings: Settings, values: Mapping[str, tuple[Any, str]], check: bool = True) -> None:
     """Set `values` (name: (value, where it came from)) on a Settings being built, then check
-    it; names are top-level fields, ``section.field``, a section (a section object), or flat
-    names."""
+    it (unless more is to come); names are top-level fields, ``section.field``, a section (a
+    section object), or flat names."""
     top: dict[str, Any] = {}
     sections: dict[str, dict[str, Any]] = {}
     for name, (value, origin) in values.items():
@@ -323,7 +327,8 @@ def _assign(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> None:
         top[section] = dataclasses.replace(top.get(section, getattr(settings, section)), **changes)
     for name, value in top.items():
         object.__setattr__(settings, name, value)
-    settings.check()
+    if check:
+        settings.check()
 
 
 def _convert(value: Any, annotation: Any, origin: str) -> Any:
@@ -336,15 +341,6 @@ def _convert(value: Any, annotation: Any, origin: str) -> Any:
     kind = next(o for o in options if o is not type(None))
     text = value if isinstance(value, str) else None
     try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            word = str(value).strip().lower()
-            if word in ("1", "true", "yes", "on"):
-                return True
-            if word in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
         if kind is int:
             if isinstance(value, bool) or isinstance(value, float):
                 raise ValueError
@@ -370,8 +366,7 @@ def _convert(value: Any, annotation: Any, origin: str) -> Any:
         pass
     else:
         return value
-    expected = {bool: "true or false", int: "a whole number", float: "a number",
-                Path: "a path", str: "text"}.get(kind, kind.__name__)
+    expected = {int: "a whole number", float: "a number", Path: "a path", str: "text"}.get(kind, kind.__name__)
     raise SettingsError(f"{origin} must be {expected}, got {value!r}")
 
 

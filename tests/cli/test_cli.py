@@ -171,3 +171,10 @@ def test_record_records_one_event_once_and_refuses_a_bad_one_with_exit_3(cli, tm
     assert cli("record", "[1]", "--data-dir", data).exit_code == 3
     rows = cli("query", "SELECT customer_id, name FROM customer_profile", "--json", "--data-dir", data).stdout
     assert json.loads(rows) == [{"customer_id": "C1", "name": "Ada"}]
+
+
+def test_a_refusal_prints_the_input_verbatim_even_when_it_looks_like_markup(cli, tmp_path: Path) -> None:
+    bad = {**LINES[0], "occurred_at": "x[/]y[red]z"}
+    refused = cli("record", json.dumps(bad), "--data-dir", str(tmp_path))
+    assert refused.exit_code == 3
+    assert "'x[/]y[red]z' is not an ISO-8601 timestamp" in refused.stderr

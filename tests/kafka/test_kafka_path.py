@@ -166,7 +166,7 @@ def test_a_kafka_projector_killed_mid_batch_ends_equal_to_a_clean_replay(
         with ReadModels(target / "readmodels.duckdb") as models:
             return sum(models.positions(f"kafka:{topic}").values())
 
-    killed_at = kill_mid_stream(command, env, position, ledger.head())
+    killed_at = kill_mid_stream(command, env, position, ledger.head(), wal=target / "readmodels.duckdb.wal")
     assert any(0 < p < ledger.head() for p in killed_at), killed_at
     subprocess.run(command, env=env, check=True, capture_output=True)
 

@@ -129,7 +129,8 @@ def test_a_projector_killed_at_random_points_ends_equal_to_a_clean_replay(
         with ReadModels(settings.readmodel_path) as models:
             return models.positions("store").get("log", 0)
 
-    killed_at = kill_mid_stream(command, env, position, ledger.head())
+    killed_at = kill_mid_stream(command, env, position, ledger.head(),
+                                wal=settings.readmodel_path.with_name("readmodels.duckdb.wal"))
     assert any(0 < position < ledger.head() for position in killed_at), killed_at
     finished = subprocess.run(command, env=env, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr

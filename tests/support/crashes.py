@@ -6,6 +6,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool], timeout_s: float = 60) -> None:
@@ -19,22 +20,33 @@ def kill_when(command: list[str], env: dict[str, str], ready: Callable[[], bool]
 
 
 def kill_mid_stream(
-    command: list[str], env: dict[str, str], position: Callable[[], int], end: int, kills: int = 2
+    command: list[str], env: dict[str, str], position: Callable[[], int], end: int, *, wal: Path,
+    kills: int = 2, rounds: int = 20,
 ) -> list[int]:
-    """Start `command` and SIGKILL it after a delay, again and again, until it has been killed
-    `kills` times with `position()` strictly between 0 and `end`; return every position seen.
+    """Start `command` and SIGKILL it as soon as it has committed a transaction, again and
+    again, until it has been killed `kills` times with `position()` strictly between 0 and
+    `end`; return every position seen.
 
-    For processes whose progress cannot be watched while they run (DuckDB's writer lock). The
-    delay grows while the process had not yet stored anything (a loaded machine starts Python
-    slowly) and creeps on otherwise, so the kills land at different points.
+    For DuckDB writers, whose position cannot be read while they hold the file's lock: the
+    write-ahead log `wal` growing says a transaction committed (the projector checkpoints
+    only when it publishes). `position()` opens the file after each kill, which replays and
+    checkpoints that log, so the next run starts with it empty. No delay is guessed: the
+    kill follows the commit, whatever the machine's speed.
     """
     seen: list[int] = []
-    delay = 1.0
-    while sum(0 < p < end for p in seen) < kills and delay < 60:
-        until = time.monotonic() + delay
-        kill_when(command, env, lambda until=until: time.monotonic() >= until)
+    for _ in range(rounds):
+        if sum(0 < p < end for p in seen) >= kills:
+            break
+        at_start = _size(wal)
+        kill_when(command, env, lambda at_start=at_start: _size(wal) > at_start)
         seen.append(position())
         if seen[-1] >= end:
             break
-        delay = delay * 1.5 if seen[-1] == 0 else delay + 0.3
     return seen
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

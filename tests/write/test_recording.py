@@ -194,3 +194,30 @@ def test_writers_starting_at_once_on_a_fresh_postgresql_schema_all_open_it(setti
     for thread in threads:
         thread.join()
     assert failures == []
+
+
+@pytest.mark.postgres
+def test_a_writer_waits_while_another_creates_the_tables_then_opens_the_store(settings_for_store, tmp_path) -> None:
+    import threading
+
+    import psycopg
+
+    url = settings_for_store("postgresql")
+    schema = url.rsplit("schema=", 1)[1]
+    settings = Settings(data_dir=tmp_path, store=url)
+    holder = psycopg.connect(url.split("?")[0], autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"ledger-schema:{schema}"])
+    opened: list[Ledger] = []
+    opener = threading.Thread(target=lambda: opened.append(Ledger(settings)))
+    opener.start()
+    try:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        for _ in range(600):
+            if holder.execute(waiting).fetchone()[0]:
+                break
+            opener.join(timeout=0.05)
+        assert holder.execute(waiting).fetchone()[0] == 1 and not opened
+    finally:
+        holder.close()  # releases the lock
+    opener.join(timeout=60)
+    assert len(opened) == 1 and opened[0].head() == 0

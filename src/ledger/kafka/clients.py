@@ -37,7 +37,7 @@ Fetched = dict[TopicPartition, list[ConsumerRecord]]
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     """An idempotent producer (acks=all) that batches: the relay's and the SDK's."""
     options: dict[str, Any] = {
-        **settings.kafka_client_options(),
+        **settings.kafka.client_options(),
         "acks": "all",
         "enable_idempotence": True,
         "allow_auto_create_topics": False,
@@ -55,7 +55,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
     """A consumer tuned for throughput: large fetches, many records per poll, no auto-commit."""
     options: dict[str, Any] = {
-        **settings.kafka_client_options(),
+        **settings.kafka.client_options(),
         "enable_auto_commit": False,
         "allow_auto_create_topics": False,
         "auto_offset_reset": "earliest",
@@ -207,10 +207,13 @@ class Producer:
             self._client = None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.flush()
-            self._client.close()
-            self._client = None
+        """Flush what is pending and close; the client is closed even if the flush fails."""
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.flush()
+            finally:
+                client.close()
 
     def _connect(self) -> KafkaProducer:
         if self._client is None:

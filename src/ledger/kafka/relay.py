@@ -70,10 +70,12 @@ class Relay:
         """Publish until the topic holds everything recorded when this call began."""
         started = time.perf_counter()
         head = self.ledger.head()
-        while self.position() < head:
-            self.step()
-        self.producer.close()
-        self.stats.seconds += time.perf_counter() - started
+        try:
+            while self.position() < head:
+                self.step()
+        finally:
+            self.producer.close()
+            self.stats.seconds += time.perf_counter() - started
         return self.stats
 
     def run(self, stop: threading.Event, idle_s: float = 0.2, retry_s: float = 1.0) -> RelayStats:

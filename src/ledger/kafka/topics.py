@@ -84,7 +84,7 @@ def require(settings: Settings, name: str) -> None:
 @contextmanager
 def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
     try:
-        admin = KafkaAdminClient(**settings.kafka_client_options())
+        admin = KafkaAdminClient(**settings.kafka.client_options())
     except ClientError as exc:
         raise KafkaError(f"cannot reach Kafka at {settings.kafka}: {exc}") from exc
     try:

@@ -17,11 +17,6 @@ from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Clock, Ledger
-from ledger.write.log import Source
-
-
-def open_source(settings: Settings, ledger: Ledger | None = None) -> Source:
-    return Deployment(settings).source(ledger)
 
 
 def project(
@@ -33,7 +28,7 @@ def project(
     stop: threading.Event | None = None,
 ) -> RunStats:
     """Bring the read models up to date with the source, then publish them."""
-    source = open_source(settings, ledger)
+    source = Deployment(settings).source(ledger)
     try:
         with ReadModels(settings.readmodel_path, settings=settings) as models:
             projector = Projector(
@@ -77,7 +72,7 @@ def follow(
     (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
     """
     total = RunStats()
-    source = open_source(settings, ledger)
+    source = Deployment(settings).source(ledger)
     try:
         with ReadModels(settings.readmodel_path, settings=settings) as models:
             projector = Projector(
@@ -115,7 +110,7 @@ def replay(
     _refuse_if_locked(live)
     scratch = live.with_name("readmodels.replay.duckdb")
     _remove(scratch)
-    source = open_source(settings, ledger)
+    source = Deployment(settings).source(ledger)
     try:
         with ReadModels(scratch, settings=settings) as models:
             stats = Projector(models, source, batch_size=settings.batch_size).catch_up(

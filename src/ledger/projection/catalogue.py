@@ -74,17 +74,19 @@ def parse_model(name: str, text: str) -> Model:
 
 def in_build_order(models: list[Model]) -> list[Model]:
     """`models` sorted so each comes after what it depends on; ties by name, so the order
-    never depends on how the files were listed."""
+    never depends on how the files were listed. `events` comes first whatever the others
+    declare: every `apply` section sees the batch after it is in the timeline."""
     by_name = {m.name: m for m in models}
+    first = ["events"] if "events" in by_name else []
     for model in models:
         unknown = [d for d in model.depends if d not in by_name]
         if unknown:
             raise ReadModelError(
                 f"{model.file} depends on {', '.join(unknown)}, which no projections/*.sql defines"
             )
-    ordered: list[Model] = []
-    placed: set[str] = set()
-    waiting = sorted(by_name)
+    ordered: list[Model] = [by_name[name] for name in first]
+    placed: set[str] = set(first)
+    waiting = sorted(set(by_name) - placed)
     while waiting:
         ready = [n for n in waiting if all(d in placed for d in by_name[n].depends)]
         if not ready:

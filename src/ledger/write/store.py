@@ -82,6 +82,10 @@ def persistence_env(store_url: str) -> dict[str, str]:
     return env
 
 
+SCHEMA_LOCK_TIMEOUT_S = 60
+"""How long a writer waits for another one that is creating the store's tables."""
+
+
 @contextmanager
 def prepared(store_url: str) -> Iterator[None]:
     """Hold the store's schema lock while eventsourcing creates (or finds) its tables.
@@ -110,7 +114,16 @@ def prepared(store_url: str) -> Iterator[None]:
         raise StoreError(f"cannot connect to the store: {exc}") from exc
     with connection:
         try:
+            connection.execute(f"SET lock_timeout = '{SCHEMA_LOCK_TIMEOUT_S}s'")
             connection.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"ledger-schema:{schema or 'public'}"])
+        except psycopg.errors.LockNotAvailable as exc:
+            raise StoreError(
+                f"another process has held the lock on the store's schema {schema or 'public'!r} for "
+                f"{SCHEMA_LOCK_TIMEOUT_S} s while opening it; is one stuck?"
+            ) from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot prepare schema {schema!r} in the store: {exc}") from exc
+        try:
             if schema:
                 connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
         except psycopg.Error as exc:
