@@ -259,15 +259,17 @@ class Settings:
 
     def check(self) -> None:
         k, p = self.kafka, self.projection
-        for where, value, low in (
-            ("batch_size", self.batch_size, 1), ("kafka.partitions", k.partitions, 1),
-            ("kafka.replication_factor", k.replication_factor, 1),
-            ("intake.max_future_s", self.intake.max_future_s, 0),
+        year = 366 * 86400
+        for where, value, low, high in (
+            ("batch_size", self.batch_size, 1, 1_000_000), ("kafka.partitions", k.partitions, 1, 100_000),
+            ("kafka.replication_factor", k.replication_factor, 1, 100),
+            ("intake.max_future_s", self.intake.max_future_s, 0, year),
+            ("projection.refresh_idle_s", p.refresh_idle_s, 0, year),
+            ("projection.new_days", p.new_days, 1, 36_600), ("projection.active_days", p.active_days, 1, 36_600),
+            ("projection.churn_days", p.churn_days, 1, 36_600),
         ):
-            if value < low:
-                raise SettingsError(f"{_named(where)} must be at least {low}, got {value}")
-        if not p.refresh_idle_s >= 0:
-            raise SettingsError(f"{_named('projection.refresh_idle_s')} must not be negative, got {p.refresh_idle_s}")
+            if not low <= value <= high:
+                raise SettingsError(f"{_named(where)} must be {low} to {high:,}, got {value:,}")
         if not (0 < p.new_days and 0 < p.active_days < p.churn_days):
             raise SettingsError(
                 "lifecycle thresholds need 0 < new_days and 0 < active_days < churn_days, got "
