@@ -107,15 +107,13 @@ def test_kafka_advertises_the_address_the_ledger_services_use(compose, ledger_se
         assert set(bootstrap.split(",")) <= addresses, (name, bootstrap, advertised)
 
 
-def test_topics_service_creates_the_topics_the_settings_name(compose, ledger_services):
-    script = interpolate(" ".join(command_words(compose["services"]["topics"])))
-    created = set(re.findall(r"^\s*create\s+(\S+)", script, flags=re.MULTILINE))
+def test_the_topics_service_creates_the_ledger_topics_with_the_settings_of_the_others(compose, ledger_services):
+    topics = compose["services"]["topics"]
+    assert command_words(topics) == ["topics", "create"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    wanted = environment(topics)
     for name, service in ledger_services.items():
-        settings = Settings.from_env(environment(service))
-        topics = settings.kafka
-        wanted = {topics.ledger_topic, topics.intake_topic, topics.dlq_topic}
-        assert wanted <= created, (name, wanted - created)
-        assert f'--partitions "{topics.partitions}"' in script, name
-    assert "retention.ms=-1" in script
-    assert "retention.bytes=-1" in script
-    assert "--if-not-exists" in script
+        assert environment(service) == wanted, name  # the same topics, partitions and broker
+        if name != "topics":
+            assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully", name
+    assert environment(compose["services"]["kafka"])["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
