@@ -146,7 +146,7 @@ def read_to_end(
             if all(at[tp] >= ends[tp.partition] for tp in partitions):
                 return
             fetched: Fetched = {}
-            for tp, records in client.poll(timeout_ms=poll_ms, max_records=max_records).items():
+            for tp, records in poll(client, topic, poll_ms, max_records).items():
                 end = ends[tp.partition]
                 if records[-1].offset >= end:
                     records = [r for r in records if r.offset < end]
@@ -186,7 +186,11 @@ class Producer:
         self._client: KafkaProducer | None = None
 
     def send_all(self, records: Iterable[Outgoing]) -> int:
-        """Send every record and return once all are acknowledged (acks=all); how many."""
+        """Send every record and return once all are acknowledged (acks=all); how many.
+        Nothing to send connects to nothing."""
+        records = list(records)
+        if not records:
+            return 0
         client = self._connect()
         try:
             futures = [client.send(self.topic, key=k, value=v, headers=h) for k, v, h in records]
