@@ -65,3 +65,16 @@ class SegmentError(ReadModelError):
 
 class KafkaError(LedgerError):
     """The Kafka broker refused or failed a request."""
+
+
+class WriterBusyError(LedgerError):
+    """Another process is writing the same read models (projecting, replaying, ingesting).
+
+    Its own exit code, so a scheduler can tell "try later" from "broken".
+    """
+
+    exit_code = 4
+
+
+class DataDirMismatchError(SettingsError):
+    """The data directory was built from another store or topic than the one given."""
