@@ -78,3 +78,8 @@ class WriterBusyError(LedgerError):
 
 class DataDirMismatchError(SettingsError):
     """The data directory was built from another store or topic than the one given."""
+
+
+class TopicResetError(KafkaError):
+    """A topic went backwards or disappeared (emptied, recreated, broker restarted without its
+    data): positions stored against it no longer mean what they did."""

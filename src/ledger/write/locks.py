@@ -1,0 +1,112 @@
+"""One holder at a time: the locks that make a second writer fail fast instead of racing.
+
+Two kinds, both released by the operating system or the server when the holder dies (a kill -9
+leaves nothing stale to clean up):
+
+- `exclusive(path)`: a lock file, with ``flock``. Never POSIX ``fcntl`` record locks: those
+  belong to the process and vanish when *any* descriptor of the file is closed, which is how
+  DuckDB's own lock was lost once the projector copied its file to publish it.
+- `store_lock(store_url, name)`: for a part that writes to the event store from anywhere (the
+  relay of one topic): a PostgreSQL session advisory lock held on its own connection, or, for
+  SQLite, a lock file next to the store.
+
+The holder's pid and command are written beside the lock (``<lock>.holder``) so the refusal
+can say who holds it; that note is only read while the lock is held, so a stale one is never
+shown.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ledger.errors import StoreError, WriterBusyError
+
+
+@contextmanager
+def exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold the lock file at `path` for the block, or raise WriterBusyError at once.
+
+    `what` names the thing guarded, for the message ("the read models in /data").
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
+            raise WriterBusyError(f"{what} {_holder(path)}; wait for it to finish or stop it first") from None
+        holder = _holder_path(path)
+        try:
+            holder.write_text(f"{os.getpid()} {_command()}\n")
+        except OSError:
+            pass  # the note is a courtesy; the lock is what counts
+        try:
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@contextmanager
+def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
+    """Hold a lock called `name` in the event store at `store_url` for the block."""
+    from ledger.write.store import persistence_env
+
+    env = persistence_env(store_url)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        with exclusive(Path(env["SQLITE_DBNAME"] + f".{_file_safe(name)}.lock"), what):
+            yield
+        return
+    import psycopg
+
+    try:
+        connection = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    with connection:
+        key = f"ledger:{env.get('POSTGRES_SCHEMA', 'public')}:{name}"
+        try:
+            (got,) = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone() or (False,)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot take the lock {name!r} in the store: {exc}") from exc
+        if not got:
+            raise WriterBusyError(f"{what} is held by another process (PostgreSQL advisory lock {key!r}); "
+                                  "wait for it to finish or stop it first")
+        yield  # closing the connection releases the lock
+
+
+def _holder_path(path: Path) -> Path:
+    return path.with_name(path.name + ".holder")
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid, _, command = _holder_path(path).read_text().strip().partition(" ")
+    except OSError:
+        return "is held by another process"
+    return f"is held by another process (pid {pid}: {command})" if pid else "is held by another process"
+
+
+def _command() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return " ".join([name, *sys.argv[1:3]])[:200]
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
