@@ -19,8 +19,9 @@ from ledger.cli.app import (
     settings,
 )
 from ledger.intake.ingest import IngestReport, ingest
-from ledger.ops.projecting import project
+from ledger.ops.projecting import project, recording
 from ledger.projection.query import query as run_query
+from ledger.settings import Settings
 from ledger.write.application import Ledger
 
 
@@ -35,9 +36,14 @@ def demo(
 
     Example: ledger demo --customers 500 --seed 1 --data-dir /tmp/ledger
     """
+    config = settings(data_dir, store)
+    with recording(config):
+        _demo(config, customers, seed)
+
+
+def _demo(config: Settings, customers: int, seed: int) -> None:
     from ledger.ops.demo import generate
 
-    config = settings(data_dir, store)
     ledger = Ledger(config)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     facts = list(generate(customers=customers, seed=seed, end=end))

@@ -22,7 +22,7 @@ from ledger.cli.app import (
 from ledger.contract.codec import default_codec
 from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.intake.files import json_fact
-from ledger.ops.projecting import project_if_embedded
+from ledger.ops.projecting import project_if_embedded, recording
 from ledger.write.application import Ledger
 from ledger.write.erasure import erase as erase_customer
 
@@ -43,18 +43,19 @@ def record(
     """
     config = settings(data_dir, store)
     fact = json_fact(event.encode("utf-8", "surrogateescape"))
-    ledger = Ledger(config)
-    try:
-        if isinstance(fact, InputError):
-            raise fact
-        outcome = ledger.record(fact)
-    except (InputError, SchemaError, ValidationError) as error:
-        err.print(f"[bold red]refused:[/] {escape(str(error))}", highlight=False)
-        raise typer.Exit(EXIT_REJECTED) from None
-    already = "already recorded: " if outcome.status == "duplicate" else ""
-    out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False)
-    if not no_project:
-        project_if_embedded(config, ledger)
+    with recording(config, then_project=not no_project):
+        ledger = Ledger(config)
+        try:
+            if isinstance(fact, InputError):
+                raise fact
+            outcome = ledger.record(fact)
+        except (InputError, SchemaError, ValidationError) as error:
+            err.print(f"[bold red]refused:[/] {escape(str(error))}", highlight=False)
+            raise typer.Exit(EXIT_REJECTED) from None
+        already = "already recorded: " if outcome.status == "duplicate" else ""
+        out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)
+        if not no_project:
+            project_if_embedded(config, ledger)
 
 
 @command()
@@ -73,14 +74,15 @@ def erase(
     Example: ledger erase C000042 --reason "request 2026-118"
     """
     config = settings(data_dir, store)
-    ledger = Ledger(config)
-    erasure = erase_customer(ledger, customer_id, reason)
-    if erasure.already:
-        out.print(f"{customer_id} was already erased", highlight=False, markup=False)
-        return
-    out.print(f"erased {customer_id} (event {erasure.event_id})", highlight=False, markup=False)
-    if not no_project:
-        project_if_embedded(config, ledger)
+    with recording(config, then_project=not no_project):
+        ledger = Ledger(config)
+        erasure = erase_customer(ledger, customer_id, reason)
+        if erasure.already:
+            out.print(f"{customer_id} was already erased", highlight=False, markup=False)
+            return
+        out.print(f"erased {customer_id} (event {erasure.event_id})", highlight=False, markup=False)
+        if not no_project:
+            project_if_embedded(config, ledger)
 
 
 @command()

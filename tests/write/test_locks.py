@@ -74,3 +74,12 @@ def test_the_store_lock_is_one_per_name(settings) -> None:
             pass
     with store_lock(settings.store_url, "relay:t", "the relay of t"):
         pass
+
+
+def test_the_holder_may_take_its_own_lock_again(tmp_path: Path) -> None:
+    lock = tmp_path / "writer.lock"
+    with exclusive(lock, "the thing"):
+        with exclusive(lock, "the thing"):
+            pass
+        probe = subprocess.run([sys.executable, "-c", HOLD, str(lock)], input="", capture_output=True, text=True)
+        assert probe.returncode != 0  # still held after the inner block

@@ -6,6 +6,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import duckdb
 
 from ledger.errors import ReadModelError, SegmentError
 from ledger.ops.deployment import Deployment
+from ledger.ops.writer import writing
 from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
@@ -28,17 +31,30 @@ def project(
     stop: threading.Event | None = None,
 ) -> RunStats:
     """Bring the read models up to date with the source, then publish them."""
-    source = Deployment(settings).source(ledger)
-    try:
-        with ReadModels(settings.readmodel_path, settings=settings) as models:
-            projector = Projector(
-                models, source, batch_size=settings.batch_size, publish_to=settings.published_path
-            )
-            stats = projector.catch_up(as_of, progress=progress, stop=stop)
-    finally:
-        source.close()
+    with writing(settings):
+        source = Deployment(settings).source(ledger)
+        try:
+            with ReadModels(settings.readmodel_path, settings=settings) as models:
+                projector = Projector(
+                    models, source, batch_size=settings.batch_size, publish_to=settings.published_path
+                )
+                stats = projector.catch_up(as_of, progress=progress, stop=stop)
+        finally:
+            source.close()
     raise_segment_errors(stats)
     return stats
+
+
+@contextmanager
+def recording(settings: Settings, *, then_project: bool = True) -> Iterator[None]:
+    """Around a command that records and then projects (embedded): the writer lock and the
+    data directory's store check come first, so a second writer is refused before anything is
+    recorded, not after."""
+    if then_project and Deployment(settings).projects_after_recording:
+        with writing(settings):
+            yield
+    else:
+        yield
 
 
 def project_if_embedded(settings: Settings, ledger: Ledger) -> None:
@@ -71,6 +87,13 @@ def follow(
     A broken segment rule does not stop the follower: it stays recorded in the read models
     (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
     """
+    with writing(settings):
+        return _follow(settings, clock, stop, ledger=ledger, idle_s=idle_s)
+
+
+def _follow(
+    settings: Settings, clock: Clock, stop: threading.Event, *, ledger: Ledger | None, idle_s: float
+) -> RunStats:
     total = RunStats()
     source = Deployment(settings).source(ledger)
     try:
@@ -105,7 +128,13 @@ def replay(
     """Rebuild every read model from the first event into a new file, then swap it in.
 
     The live file is replaced only after the rebuild succeeded; on failure it is untouched.
+    A rebuild from the first event may move the data directory to another store or topic.
     """
+    with writing(settings, rebind=True):
+        return _replay(settings, as_of, ledger=ledger, progress=progress)
+
+
+def _replay(settings: Settings, as_of: datetime, *, ledger: Ledger | None, progress: Progress | None) -> RunStats:
     live = settings.readmodel_path
     _refuse_if_locked(live)
     scratch = live.with_name("readmodels.replay.duckdb")

@@ -8,6 +8,7 @@ If one part fails, the others are stopped too and the failure is raised.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Collection
@@ -20,6 +21,7 @@ from ledger.kafka import topics
 from ledger.kafka.relay import Relay
 from ledger.ops.deployment import PART_NAMES, Deployment
 from ledger.ops.projecting import follow
+from ledger.ops.writer import writing
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -55,7 +57,15 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
 
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:
+    """Run the chosen parts until `stop`. With the projector among them, the data directory's
+    writer lock is taken first, so a second `serve` is refused (exit 4) before anything starts."""
     chosen = chosen if chosen is not None else parts(settings)
+    guard = writing(settings) if any(p.name == "projector" for p in chosen) else contextlib.nullcontext()
+    with guard:
+        _serve(settings, stop, chosen)
+
+
+def _serve(settings: Settings, stop: threading.Event, chosen: list[Part]) -> None:
     if Deployment(settings).uses_kafka:
         for name, created in topics.create(settings).items():
             log.info("topic %s %s", name, "created" if created else "exists")
@@ -69,7 +79,9 @@ def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None =
     failed = [p for p in chosen if p.error is not None]
     if failed:
         names = ", ".join(f"{p.name}: {p.error}" for p in failed)
-        raise LedgerError(f"serve stopped because a part failed ({names})") from failed[0].error
+        error = LedgerError(f"serve stopped because a part failed ({names})")
+        error.exit_code = getattr(failed[0].error, "exit_code", 1)  # a busy writer stays exit 4
+        raise error from failed[0].error
 
 
 def _guard(part: Part, stop: threading.Event) -> None:

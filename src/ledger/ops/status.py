@@ -2,22 +2,45 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from eventsourcing.persistence import PersistenceError
+from eventsourcing.utils import Environment
+
+from ledger.errors import DataDirMismatchError, StoreError
 from ledger.ops.deployment import Deployment
+from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
 from ledger.projection.query import open_for_reading, state
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
 
+class _ReadingLedger(Ledger):
+    """The store as `status` sees it: opened, never created (no directory, file or table)."""
+
+    def construct_env(self, name: str, env: Any = None) -> Environment:
+        environment = super().construct_env(name, env)
+        environment["CREATE_TABLE"] = "n"
+        return environment
+
+
 def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
-    """A plain dict, ready for a table or ``--json``."""
-    ledger = ledger or Ledger(settings)
+    """A plain dict, ready for a table or ``--json``. Reads only: a store, data directory or
+    topic that does not exist yet is reported as such, never created."""
+    problem = mismatch(settings)
+    if problem:
+        raise DataDirMismatchError(problem)
     deployment = Deployment(settings)
-    report: dict[str, Any] = {
-        "mode": deployment.mode, "store": settings.store_shown, "store_head": ledger.head(),
-    }
+    report: dict[str, Any] = {"mode": deployment.mode, "store": settings.store_shown}
+    ledger = ledger or _open_store(settings)
+    if ledger is None:
+        report["store_head"] = 0
+        report["store_state"] = "not created yet (nothing recorded)"
+        report["read_models"] = "not built yet"
+        return report
+    report["store_head"] = ledger.head()
     positions: dict[str, dict[str, int]] = {}
     if not settings.published_path.exists():
         report["read_models"] = "not built yet"
@@ -68,3 +91,39 @@ def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[
     report["partition_lag"] = {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()}
     report["lag"] = lag(ends, projected)
     return report
+
+
+def _open_store(settings: Settings) -> Ledger | None:
+    """The store for reading, or None when it does not exist yet."""
+    url = settings.store_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        return None
+    if not url.startswith("sqlite:///") and not _postgres_tables_exist(url):
+        return None  # and opening would create the schema
+    ledger = _ReadingLedger(settings)
+    try:
+        ledger.head()
+    except PersistenceError as exc:  # PostgreSQL: the tables are not there yet
+        if "does not exist" in str(exc):
+            return None
+        raise StoreError(f"cannot read the event store {settings.store_shown}: {exc}") from exc
+    return ledger
+
+
+def _postgres_tables_exist(url: str) -> bool:
+    import psycopg
+
+    from ledger.write.store import persistence_env
+
+    env = persistence_env(url)
+    table = f"{env.get('POSTGRES_SCHEMA', 'public')}.{Ledger.name.lower()}_events"
+    try:
+        with psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        ) as connection:
+            row = connection.execute("SELECT to_regclass(%s)", [table]).fetchone()
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    return bool(row and row[0])

@@ -21,6 +21,7 @@ import errno
 import fcntl
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,12 +29,44 @@ from pathlib import Path
 from ledger.errors import StoreError, WriterBusyError
 
 
+_held: dict[Path, int] = {}
+_held_guard = threading.Lock()
+
+
 @contextmanager
 def exclusive(path: Path, what: str) -> Iterator[None]:
     """Hold the lock file at `path` for the block, or raise WriterBusyError at once.
 
-    `what` names the thing guarded, for the message ("the read models in /data").
+    `what` names the thing guarded, for the message ("the read models in /data"). Re-entrant
+    within a process (a command that records and then projects takes it once for both): a
+    flock is per open file, so a second open in the same process would refuse itself.
     """
+    key = path.absolute()
+    with _held_guard:
+        if _held.get(key):
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+    with _exclusive(path, what):
+        with _held_guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(key, None)
+
+
+@contextmanager
+def _exclusive(path: Path, what: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -61,12 +94,15 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
 
 @contextmanager
 def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
-    """Hold a lock called `name` in the event store at `store_url` for the block."""
+    """Hold a lock called `name` in the event store at `store_url` for the block.
+
+    Not re-entrant, on either backend: a second holder is refused even in the same process.
+    """
     from ledger.write.store import persistence_env
 
     env = persistence_env(store_url)
     if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
-        with exclusive(Path(env["SQLITE_DBNAME"] + f".{_file_safe(name)}.lock"), what):
+        with _exclusive(Path(env["SQLITE_DBNAME"] + f".{_file_safe(name)}.lock"), what):
             yield
         return
     import psycopg
