@@ -58,6 +58,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_REPORTING_CURRENCY", "eur", "reporting_currency must be an ISO 4217 code"),
         ("LEDGER_STORE", "mysql://x", "store must be sqlite:///PATH or postgresql://"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),
+        ("LEDGER_DATA_DIR", "/tmp/a?b=1", r"data_dir \(LEDGER_DATA_DIR\) must not contain '\?'"),
     ],
 )
 def test_a_bad_variable_is_refused_naming_it(variable: str, value: str, message: str) -> None:

@@ -281,6 +281,8 @@ class Settings:
         url = self.store.url
         if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {self.store_shown!r}")
+        if "?" in str(self.data_dir):  # DuckDB reads what follows a "?" in a file name as options
+            raise SettingsError(f"{_named('data_dir')} must not contain '?', got {str(self.data_dir)!r}")
 
 
 def _named(where: str) -> str:
