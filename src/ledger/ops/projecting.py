@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
@@ -13,13 +14,16 @@ from pathlib import Path
 
 import duckdb
 
-from ledger.errors import ReadModelError, SegmentError
+from ledger.errors import ReadModelError, SegmentError, TopicResetError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import writing
 from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Clock, Ledger
+from ledger.write.log import Source
+
+log = logging.getLogger(__name__)
 
 
 def project(
@@ -39,10 +43,24 @@ def project(
                     models, source, batch_size=settings.batch_size, publish_to=settings.published_path
                 )
                 stats = projector.catch_up(as_of, progress=progress, stop=stop)
+        except TopicResetError as reset:
+            stats = _rebuild_after(reset, settings, as_of, ledger=ledger, progress=progress)
         finally:
             source.close()
     raise_segment_errors(stats)
     return stats
+
+
+def _rebuild_after(
+    reset: TopicResetError, settings: Settings, as_of: datetime, *, ledger: Ledger | None,
+    progress: Progress | None = None,
+) -> RunStats:
+    """The topic went backwards or was recreated: the stored positions mean nothing there any
+    more, so the read models are rebuilt from its first record (the relay republishes the
+    whole store into it), and the reset is kept in the state for `ledger status`."""
+    log.warning("%s; rebuilding the read models from the start of the topic", reset)
+    note = {"topic_reset": f"{datetime.now(UTC).isoformat()}: {reset}"}
+    return _replay(settings, as_of, ledger=ledger, progress=progress, state=note)
 
 
 @contextmanager
@@ -97,25 +115,33 @@ def _follow(
     total = RunStats()
     source = Deployment(settings).source(ledger)
     try:
-        with ReadModels(settings.readmodel_path, settings=settings) as models:
-            projector = Projector(
-                models, source, batch_size=settings.batch_size, publish_to=settings.published_path
-            )
-            refreshed_at = -math.inf
-            while not stop.is_set():
-                stats = projector.catch_up(clock(), stop=stop, finish=False)
-                if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
-                    projector.finish(clock())
-                    refreshed_at = time.monotonic()
-                total.read += stats.read
-                total.new += stats.new
-                total.batches += stats.batches
-                total.seconds += stats.seconds
-                if stats.read == 0:
-                    stop.wait(idle_s)
+        while not stop.is_set():
+            try:
+                _follow_until_reset(settings, clock, stop, source, total, idle_s)
+            except TopicResetError as reset:
+                _rebuild_after(reset, settings, clock(), ledger=ledger)
     finally:
         source.close()
     return total
+
+
+def _follow_until_reset(
+    settings: Settings, clock: Clock, stop: threading.Event, source: Source, total: RunStats, idle_s: float
+) -> None:
+    with ReadModels(settings.readmodel_path, settings=settings) as models:
+        projector = Projector(models, source, batch_size=settings.batch_size, publish_to=settings.published_path)
+        refreshed_at = -math.inf
+        while not stop.is_set():
+            stats = projector.catch_up(clock(), stop=stop, finish=False)
+            if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
+                projector.finish(clock())
+                refreshed_at = time.monotonic()
+            total.read += stats.read
+            total.new += stats.new
+            total.batches += stats.batches
+            total.seconds += stats.seconds
+            if stats.read == 0:
+                stop.wait(idle_s)
 
 
 def replay(
@@ -131,10 +157,15 @@ def replay(
     A rebuild from the first event may move the data directory to another store or topic.
     """
     with writing(settings, rebind=True):
-        return _replay(settings, as_of, ledger=ledger, progress=progress)
+        stats = _replay(settings, as_of, ledger=ledger, progress=progress)
+    raise_segment_errors(stats)
+    return stats
 
 
-def _replay(settings: Settings, as_of: datetime, *, ledger: Ledger | None, progress: Progress | None) -> RunStats:
+def _replay(
+    settings: Settings, as_of: datetime, *, ledger: Ledger | None, progress: Progress | None,
+    state: dict[str, str] | None = None,
+) -> RunStats:
     live = settings.readmodel_path
     _refuse_if_locked(live)
     scratch = live.with_name("readmodels.replay.duckdb")
@@ -150,8 +181,9 @@ def _replay(settings: Settings, as_of: datetime, *, ledger: Ledger | None, progr
     _remove(Path(str(live) + ".wal"))
     os.replace(scratch, live)
     with ReadModels(live, settings=settings) as models:
+        for key, value in (state or {}).items():
+            models.set_state(key, value)
         models.publish(settings.published_path, datetime.now(as_of.tzinfo))
-    raise_segment_errors(stats)
     return stats
 
 
