@@ -9,7 +9,11 @@
 Each method checks the fact locally, against the Avro contract and the ledger's rules, and
 raises the typed LedgerError (SchemaError, ValidationError) before anything is sent; it
 returns the fact's event_id. What the ledger alone can know (an erased customer) is decided
-there: on Kafka such a fact goes to the dead-letter topic; embedded, `flush()` reports it.
+there: on Kafka such a fact goes to the dead-letter topic (`ledger dlq`); embedded,
+`flush()` and `close()` return it in `Delivery.rejected`, and leaving the `with` block
+raises FactsRefusedError listing every fact refused since the last flush, so that no fact
+vanishes without a word. (When the block ends with an error of its own, that error goes on,
+with the refusals added to it as a note.)
 
 Facts are batched. On Kafka the producer batches (linger, batch size) and `flush()` waits
 until every fact sent so far is acknowledged by the intake topic; embedded, facts are
@@ -33,7 +37,7 @@ from uuid import uuid4
 from kafka.errors import KafkaError as ClientError
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.contract.facts import event_id_for, to_record
+from ledger.contract.facts import check_text, event_id_for, to_record
 from ledger.contract.rules import check_rules
 from ledger.errors import KafkaError, LedgerError
 from ledger.kafka.clients import EVENT_TYPE_HEADER, producer
@@ -57,6 +61,27 @@ class Delivery:
     """Embedded: (event_id, error) of each fact the ledger refused."""
 
 
+class FactsRefusedError(LedgerError):
+    """The ledger refused facts handed to a client; the others were recorded.
+
+    `delivery` says what became of every fact since the last flush; `rejected` holds the
+    refused ones, each as ``(event_id, error)``.
+    """
+
+    SHOWN = 20
+
+    def __init__(self, delivery: Delivery):
+        self.delivery = delivery
+        self.rejected = delivery.rejected
+        lines = [f"{event_id}: {error}" for event_id, error in self.rejected[: self.SHOWN]]
+        if len(self.rejected) > self.SHOWN:
+            lines.append(f"... and {len(self.rejected) - self.SHOWN} more (see .rejected)")
+        super().__init__(
+            f"the ledger refused {len(self.rejected)} facts ({delivery.recorded} recorded, "
+            f"{delivery.duplicates} duplicates):\n  " + "\n  ".join(lines)
+        )
+
+
 class LedgerClient:
     def __init__(
         self,
@@ -69,6 +94,7 @@ class LedgerClient:
     ):
         if not source or not source.strip():
             raise ValueError("source (the adapter's name) must not be empty")
+        check_text({"source": source})
         self.source = source
         self.codec = codec or default_codec()
         self.clock = clock
@@ -182,8 +208,21 @@ class LedgerClient:
     def __enter__(self) -> LedgerClient:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            delivery = self.close()
+            if delivery.rejected:
+                raise FactsRefusedError(delivery)
+            return
+        try:
+            delivery = self.close()
+        except LedgerError as error:
+            exc.add_note(f"closing the ledger client failed too: {error}")
+            return
+        if delivery.rejected:
+            exc.add_note(str(FactsRefusedError(delivery)))
 
     def _send(self, event_type: str, given: Mapping[str, Any]) -> str:
         fact: dict[str, Any] = {k: v for k, v in given.items() if k != "self" and v is not None}
@@ -270,7 +309,12 @@ class _EmbeddedSink(_Sink):
 
     def _record(self) -> None:
         facts, self._buffer = self._buffer, []
-        for (_, record), outcome in zip(facts, self.ledger.record_typed(facts), strict=True):
+        try:
+            outcomes = self.ledger.record_typed(facts)
+        except BaseException:
+            self._buffer = facts + self._buffer  # kept for the next flush, not dropped
+            raise
+        for (_, record), outcome in zip(facts, outcomes, strict=True):
             if outcome.status == "recorded":
                 self._delivery.recorded += 1
             elif outcome.status == "duplicate":

@@ -5,6 +5,10 @@ contract by construction and goes to the store without a second validation. The 
 ``recorded_at`` is overwritten (the ledger sets it when it records); its ``event_id`` is
 kept, and stands in for a missing ``source_event_id``, so that any intake record, read or
 re-driven twice, is recorded once.
+
+Whatever the bytes, the answer is a fact or a SchemaError (which dead-letters the record):
+the codec turns every decoder failure into one, and a timestamp or date that Avro holds
+but the ledger does not accept (see `ledger.contract.facts.FIRST_YEAR`) is refused here.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.contract.codec import MARKER, Codec
+from ledger.contract.facts import check_moments
 from ledger.errors import SchemaError
 
 
@@ -24,6 +29,7 @@ def intake_fact(value: bytes | None, codec: Codec) -> tuple[str, dict[str, Any]]
         event_type, record = codec.decode(value)
     except SchemaError as error:
         raise SchemaError(_with_hint(str(error), value), error.field) from error
+    check_moments(record)
     record["event_id"] = str(record["event_id"])
     if record.get("source_event_id") is None:
         record["source_event_id"] = record["event_id"]

@@ -15,21 +15,27 @@ numbers for int/long, ``true``/``false`` for booleans, JSON for ``lines`` and
 
 from __future__ import annotations
 
-import csv
+import codecs
 import io
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ledger.contract.codec import Codec, default_codec
 from ledger.errors import InputError, LedgerError, SchemaError
+from ledger.intake.csv_records import MB, CsvRecords
 
 Row = tuple[int, dict[str, Any] | InputError]
 
-MAX_CSV_FIELD = 8 * 1024 * 1024
+MAX_LINE = 8 * MB
+"""The longest JSON line read; longer ones are refused without being held in memory."""
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+_NUL = "contains a NUL byte (CSV files are read as UTF-8: is this one UTF-16?)"
 
 
 class FactFile:
@@ -90,60 +96,135 @@ def read_csv(
 
 
 def _json_lines(handle: BinaryIO) -> Iterator[Row]:
-    for number, raw in enumerate(handle, start=1):
+    for number, raw in _physical_lines(handle):
+        if raw is None:
+            yield number, InputError(f"line longer than {MAX_LINE // MB} MB")
+            continue
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
         if raw.strip():
             yield number, json_fact(raw)
+
+
+def _physical_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, bytes) per line; None for a line over `MAX_LINE`, which is skipped
+    without holding it in memory."""
+    number = 0
+    while True:
+        raw = _read(handle, MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = _read(handle, MAX_LINE)
+            yield number, None
+            continue
+        yield number, raw
+
+
+def _read(handle: BinaryIO, limit: int) -> bytes:
+    try:
+        return handle.readline(limit)
+    except OSError as exc:
+        raise InputError(f"cannot read on: {exc.strerror or exc}") from exc
 
 
 def json_fact(raw: bytes) -> dict[str, Any] | InputError:
     """One event as a JSON object with its `type`, or the InputError saying why it is not."""
     try:
-        fact = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return InputError(f"not valid UTF-8 at byte {exc.start}")
-    except json.JSONDecodeError as exc:
-        return InputError(f"not JSON: {exc.msg} at column {exc.colno}")
+    try:
+        fact = strict_json(text)
+    except InputError as error:
+        return error
     if not isinstance(fact, dict):
         return InputError(f"expected a JSON object, got {_json_kind(fact)}")
     return fact
 
 
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it, or InputError saying why not: no NaN or Infinity, no key
+    twice in an object (which would keep one value and drop the other unseen), and no
+    crash on input Python's reader cannot hold (nesting past the recursion limit, an
+    integer of more digits than Python converts)."""
+    try:
+        return _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        return _raise(f"not JSON: {exc.msg} at column {exc.colno}")
+    except _NotJSON as exc:
+        return _raise(f"not JSON: {exc}")
+    except RecursionError:
+        return _raise("not JSON the ledger reads: nested too deeply")
+    except ValueError as exc:
+        if "digits" in str(exc):
+            limit = sys.get_int_max_str_digits()
+            return _raise(f"not JSON the ledger reads: a number of more than {limit} digits")
+        return _raise(f"not JSON: {exc}")
+
+
+class _NotJSON(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJSON(f"{name} is not a JSON number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _NotJSON(f"key {key!r} appears twice in an object")
+            seen.add(key)
+    return value
+
+
+def _raise(reason: str) -> Any:
+    raise InputError(reason)
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_object)
+"""Built once: `json.loads` with options builds a decoder on every call."""
+
+
 def _csv_rows(handle: BinaryIO, event_type: str | None, codec: Codec) -> Iterator[Row]:
-    if csv.field_size_limit() < MAX_CSV_FIELD:
-        csv.field_size_limit(MAX_CSV_FIELD)
     # surrogateescape keeps a bad byte in one row from ending the whole file; the row with
     # it is refused below.
     text = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="surrogateescape", newline="")
-    reader = csv.reader(text)
-    try:
-        header = next(reader)
-    except StopIteration:
+    records = CsvRecords(text)
+    header = records.header()
+    if header is None:
         return
-    except csv.Error as exc:
-        raise InputError(f"line 1: cannot read the CSV header ({exc})") from exc
-    columns = [name.strip() for name in header]
+    columns = [name.strip().lstrip("\ufeff").strip() for name in header]
     problem = _header_problem(columns, event_type)
     if problem:
         raise InputError(f"line 1: {problem}")
-    while True:
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            yield reader.line_num, InputError(_csv_error(exc))
+    for number, cells in records.rows(len(columns)):
+        if isinstance(cells, InputError):
+            yield number, cells
             continue
         if not any(cell.strip() for cell in cells):
             continue
         try:
-            yield reader.line_num, _csv_fact(columns, cells, event_type, codec)
+            yield number, _csv_fact(columns, cells, event_type, codec)
         except LedgerError as error:
-            yield reader.line_num, InputError(str(error))
+            yield number, InputError(str(error))
+        except Exception as exc:  # a cell no rule foresaw: refuse the row, read on
+            yield number, InputError(f"cannot read this row ({type(exc).__name__}: {exc})")
 
 
 def _header_problem(columns: list[str], event_type: str | None) -> str | None:
     if not columns or not any(columns):
         return "the first row must name the columns (schema fields)"
+    if any(_has_bad_bytes(name) for name in columns):
+        return "the header is not valid UTF-8"
+    if any("\x00" in name for name in columns):
+        return f"the header {_NUL}"
     if "" in columns:
         return f"column {columns.index('') + 1} has no name"
     seen: set[str] = set()
@@ -164,12 +245,14 @@ def _csv_fact(
     for name, cell in zip(columns, cells, strict=True):
         if _has_bad_bytes(cell):
             raise InputError(f"{name}: not valid UTF-8")
+        if "\x00" in cell:
+            raise InputError(f"{name}: {_NUL}")
     row = dict(zip(columns, cells, strict=True))
     row_type = row.pop("type", "").strip() or event_type
     if not row_type:
         raise SchemaError("type: missing; say which event this is, e.g. \"ContactLogged\"", "type")
     if event_type is not None and row_type != event_type:
-        raise SchemaError(f"type: {row_type!r} in a file of {event_type}", "type")
+        raise SchemaError(f"type: {_shown(row_type)} in a file of {event_type}", "type")
     fields = {f["name"]: f["type"] for f in codec.newest(row_type).schema["fields"]}
     fact: dict[str, Any] = {"type": row_type}
     for name, cell in row.items():
@@ -182,22 +265,22 @@ def _csv_fact(
 def _cell(name: str, cell: str, avro_type: Any) -> Any:
     kind = _base_type(avro_type)
     if kind in ("int", "long"):
-        try:
-            return int(cell.strip())
-        except ValueError:
-            raise SchemaError(f"{name}: {cell!r} is not a whole number", name) from None
+        digits = cell.strip()
+        if not _WHOLE.fullmatch(digits) or len(digits) > 100:
+            raise SchemaError(f"{name}: {_shown(cell)} is not a whole number", name)
+        return int(digits)
     if kind == "boolean":
         word = cell.strip().lower()
         if word in _TRUE:
             return True
         if word in _FALSE:
             return False
-        raise SchemaError(f"{name}: {cell!r} is not true or false", name)
+        raise SchemaError(f"{name}: {_shown(cell)} is not true or false", name)
     if kind in ("array", "map"):
         try:
-            return json.loads(cell)
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{name}: not JSON ({exc.msg} at column {exc.colno})", name) from None
+            return strict_json(cell)
+        except InputError as error:
+            raise SchemaError(f"{name}: {error}", name) from None
     return cell
 
 
@@ -214,15 +297,21 @@ def _base_type(avro_type: Any) -> str | None:
     return avro_type
 
 
-def _has_bad_bytes(cell: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in cell)
+def _has_bad_bytes(text: str) -> bool:
+    """Whether `text` holds bytes that were not UTF-8 (kept as lone surrogates by the
+    surrogateescape reader)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
-def _csv_error(exc: csv.Error) -> str:
-    text = str(exc)
-    if "field larger than field limit" in text:
-        return f"a cell is larger than {MAX_CSV_FIELD // (1024 * 1024)} MB"
-    return f"not CSV: {text}"
+def _shown(cell: str) -> str:
+    text = repr(cell)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _json_kind(value: Any) -> str:

@@ -3,6 +3,12 @@
 Rows are recorded in chunks of `CHUNK` (one store transaction each), so memory stays bounded
 whatever the file's size: the chunk in hand, the counts, and the first `KEEP_REJECTIONS`
 rejections (every one is also passed to `on_rejection` as it happens, in file order).
+
+Reading a row into a record is total: whatever a line holds, it becomes a record or a
+rejection with a reason, never an exception that would cost the other lines of its chunk.
+What fails after that is the store itself (it cannot be reached, a disk is full): such an
+error stops the ingest and propagates, since going on would only report every later line
+as lost.
 """
 
 from __future__ import annotations
@@ -11,9 +17,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.contract.facts import to_record
 from ledger.errors import LedgerError
 from ledger.intake.files import FactFile, read_csv, read_json_lines
-from ledger.write.application import Ledger
+from ledger.write.application import Ledger, TypedFact
 
 __all__ = [
     "CHUNK",
@@ -27,6 +34,8 @@ __all__ = [
 
 CHUNK = 2000
 KEEP_REJECTIONS = 10_000
+MAX_REASON = 1000
+"""Characters of a reason kept: a reason quotes some of the input, never all of it."""
 
 
 @dataclass(frozen=True)
@@ -58,19 +67,26 @@ class IngestReport:
         )
 
 
+Line = tuple[int, dict[str, Any] | LedgerError]
+
+
 def ingest(
     ledger: Ledger,
-    lines: Iterable[tuple[int, dict[str, Any] | LedgerError]],
+    lines: Iterable[Line],
     progress: Callable[[IngestReport], None] | None = None,
     on_rejection: Callable[[Rejection], None] | None = None,
 ) -> IngestReport:
-    """Record every valid fact in chunks of `CHUNK` rows (one store transaction each)."""
+    """Record every valid fact in chunks of `CHUNK` rows (one store transaction each).
+
+    If reading `lines` fails part way (the file cannot be read on), the rows read so far
+    are recorded before the error propagates.
+    """
     report = IngestReport()
-    chunk: list[tuple[int, dict[str, Any] | LedgerError]] = []
+    chunk: list[tuple[int, TypedFact | str]] = []
     facts = 0
 
     def reject(number: int, reason: str) -> None:
-        rejection = Rejection(number, reason)
+        rejection = Rejection(number, _printable(reason))
         report.rejected_count += 1
         if len(report.rejected) < KEEP_REJECTIONS:
             report.rejected.append(rejection)
@@ -78,10 +94,11 @@ def ingest(
             on_rejection(rejection)
 
     def flush() -> None:
-        outcomes = iter(ledger.record_many(item for _, item in chunk if isinstance(item, dict)))
+        typed = [item for _, item in chunk if not isinstance(item, str)]
+        outcomes = iter(ledger.record_typed(typed))
         for number, item in chunk:
-            if isinstance(item, LedgerError):
-                reject(number, str(item))
+            if isinstance(item, str):
+                reject(number, item)
                 continue
             outcome = next(outcomes)
             if outcome.status == "recorded":
@@ -94,9 +111,19 @@ def ingest(
         if progress:
             progress(report)
 
-    for number, item in lines:
-        chunk.append((number, item))
-        if isinstance(item, dict):
+    rows = iter(lines)
+    while True:
+        try:
+            number, item = next(rows)
+        except StopIteration:
+            break
+        except Exception:  # the file, not a line: keep what was read, then say so
+            if chunk:
+                flush()
+            raise
+        converted = _typed(ledger, item)
+        chunk.append((number, converted))
+        if not isinstance(converted, str):
             facts += 1
         if facts >= CHUNK or len(chunk) >= 4 * CHUNK:
             flush()
@@ -104,3 +131,23 @@ def ingest(
     if chunk:
         flush()
     return report
+
+
+def _typed(ledger: Ledger, item: dict[str, Any] | LedgerError) -> TypedFact | str:
+    """The fact as a record of its type, checked against the contract, or why it is not one."""
+    if isinstance(item, LedgerError):
+        return str(item) or type(item).__name__
+    try:
+        event_type, record = to_record(item, ledger.clock())
+        ledger.codec.check(event_type, record)
+    except LedgerError as error:
+        return str(error) or type(error).__name__
+    except Exception as exc:  # whatever a line holds, it costs only that line
+        return f"cannot read this event ({type(exc).__name__}: {exc})"
+    return event_type, record
+
+
+def _printable(reason: str) -> str:
+    """A reason safe to print and to encode as UTF-8 (it may quote input that is not)."""
+    text = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
