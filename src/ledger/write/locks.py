@@ -28,7 +28,6 @@ from pathlib import Path
 
 from ledger.errors import StoreError, WriterBusyError
 
-
 _held: dict[Path, int] = {}
 _held_guard = threading.Lock()
 
