@@ -4,7 +4,7 @@
 -- arrival order and batch boundaries never change the result.
 -- "Last known" fields come from the event with the latest occurred_at that set them
 -- (ties broken by recorded_at, then event_id); their keys live in customer_profile_keys.
--- Money is never summed across currencies.
+-- Money is never summed across currencies; net_spend holds the HUGEINT sums of customer_spend.
 -- lifecycle_stage and rfm_segment depend on an "as of" time: the refresh section copies them
 -- from `lifecycle` and `rfm`; between refreshes a recomputed row keeps the last refreshed values.
 -- depends: customer_spend, lifecycle, rfm
@@ -26,7 +26,7 @@ CREATE TABLE customer_profile (
     purchases         BIGINT NOT NULL,
     refunds           BIGINT NOT NULL,
     feedbacks         BIGINT NOT NULL,
-    net_spend         MAP(VARCHAR, BIGINT) NOT NULL,
+    net_spend         MAP(VARCHAR, HUGEINT) NOT NULL,
     last_contact_at   TIMESTAMP,
     last_purchase_at  TIMESTAMP,
     last_feedback_at  TIMESTAMP,
@@ -155,7 +155,7 @@ SELECT m.customer_id, m.erased,
        CASE WHEN NOT m.erased THEN m.city END,
        m.registered_at, m.first_seen_at, m.last_seen_at,
        m.contacts, m.complaints, m.purchases, m.refunds, m.feedbacks,
-       coalesce(s.net_spend, MAP {}::MAP(VARCHAR, BIGINT)),
+       coalesce(s.net_spend, MAP {}::MAP(VARCHAR, HUGEINT)),
        m.last_contact_at, m.last_purchase_at, m.last_feedback_at,
        m.latest_csat, m.latest_nps, m.latest_ces,
        NOT m.erased AND coalesce(m.consent_marketing_email, false),

@@ -1,14 +1,16 @@
 -- Spend per customer and currency, from every PurchaseMade and PurchaseRefunded whatever its
 -- time; money is never summed across currencies. Kept current in every micro-batch.
+-- The sums are HUGEINT: one amount is a BIGINT (an Avro long), and two legal amounts near its
+-- limit already overflow it (a HUGEINT holds 2^127, more than 10^19 such amounts).
 -- depends:
 
 -- section: schema
 CREATE TABLE customer_spend (
     customer_id       VARCHAR NOT NULL,
     currency          VARCHAR NOT NULL,
-    purchased_minor   BIGINT NOT NULL,
-    refunded_minor    BIGINT NOT NULL,
-    net_minor         BIGINT NOT NULL,
+    purchased_minor   HUGEINT NOT NULL,
+    refunded_minor    HUGEINT NOT NULL,
+    net_minor         HUGEINT NOT NULL,
     PRIMARY KEY (customer_id, currency)
 );
 

@@ -1,5 +1,7 @@
 -- Orders as of a time T (getvariable('as_of')): what the lifecycle and RFM count as purchases.
 -- Rebuilt in full at each refresh; see docs/read-models.md.
+-- An order's total is one BIGINT amount; its refunds are a sum, kept as HUGEINT so any number
+-- of them cannot overflow.
 -- depends: events
 
 -- section: schema
@@ -12,8 +14,8 @@ CREATE TABLE orders (
     channel           VARCHAR NOT NULL,
     currency          VARCHAR NOT NULL,
     total_minor       BIGINT NOT NULL,
-    refunded_minor    BIGINT NOT NULL,
-    net_minor         BIGINT NOT NULL,
+    refunded_minor    HUGEINT NOT NULL,
+    net_minor         HUGEINT NOT NULL,
     fully_refunded    BOOLEAN NOT NULL,
     as_of             TIMESTAMP NOT NULL
 );

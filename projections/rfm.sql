@@ -1,6 +1,7 @@
 -- RFM: recency, frequency and monetary value of every customer with at least one purchase
 -- as of T (getvariable('as_of')), scored 1-5 by quintiles and named by `rfm_segment_map`.
 -- Rebuilt in full at each refresh from `orders` and `lifecycle` (refreshed just before).
+-- monetary is a sum of amounts, so HUGEINT (it cannot overflow).
 --
 -- Tie rule: a score is computed from the value shown in the row (recency_days, frequency,
 -- monetary). Customers with equal values always get the same score: the score of the lowest
@@ -42,7 +43,7 @@ CREATE TABLE rfm (
     last_purchase_at  TIMESTAMP NOT NULL,
     recency_days      BIGINT NOT NULL,
     frequency         BIGINT NOT NULL,
-    monetary          BIGINT NOT NULL,
+    monetary          HUGEINT NOT NULL,
     currency          VARCHAR NOT NULL,
     other_currency_orders BIGINT NOT NULL,
     r_score           INTEGER NOT NULL,

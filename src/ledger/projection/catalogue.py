@@ -31,6 +31,15 @@ CREATE TABLE IF NOT EXISTS projector_positions (
 CREATE TABLE IF NOT EXISTS projector_state (
     key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL
 );
+CREATE TABLE IF NOT EXISTS readmodel_upgrades (
+    name VARCHAR NOT NULL, model VARCHAR NOT NULL, from_checksum VARCHAR NOT NULL,
+    to_checksum VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL, PRIMARY KEY (name, model)
+);
+CREATE TABLE IF NOT EXISTS parked_events (
+    source VARCHAR NOT NULL, position_key VARCHAR, position BIGINT, stage VARCHAR NOT NULL,
+    event_id VARCHAR, event_type VARCHAR, customer_id VARCHAR, reason VARCHAR NOT NULL,
+    payload BLOB NOT NULL, parked_at TIMESTAMP NOT NULL
+);
 """
 
 
@@ -106,6 +115,50 @@ SPLIT_OUT = {
 `customer_spend` (schema checksums on the left). The tables are the same; a file built then
 has them, and only its migration records are brought up to date."""
 
+AT_SPLIT = {
+    "lifecycle": "9ef0af9412b3811f",
+    "orders": "28bb6acdb34ce47d",
+    "customer_profile": "5688e1cb062e188f",
+    "customer_spend": "a7d66df0ebd699e5",
+}
+"""The schema checksums the split left: a file adopted from before it is at these, and the
+upgrades below take it on from there."""
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """A named change of one model's existing tables, made in place instead of a rebuild:
+    run on a file whose record of `model` says `before`, it leaves the tables as a fresh build
+    from the schema with checksum `after` would."""
+
+    name: str
+    model: str
+    before: str
+    after: str
+    statements: tuple[str, ...]
+
+
+UPGRADES = (
+    # Sums of money as HUGEINT: two legal amounts near the BIGINT limit overflowed it and every
+    # later batch failed. Widening a column keeps every value as it was.
+    Upgrade("sums_in_hugeint", "customer_spend", "a7d66df0ebd699e5", "2f58dc6b31a253a8", (
+        "ALTER TABLE customer_spend ALTER purchased_minor TYPE HUGEINT",
+        "ALTER TABLE customer_spend ALTER refunded_minor TYPE HUGEINT",
+        "ALTER TABLE customer_spend ALTER net_minor TYPE HUGEINT",
+    )),
+    Upgrade("sums_in_hugeint", "orders", "28bb6acdb34ce47d", "0d8f1d519920e6a0", (
+        "ALTER TABLE orders ALTER refunded_minor TYPE HUGEINT",
+        "ALTER TABLE orders ALTER net_minor TYPE HUGEINT",
+    )),
+    Upgrade("sums_in_hugeint", "rfm", "598e8dc2f31dba03", "cefeae5fad7eadcf", (
+        "ALTER TABLE rfm ALTER monetary TYPE HUGEINT",
+    )),
+    Upgrade("sums_in_hugeint", "customer_profile", "5688e1cb062e188f", "e081e878943ecd02", (
+        "ALTER TABLE customer_profile ALTER net_spend TYPE MAP(VARCHAR, HUGEINT)",
+    )),
+)
+"""In the order they were written; a file several upgrades behind gets each in turn."""
+
 
 def _adopt_split_models(
     con: duckdb.DuckDBPyConnection, models: list[Model], applied: dict[str, str]
@@ -124,23 +177,54 @@ def _adopt_split_models(
         for name, split in moves:
             con.execute(
                 "UPDATE readmodel_migrations SET checksum = ?, applied_at = now()::TIMESTAMP WHERE model = ?",
-                [by_name[name].checksum, name],
+                [AT_SPLIT[name], name],
             )
             con.execute(
                 "INSERT INTO readmodel_migrations VALUES (?, ?, now()::TIMESTAMP)",
-                [split, by_name[split].checksum],
+                [split, AT_SPLIT[split]],
             )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     for name, split in moves:
-        applied[name], applied[split] = by_name[name].checksum, by_name[split].checksum
+        applied[name], applied[split] = AT_SPLIT[name], AT_SPLIT[split]
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection, models: list[Model], applied: dict[str, str]) -> None:
+    """Run every upgrade that applies to the file, each in a transaction with its record in
+    ``readmodel_upgrades`` and the model's new checksum, so a crash leaves either both or
+    neither."""
+    present = {m.name for m in models}
+    for upgrade in UPGRADES:
+        if upgrade.model not in present or applied.get(upgrade.model) != upgrade.before:
+            continue
+        con.execute("BEGIN")
+        try:
+            for statement in upgrade.statements:
+                con.execute(statement)
+            con.execute(
+                "UPDATE readmodel_migrations SET checksum = ?, applied_at = now()::TIMESTAMP WHERE model = ?",
+                [upgrade.after, upgrade.model],
+            )
+            con.execute(
+                "INSERT INTO readmodel_upgrades VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+                [upgrade.name, upgrade.model, upgrade.before, upgrade.after],
+            )
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            con.execute("ROLLBACK")
+            raise ReadModelError(
+                f"upgrade {upgrade.name!r} of read model {upgrade.model!r} failed: {exc}; "
+                "run `ledger replay` to rebuild the read models"
+            ) from exc
+        applied[upgrade.model] = upgrade.after
 
 
 def migrate(con: duckdb.DuckDBPyConnection, models: list[Model], path: Path) -> None:
     """Create the tables of models the file does not have yet, each in a transaction with
-    its record; refuse a file whose existing models were built from another definition.
+    its record; bring tables an upgrade knows up to date in place (`UPGRADES`); refuse a file
+    whose existing models were built from another definition.
 
     Every checksum is compared before anything is created, so a file built by an older
     catalogue gets the rebuild message rather than a clash with its old tables.
@@ -148,6 +232,7 @@ def migrate(con: duckdb.DuckDBPyConnection, models: list[Model], path: Path) -> 
     con.execute(BOOKKEEPING)
     applied = dict(con.execute("SELECT model, checksum FROM readmodel_migrations").fetchall())
     _adopt_split_models(con, models, applied)
+    _upgrade(con, models, applied)
     for model in models:
         if model.name in applied and applied[model.name] != model.checksum:
             raise ReadModelError(

@@ -8,7 +8,8 @@ one fastavro call.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import fastavro
@@ -62,6 +63,29 @@ EVENT_COLUMNS = pa.schema(
 _NAMES = EVENT_COLUMNS.names
 
 
+@dataclass(frozen=True)
+class Undecodable:
+    """A payload of a batch that cannot become a row of `events`."""
+
+    index: int
+    """Its place in the batch's payloads."""
+    reason: str
+    event_type: str | None = None
+    """Known when the header names a known schema and only the body is bad."""
+    event_id: str | None = None
+    customer_id: str | None = None
+    """Known when the body decoded but does not fit the columns."""
+
+
+@dataclass
+class DecodedBatch:
+    table: pa.Table
+    """One row per decodable payload, in payload order, columns as `EVENT_COLUMNS`."""
+    indexes: list[int] = field(default_factory=list)
+    """The payload index of each row of `table`."""
+    undecodable: list[Undecodable] = field(default_factory=list)
+
+
 class RawDecoder:
     """Decodes payloads with logical types left as their underlying Avro values."""
 
@@ -75,6 +99,8 @@ class RawDecoder:
             self._plain[version.fingerprint] = (version.event_type, writer, reader)
 
     def decode(self, data: bytes) -> dict[str, Any]:
+        """The record of `data`; SchemaError when the header, the schema resolution or the
+        body fails (each says which)."""
         event_type, writer, reader = self._plain[self.codec.writer_of(data).fingerprint]
         body = io.BytesIO(data)
         body.seek(HEADER_LEN)
@@ -82,17 +108,71 @@ class RawDecoder:
             record = fastavro.schemaless_reader(body, writer, reader)
         except Exception as exc:
             raise SchemaError(f"{event_type}: corrupt body ({type(exc).__name__}: {exc})") from exc
+        if body.tell() != len(data):
+            raise SchemaError(f"{event_type}: {len(data) - body.tell()} unexpected bytes after the body")
         record["event_type"] = event_type  # type: ignore[index]
         return record  # type: ignore[return-value]
 
     def table(self, payloads: Iterable[bytes]) -> pa.Table:
-        """One row per payload, columns as `EVENT_COLUMNS`."""
-        columns: dict[str, list[Any]] = {name: [] for name in _NAMES}
-        for data in payloads:
-            record = self.decode(data)
-            for name in _NAMES:
-                columns[name].append(record.get(name))
-        return pa.Table.from_pydict(columns, schema=EVENT_COLUMNS)
+        """One row per payload, columns as `EVENT_COLUMNS`; SchemaError on the first bad one."""
+        return _to_table([self.decode(data) for data in payloads])
+
+    def batch(self, payloads: Sequence[bytes]) -> DecodedBatch:
+        """Every payload that decodes as a row, and the reason of each one that does not, so
+        that one bad payload never holds back the others."""
+        records: list[dict[str, Any]] = []
+        decoded = DecodedBatch(_to_table([]))
+        for index, data in enumerate(payloads):
+            try:
+                records.append(self.decode(data))
+            except SchemaError as exc:
+                decoded.undecodable.append(Undecodable(index, str(exc), self._event_type_of(data)))
+            else:
+                decoded.indexes.append(index)
+        try:
+            decoded.table = _to_table(records)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            decoded.table, decoded.indexes = self._rows_one_by_one(records, decoded)
+        return decoded
+
+    def _rows_one_by_one(
+        self, records: list[dict[str, Any]], decoded: DecodedBatch
+    ) -> tuple[pa.Table, list[int]]:
+        """The slow path, taken only when some record does not fit the Arrow columns (a value
+        out of a column's range, say): convert each alone and set the misfits aside."""
+        rows, indexes = [], []
+        for index, record in zip(decoded.indexes, records, strict=True):
+            try:
+                rows.append(_to_table([record]))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                event_type = record["event_type"]
+                decoded.undecodable.append(Undecodable(
+                    index, f"{event_type}: does not fit the events columns ({exc})", event_type,
+                    _text(record.get("event_id")), _text(record.get("customer_id")),
+                ))
+            else:
+                indexes.append(index)
+        decoded.undecodable.sort(key=lambda u: u.index)
+        table = pa.concat_tables(rows) if rows else _to_table([])
+        return table, indexes
+
+    def _event_type_of(self, data: bytes) -> str | None:
+        try:
+            return self.codec.writer_of(data).event_type
+        except SchemaError:
+            return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _to_table(records: list[dict[str, Any]]) -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in _NAMES}
+    for record in records:
+        for name in _NAMES:
+            columns[name].append(record.get(name))
+    return pa.Table.from_pydict(columns, schema=EVENT_COLUMNS)
 
 
 def _strip_logical(schema: Any) -> Any:

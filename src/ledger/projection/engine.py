@@ -3,6 +3,9 @@
 Read a micro-batch from the source, decode it into an Arrow table, apply it to the read
 models together with the new source positions in one DuckDB transaction, repeat. Once caught
 up, refresh the "as of" models and publish a copy for readers.
+
+No event can stop the loop: one that cannot be decoded or applied is parked (parked.py) in
+the transaction that applies the rest of its batch, and the positions move past it.
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-
 from ledger.contract.codec import Codec, default_codec
 from ledger.errors import SegmentError
-from ledger.projection.decode import RawDecoder
+from ledger.projection.decode import DecodedBatch, RawDecoder
+from ledger.projection.parked import ParkedEvent, is_content_error, rows_of, split_unappliable
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.log import Source, SourceBatch
@@ -32,6 +34,8 @@ Progress = Callable[[int, int], None]
 class RunStats:
     read: int = 0
     new: int = 0
+    parked: int = 0
+    """Events set aside (decode or apply failed on their content); see ``parked_events``."""
     batches: int = 0
     seconds: float = 0.0
     segment_errors: list[SegmentError] = field(default_factory=list)
@@ -65,19 +69,63 @@ class Projector:
     def positions(self) -> dict[str, int]:
         return self.models.positions(self.source.name)
 
-    def step(self) -> tuple[int, int]:
-        """Apply one batch; return (events read, events new). (0, 0) when nothing came."""
-        batch, table = self._fetch(self.positions())
-        return len(batch.payloads), self._apply(batch, table)
+    def step(self, as_of: datetime | None = None) -> tuple[int, int]:
+        """Apply one batch; return (events read, events new). (0, 0) when nothing came.
+        An event parked is stamped `as_of` (default: now)."""
+        batch, decoded = self._fetch(self.positions())
+        new, _ = self._apply(batch, decoded, as_of or datetime.now(UTC))
+        return len(batch.payloads), new
 
-    def _fetch(self, positions: dict[str, int]) -> tuple[SourceBatch, pa.Table | None]:
+    def _fetch(self, positions: dict[str, int]) -> tuple[SourceBatch, DecodedBatch | None]:
         batch = self.source.read(positions, self.batch_size)
-        return batch, self.decoder.table(batch.payloads) if batch.payloads else None
+        return batch, self.decoder.batch(batch.payloads) if batch.payloads else None
 
-    def _apply(self, batch: SourceBatch, table: pa.Table | None) -> int:
-        if table is None:  # nothing came (sources give no positions with an empty batch)
-            return 0
-        return self.models.apply(table, self.source.name, batch.positions)
+    def _apply(self, batch: SourceBatch, decoded: DecodedBatch | None, as_of: datetime) -> tuple[int, int]:
+        """Apply a batch, parking what cannot be applied; return (events new, events parked).
+
+        A batch whose SQL fails for its content is rolled back and split (parked.py) into the
+        events that apply and those that do not; then one transaction applies the former,
+        parks the latter and stores the positions. Whatever else fails is raised.
+        """
+        if decoded is None:  # nothing came (sources give no positions with an empty batch)
+            return 0, 0
+        parked = {
+            u.index: self._parked(batch, u.index, u.reason, "decode", u.event_id, u.event_type, u.customer_id)
+            for u in decoded.undecodable
+        }
+        table = decoded.table
+        try:
+            new = self.models.apply(
+                table, self.source.name, batch.positions, parked=list(parked.values()), parked_at=as_of
+            )
+            return new, len(parked)
+        except Exception as exc:
+            if not is_content_error(exc):
+                raise
+            failed = exc
+        good, bad = split_unappliable(table, self.models.attempt, failed)
+        for row, reason in bad:
+            envelope = (table.column(n)[row].as_py() for n in ("event_id", "event_type", "customer_id"))
+            parked[decoded.indexes[row]] = self._parked(batch, decoded.indexes[row], reason, "apply", *envelope)
+        in_order = [parked[index] for index in sorted(parked)]
+        new = self.models.apply(
+            rows_of(table, good), self.source.name, batch.positions, parked=in_order, parked_at=as_of
+        )
+        return new, len(parked)
+
+    @staticmethod
+    def _parked(
+        batch: SourceBatch, index: int, reason: str, stage: str,
+        event_id: str | None, event_type: str | None, customer_id: str | None,
+    ) -> ParkedEvent:
+        key, position = (
+            batch.payload_positions[index]
+            if len(batch.payload_positions) == len(batch.payloads) else (None, None)
+        )
+        return ParkedEvent(
+            batch.payloads[index], reason, stage, key, position,
+            event_id=event_id, event_type=event_type, customer_id=customer_id,
+        )
 
     def catch_up(
         self,
@@ -101,7 +149,7 @@ class Projector:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetcher:
             pending = fetcher.submit(self._fetch, positions)
             while True:
-                batch, table = pending.result()
+                batch, decoded = pending.result()
                 read = len(batch.payloads)
                 if read:
                     positions = {**positions, **batch.positions}
@@ -111,7 +159,9 @@ class Projector:
                     if read == 0:
                         time.sleep(0.05)  # a Kafka fetch can come back empty before the target
                     pending = fetcher.submit(self._fetch, positions)
-                stats.new += self._apply(batch, table)
+                new, parked = self._apply(batch, decoded, as_of)
+                stats.new += new
+                stats.parked += parked
                 stats.read += read
                 stats.batches += 1 if read else 0
                 if progress:

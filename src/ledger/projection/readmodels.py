@@ -8,7 +8,7 @@ themselves come from the catalogue (catalogue.py), the segment rules from segmen
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ledger.errors import ReadModelError, SegmentError
 from ledger.projection.catalogue import Model, load_models, migrate
+from ledger.projection.parked import ParkedEvent, is_content_error, parked_table
 from ledger.projection.publish import publish_copy
 from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
 from ledger.settings import Settings
@@ -54,39 +55,91 @@ class ReadModels:
         ).fetchall()
         return dict(rows)
 
-    def apply(self, incoming: pa.Table, source: str, positions: Mapping[str, int]) -> int:
-        """Apply one micro-batch and its source positions in one transaction.
+    def apply(
+        self,
+        incoming: pa.Table,
+        source: str,
+        positions: Mapping[str, int],
+        *,
+        parked: Sequence[ParkedEvent] = (),
+        parked_at: datetime | None = None,
+    ) -> int:
+        """Apply one micro-batch, the events of it that are parked, and its source positions
+        in one transaction.
 
-        Order inside the transaction: drop events already applied (by event_id), insert the
-        rest into `events`, run every model's `apply`, then store the positions. Nothing is
-        visible until COMMIT, so a crash leaves the read models at the previous batch.
-        Returns how many events were new.
+        Order inside the transaction: drop events already applied or parked (by event_id),
+        insert the rest into `events`, run every model's `apply`, record `parked` (each event
+        once, at `parked_at`), then store the positions. Nothing is visible until COMMIT, so
+        a crash leaves the read models at the previous batch. Returns how many events were new.
         """
         con = self.con
         con.execute("BEGIN")
         try:
-            con.register("incoming", incoming)
-            con.execute(
-                """
-                CREATE OR REPLACE TEMP TABLE batch_events AS
-                SELECT * FROM incoming
-                WHERE event_id NOT IN (
-                    SELECT e.event_id FROM events e SEMI JOIN incoming i ON e.event_id = i.event_id
-                )
-                QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at) = 1
-                """
-            )
-            con.unregister("incoming")
-            new = con.execute("SELECT count(*) FROM batch_events").fetchall()[0][0]
-            if new:
-                for model in self.models:
-                    self._run_section(model, "apply")
+            new = self._apply_events(incoming)
+            if parked:
+                self._park(source, parked, parked_at or datetime.now(UTC))
             self._store_positions(source, positions)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         return new
+
+    def attempt(self, incoming: pa.Table) -> BaseException | None:
+        """Try `incoming` on the read models and undo it: None if it applies, the error if
+        its events' content cannot be applied. Any other error is raised."""
+        self.con.execute("BEGIN")
+        try:
+            self._apply_events(incoming)
+        except Exception as exc:
+            if is_content_error(exc):
+                return exc
+            raise
+        finally:
+            self.con.execute("ROLLBACK")
+        return None
+
+    def _apply_events(self, incoming: pa.Table) -> int:
+        con = self.con
+        # Registered views are dropped only on success: in an aborted transaction dropping
+        # one fails and would hide the error (the next register replaces it anyway).
+        con.register("incoming", incoming)
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE batch_events AS
+            SELECT * FROM incoming
+            WHERE event_id NOT IN (
+                SELECT e.event_id FROM events e SEMI JOIN incoming i ON e.event_id = i.event_id
+            )
+            AND event_id NOT IN (
+                SELECT p.event_id FROM parked_events p SEMI JOIN incoming i ON p.event_id = i.event_id
+            )
+            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY recorded_at) = 1
+            """
+        )
+        con.unregister("incoming")
+        new = con.execute("SELECT count(*) FROM batch_events").fetchall()[0][0]
+        if new:
+            for model in self.models:
+                self._run_section(model, "apply")
+        return new
+
+    def _park(self, source: str, parked: Sequence[ParkedEvent], at: datetime) -> None:
+        """Each event once: one parked before (a resend, by payload or event_id) is not again."""
+        if at.tzinfo is not None:
+            at = at.astimezone(UTC).replace(tzinfo=None)
+        self.con.register("new_parked", parked_table(source, list(parked)))
+        self.con.execute(
+            """
+            INSERT INTO parked_events BY NAME
+            SELECT n.*, ?::TIMESTAMP AS parked_at FROM new_parked n
+            WHERE NOT EXISTS (
+                SELECT 1 FROM parked_events p WHERE p.payload = n.payload OR p.event_id = n.event_id
+            )
+            """,
+            [at],
+        )
+        self.con.unregister("new_parked")
 
     def _store_positions(self, source: str, positions: Mapping[str, int]) -> None:
         if not positions:

@@ -19,6 +19,9 @@ from ledger.write.application import Ledger
 class SourceBatch:
     payloads: list[bytes]
     positions: dict[str, int] = field(default_factory=dict)
+    payload_positions: list[tuple[str, int]] = field(default_factory=list)
+    """Where each payload is (key and position, in payload order), for a projector to say
+    which event it parked; empty when the source does not tell."""
 
 
 class Source(Protocol):
@@ -49,7 +52,11 @@ class NotificationLogSource:
         notifications = self.ledger.notifications(after, limit)
         if not notifications:
             return SourceBatch([], {})
-        return SourceBatch([n.state for n in notifications], {"log": notifications[-1].id})
+        return SourceBatch(
+            [n.state for n in notifications],
+            {"log": notifications[-1].id},
+            [("log", n.id) for n in notifications],
+        )
 
     def head(self) -> dict[str, int]:
         return {"log": self.ledger.head()}
