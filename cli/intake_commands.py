@@ -25,6 +25,9 @@ from ledger.cli.app import (
 from ledger.intake import dead_letters as dlq
 from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
 from ledger.ops.projecting import project_if_embedded
+from ledger.projection.parked import LISTED as PARKED_LISTED
+from ledger.projection.parked import parked_rows
+from ledger.projection.query import open_for_reading
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -135,7 +138,8 @@ def _ingest_from_kafka(config: Settings) -> None:
 
 
 dlq_app = typer.Typer(
-    help="List, inspect and re-drive dead letters: intake records the ledger could not record.\n\n"
+    help="List, inspect and re-drive dead letters: intake records the ledger could not record; "
+    "and list parked events: recorded events the projector could not apply.\n\n"
     "Example: ledger dlq list --kafka localhost:9092",
     no_args_is_help=True,
 )
@@ -231,6 +235,47 @@ def dlq_redrive(
     rows = [(s.position, s.source, s.event_type, s.reason) for s in sent]
     print_rows(["position", "source", "event_type", "reason"], rows, as_json)
     err.print(f"re-drove {len(sent)} dead letters to {config.kafka.intake_topic}", highlight=False)
+
+
+_PARKED_COLUMNS = ["source", "position", "event_type", "customer_id", "reason", "parked_at"]
+"""What a person sees; --json gives every column of ``parked_events``, the payload as hex."""
+
+
+@command("parked", group=dlq_app)
+def dlq_parked(
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Show only the N most recent.")
+    ] = None,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List the events the projector parked, oldest first: recorded in the store, but left
+    out of the read models because they could not be decoded or applied (with the reason).
+
+    Read from the published read models; changes nothing. Once the cause is fixed,
+    `ledger replay` tries every event again, and those that apply are no longer parked.
+
+    Example: ledger dlq parked --limit 20 --data-dir ./ledger-data
+    """
+    config = settings(data_dir)
+    con = open_for_reading(config.published_path)
+    try:
+        total, rows = parked_rows(con, limit)
+    finally:
+        con.close()
+    if as_json:
+        print_rows(PARKED_LISTED, [tuple(r.values()) for r in rows], as_json=True)
+        return
+    table = [
+        (
+            r["source"] if r["position_key"] is None else f"{r['source']} {r['position_key']}",
+            r["position"], r["event_type"], r["customer_id"], r["reason"], str(r["parked_at"])[:19],
+        )
+        for r in rows
+    ]
+    print_rows(_PARKED_COLUMNS, table, as_json=False, title=f"Parked events in {config.published_path}")
+    shown = f"showing {len(rows)} of {total}" if len(rows) < total else f"{total}"
+    err.print(f"{shown} parked events", highlight=False)
 
 
 def _position_key(position: str) -> tuple[int, int]:
