@@ -28,7 +28,7 @@ ENVELOPE_SET_BY_LEDGER = ("event_id", "recorded_at")
 FIRST_YEAR = 1900
 LAST_BIRTH_YEAR = 2199
 EARLIEST = datetime(FIRST_YEAR, 1, 1, tzinfo=UTC)
-"""No fact or birth date before 1900 is taken: far earlier than any customer fact, and it
+"""No fact before 1900 is taken: far earlier than any customer fact, and it
 keeps time zone conversions and date arithmetic downstream away from year 1, where they
 overflow. The latest `occurred_at` is the ledger's rule (not more than `max_future` ahead,
 `ledger.contract.rules`); the parser only refuses a time that cannot be put in UTC."""
@@ -168,8 +168,8 @@ def check_moments(record: Mapping[str, Any]) -> None:
 
 
 def _check_day(name: str, day: date) -> None:
-    if day.year < FIRST_YEAR:
-        raise _too_early(name, day)
+    """A date has no time zone to overflow: any from year 1 on is kept (a genealogy's
+    customers may be born in 1815); only the far future is refused."""
     if day.year > LAST_BIRTH_YEAR:
         raise SchemaError(f"{name}: {day.isoformat()} is after {LAST_BIRTH_YEAR}, the latest "
                           "year the ledger takes", name)
