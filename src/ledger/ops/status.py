@@ -20,6 +20,8 @@ from ledger.write.application import Ledger
 class _ReadingLedger(Ledger):
     """The store as `status` sees it: opened, never created (no directory, file or table)."""
 
+    name = Ledger.name  # the same tables
+
     def construct_env(self, name: str, env: Any = None) -> Environment:
         environment = super().construct_env(name, env)
         environment["CREATE_TABLE"] = "n"
