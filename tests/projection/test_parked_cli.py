@@ -62,3 +62,11 @@ def test_dlq_parked_without_read_models_says_so_and_creates_nothing(tmp_path: Pa
     assert result.exit_code == 1
     assert "no read models" in result.stderr
     assert not data.exists()
+
+
+def test_status_counts_the_parked_events_and_shows_why(tmp_path: Path) -> None:
+    data, [bad], _ = data_dir_with_damaged_events(tmp_path)
+    assert runner.invoke(app, ["project", "--once", "--data-dir", data]).exit_code == 0
+    shown = json.loads(runner.invoke(app, ["status", "--json", "--data-dir", data]).stdout)
+    assert shown["parked_events"] == 1 and shown["events"] == 3 and shown["lag"] == 0
+    assert "corrupt body" in shown["newest_parked"][0] and str(bad) in shown["newest_parked"][0]

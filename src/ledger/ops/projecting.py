@@ -138,6 +138,7 @@ def _follow_until_reset(
                 refreshed_at = time.monotonic()
             total.read += stats.read
             total.new += stats.new
+            total.parked += stats.parked
             total.batches += stats.batches
             total.seconds += stats.seconds
             if stats.read == 0:

@@ -12,6 +12,7 @@ from ledger.errors import DataDirMismatchError, StoreError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
+from ledger.projection.parked import parked_summary
 from ledger.projection.query import open_for_reading, state
 from ledger.settings import Settings
 from ledger.write.application import Ledger
@@ -59,6 +60,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report["positions"] = positions
         report.update(state(con))
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
+        report.update(parked_summary(con))
     finally:
         con.close()
     if deployment.uses_kafka:
