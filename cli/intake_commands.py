@@ -24,7 +24,7 @@ from ledger.cli.app import (
 )
 from ledger.intake import dead_letters as dlq
 from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
-from ledger.ops.projecting import project_if_embedded
+from ledger.ops.projecting import project_if_embedded, recording
 from ledger.projection.parked import LISTED as PARKED_LISTED
 from ledger.projection.parked import parked_rows
 from ledger.projection.query import open_for_reading
@@ -103,22 +103,23 @@ def ingest_(
     config = settings(data_dir, store, kafka)
     assert file is not None
     facts = FactFile(file, event_type)
-    ledger = Ledger(config)
 
     def show(rejection: Rejection) -> None:
         err.print(f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False)
 
-    with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
-        task = bar.add_task(f"ingesting {file.name}", total=facts.size)
-        report: IngestReport = ingest(
-            ledger,
-            facts,
-            progress=lambda _: bar.update(task, completed=facts.position()),
-            on_rejection=show,
-        )
-    err.print(report.summary(), highlight=False)
-    if not no_project:
-        project_if_embedded(config, ledger)
+    with recording(config, then_project=not no_project):
+        ledger = Ledger(config)
+        with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task(f"ingesting {file.name}", total=facts.size)
+            report: IngestReport = ingest(
+                ledger,
+                facts,
+                progress=lambda _: bar.update(task, completed=facts.position()),
+                on_rejection=show,
+            )
+        err.print(report.summary(), highlight=False)
+        if not no_project:
+            project_if_embedded(config, ledger)
     if report.rejected_count:
         raise typer.Exit(EXIT_REJECTED)
 
