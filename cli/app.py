@@ -11,10 +11,11 @@ import contextlib
 import contextvars
 import functools
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -22,7 +23,6 @@ from uuid import UUID
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,6 +32,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ledger.contract.facts import parse_timestamp
 from ledger.errors import LedgerError
@@ -43,8 +44,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
+# Nothing printed is read as markup or emoji codes: messages carry users' values verbatim.
+out = Console(markup=False, emoji=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 EXIT_REJECTED = 3
 
@@ -81,7 +83,7 @@ def command(name: str | None = None, group: typer.Typer | None = None) -> Callab
             try:
                 return function(*args, **kwargs)
             except LedgerError as error:
-                err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+                err.print(Text("error: ", style="bold red") + Text(str(error)), highlight=False, emoji=False)
                 raise typer.Exit(error.exit_code) from None
 
         (group or app).command(name)(run)
@@ -140,35 +142,72 @@ def lag_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, title: str | None = None) -> None:
+    """Rows as a table for people or JSON for scripts; every value verbatim (rich reads no
+    markup or emoji codes in data: ``[red]`` and ``:x:`` print as they are)."""
     if as_json:
-        payload = [dict(zip(columns, row, strict=True)) for row in rows]
-        sys.stdout.write(json.dumps(payload, default=_json_value, ensure_ascii=False) + "\n")
+        payload = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    table = Table(title=title)
+    table = Table(title=Text(title) if title else None)
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(Text(column), overflow="fold")
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text(_shown(v)) for v in row))
     out.print(table)
 
 
 def print_mapping(values: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(values, default=_json_value, indent=2) + "\n")
+        sys.stdout.write(json.dumps(_plain(values), indent=2, ensure_ascii=False) + "\n")
         return
     table = Table(show_header=False)
     for key, value in values.items():
-        table.add_row(key, json.dumps(value, default=_json_value) if isinstance(value, dict | list) else str(value))
+        shown = json.dumps(_plain(value), ensure_ascii=False) if isinstance(value, dict | list) else _shown(value)
+        table.add_row(Text(str(key)), Text(shown))
     out.print(table)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+def _shown(value: Any) -> str:
+    """A value as text in a table: JSON-like for nested values, ISO-8601 for times."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    plain = _plain(value)
+    return plain if isinstance(plain, str) else str(plain)
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it: times ISO-8601 (aware ones with their UTC offset),
+    intervals ISO-8601 durations, decimals and UUIDs as text, bytes as hex, NaN as null."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(_plain(k)): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, timedelta):
+        return _duration(value)
+    if isinstance(value, Decimal | UUID):
         return str(value)
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"cannot show {type(value).__name__} as JSON")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def _duration(value: timedelta) -> str:
+    """ISO-8601: P3DT4H5M6.5S, PT0S, a negative one -P..."""
+    sign = "-" if value < timedelta(0) else ""
+    value = abs(value)
+    hours, rest = divmod(value.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = seconds + value.microseconds / 1_000_000
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{fraction:g}S" if fraction else "")
+    days = f"{value.days}D" if value.days else ""
+    if not days and not clock:
+        return "PT0S"
+    return f"{sign}P{days}" + (f"T{clock}" if clock else "")

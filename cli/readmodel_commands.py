@@ -22,6 +22,7 @@ from ledger.cli.app import (
 )
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
+from ledger.projection.query import DEFAULT_TIMEOUT_S
 from ledger.projection.query import query as run_query
 
 
@@ -83,9 +84,16 @@ def query(
             "time, in a temporary copy of the published read models (default: as published).",
         ),
     ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.001, help="Stop the query after this many seconds.")
+    ] = DEFAULT_TIMEOUT_S,
     data_dir: DataDir = None,
 ) -> None:
-    """Run read-only SQL over the published read models.
+    """Run one read-only statement over the published read models.
+
+    The connection is sandboxed: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN and read
+    PRAGMAs only, one per call, no files, no ATTACH, no extensions; Ctrl-C stops it. Times are
+    UTC; with --json, timestamps are ISO-8601 and intervals ISO-8601 durations.
 
     With --as-of the time-dependent models are recomputed for that time in a temporary copy;
     the published file is left as it is.
@@ -94,7 +102,7 @@ def query(
     """
     config = settings(data_dir)
     when = None if as_of is None else as_of_time(as_of)
-    columns, rows = run_query(config.published_path, sql, as_of=when, settings=config)
+    columns, rows = run_query(config.published_path, sql, as_of=when, settings=config, timeout_s=timeout)
     print_rows(columns, rows, as_json)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from ledger.cli.app import (
     EXIT_REJECTED,
@@ -50,7 +50,7 @@ def record(
                 raise fact
             outcome = ledger.record(fact)
         except (InputError, SchemaError, ValidationError) as error:
-            err.print(f"[bold red]refused:[/] {escape(str(error))}", highlight=False)
+            err.print(Text("refused: ", style="bold red") + Text(str(error)))
             raise typer.Exit(EXIT_REJECTED) from None
         already = "already recorded: " if outcome.status == "duplicate" else ""
         out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)

@@ -83,3 +83,9 @@ class DataDirMismatchError(SettingsError):
 class TopicResetError(KafkaError):
     """A topic went backwards or disappeared (emptied, recreated, broker restarted without its
     data): positions stored against it no longer mean what they did."""
+
+
+class QueryRefusedError(ReadModelError):
+    """An analyst's SQL is not one read statement: refused before it runs (a usage error)."""
+
+    exit_code = 2

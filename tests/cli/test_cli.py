@@ -116,13 +116,15 @@ def test_replay_rebuilds_the_read_models_from_the_store_as_of_the_time_given(cli
 
 
 @pytest.mark.parametrize(
-    ("sql", "message"),
-    [("SELECT nope", "query failed"), ("DELETE FROM events", "query failed")],
+    ("sql", "message", "code"),
+    [("SELECT nope", "query failed", 1), ("DELETE FROM events", "only read statements", 2)],
 )
-def test_query_refuses_bad_and_writing_sql_with_a_message(cli, tmp_path: Path, sql: str, message: str) -> None:
+def test_query_refuses_bad_and_writing_sql_with_a_message(
+    cli, tmp_path: Path, sql: str, message: str, code: int
+) -> None:
     cli("ingest", str(write_lines(tmp_path / "in.jsonl", LINES)), "--data-dir", str(tmp_path))
     result = cli("query", sql, "--data-dir", str(tmp_path))
-    assert result.exit_code == 1
+    assert result.exit_code == code
     assert message in result.stderr
     assert "Traceback" not in result.output
 

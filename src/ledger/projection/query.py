@@ -4,29 +4,81 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ledger.errors import ReadModelError
+from ledger.errors import QueryRefusedError, ReadModelError
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
+SANDBOX = {
+    "enable_external_access": False,  # no files, no ATTACH, no COPY, no HTTP
+    "autoload_known_extensions": False,
+    "autoinstall_known_extensions": False,
+    "allow_community_extensions": False,
+}
+"""How analysts' connections are opened: whatever the SQL, it reads the one file it was given."""
+
+READ_PRAGMAS = frozenset(
+    {"table_info", "show_tables", "show_tables_expanded", "show", "database_size", "database_list",
+     "version", "platform", "storage_info", "functions", "collations", "metadata_info"}
+)
+DEFAULT_TIMEOUT_S = 300.0
+
 
 def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to a published read-model file."""
+    """A read-only, sandboxed connection to a published read-model file.
+
+    Read only, no external access, no extensions, times in UTC whatever the machine's TZ, and
+    the configuration locked so that no statement can loosen any of it.
+    """
     if not path.exists():
         raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     try:
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
         raise ReadModelError(f"cannot open {path}: {exc}") from exc
+    return con
+
+
+def read_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The one read statement in `sql`, or a ReadModelError saying what is refused.
+
+    Parsed by DuckDB itself, so what is checked is what would run.
+    """
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefusedError(f"query failed: {exc}") from exc
+    if len(statements) != 1:
+        raise QueryRefusedError(
+            f"give exactly one read statement per query, got {len(statements)}"
+        )
+    (statement,) = statements
+    kind = statement.type
+    if kind == duckdb.StatementType.PRAGMA:
+        words = statement.query.strip().split(None, 1)
+        name = words[1].split("(", 1)[0].split("=", 1)[0].strip().lower() if len(words) == 2 else ""
+        if name not in READ_PRAGMAS:
+            raise QueryRefusedError(f"PRAGMA {name or '?'} is not a read; allowed: {', '.join(sorted(READ_PRAGMAS))}")
+    elif kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise QueryRefusedError(
+            f"only read statements (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, "
+            f"PRAGMA table_info...) run here, got {kind.name}; exports are commands of their own"
+        )
+    return statement.query
 
 
 def query(
-    path: Path, sql: str, *, as_of: datetime | None = None, settings: Settings | None = None
+    path: Path, sql: str, *, as_of: datetime | None = None, settings: Settings | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL against the published read models; return column names and rows.
 
@@ -34,9 +86,12 @@ def query(
     are refreshed there for that time (with `settings`), and the query runs on the copy; the
     published file is never changed. Segment membership history in the copy is rewound to
     `as_of`, as a refresh at that time would leave it.
+
+    The SQL runs on a sandboxed read-only connection (`open_for_reading`): one read statement,
+    stopped after `timeout_s` seconds or by Ctrl-C.
     """
     if as_of is None:
-        return _query(path, sql)
+        return _query(path, sql, timeout_s)
     if not path.exists():
         open_for_reading(path)  # raises the "no read models yet" error
     with tempfile.TemporaryDirectory(prefix="ledger-as-of-") as scratch:
@@ -44,22 +99,61 @@ def query(
         shutil.copyfile(path, copy)
         with ReadModels(copy, settings=settings) as models:
             models.refresh(as_of)
-        return _query(copy, sql)
+        return _query(copy, sql, timeout_s)
 
 
-def _query(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _query(path: Path, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
     con = open_for_reading(path)
     try:
-        try:
-            result = con.execute(sql)
-        except duckdb.Error as exc:
-            raise ReadModelError(f"query failed: {exc}") from exc
-        if result.description is None:
-            return [], []
-        columns = [d[0] for d in result.description]
-        return columns, result.fetchall()
+        statement = read_statement(con, sql)
+        return _run(con, statement, timeout_s)
     finally:
         con.close()
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `sql` in a worker thread, so that the timeout and Ctrl-C (KeyboardInterrupt in the
+    main thread, which DuckDB itself would not see for minutes) can interrupt it."""
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()  # not Thread.join: a join cut short by Ctrl-C can lie about it
+
+    def work() -> None:
+        try:
+            result = con.execute(sql)
+            columns = [d[0] for d in result.description] if result.description else []
+            outcome["value"] = (columns, result.fetchall() if columns else [])
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    deadline = time.monotonic() + timeout_s
+    timed_out = False
+    try:
+        threading.Thread(target=work, name="query", daemon=True).start()
+        while not finished.wait(min(max(deadline - time.monotonic(), 0), 0.1)):
+            if time.monotonic() >= deadline:
+                timed_out = True
+                _stop(con, finished)
+                break
+    except KeyboardInterrupt:
+        _stop(con, finished)
+        raise
+    error = outcome.get("error")
+    if timed_out and (error is not None or "value" not in outcome):
+        raise ReadModelError(f"query took longer than {timeout_s:g} s and was stopped (--timeout)")
+    if isinstance(error, duckdb.Error):
+        raise ReadModelError(f"query failed: {error}") from error
+    if error is not None:
+        raise error
+    return outcome["value"]
+
+
+def _stop(con: duckdb.DuckDBPyConnection, finished: threading.Event) -> None:
+    """Interrupt until the statement has ended: an interrupt sent before it began is lost."""
+    while not finished.is_set():
+        con.interrupt()
+        finished.wait(0.05)
 
 
 def state(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -1,0 +1,158 @@
+"""Analysts read, never write: `ledger query` runs one read statement on a sandboxed
+connection, whatever the SQL tries; values print verbatim, times in UTC whatever TZ says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ledger.cli.main import app
+from ledger.errors import QueryRefusedError, ReadModelError
+from ledger.projection.query import query
+from tests.support.cli import StrictRunner
+
+CONTACT = {
+    "type": "ContactLogged", "customer_id": "root:x:0 [red]C1[/] [/ :smile:", "occurred_at": "2026-01-05T10:00:00Z",
+    "source": "desk", "contact_id": "k1", "channel": "phone", "direction": "inbound",
+}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("sandbox") / "data"
+    assert StrictRunner().invoke(app, ["record", json.dumps(CONTACT), "--data-dir", str(data)]).exit_code == 0
+    return data
+
+
+def fingerprints(data: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.iterdir()) if p.is_file()}
+
+
+WRITES = [
+    "COPY (SELECT 1) TO '{data}/store.sqlite'",
+    "COPY events TO '{data}/out.csv'",
+    "EXPORT DATABASE '{data}/export'",
+    "ATTACH '{data}/readmodels.duckdb' AS w",
+    "DELETE FROM events",
+    "UPDATE customer_profile SET name = 'x'",
+    "CREATE TABLE t AS SELECT 1",
+    "DROP TABLE events",
+    "SET enable_external_access = true",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "CHECKPOINT",
+    "PRAGMA enable_profiling",
+    "SELECT 1; DELETE FROM events",
+    "",
+    "   ;  ",
+]
+
+
+@pytest.mark.parametrize("sql", WRITES)
+def test_anything_but_one_read_statement_is_refused_before_it_runs(data: Path, sql: str) -> None:
+    before = fingerprints(data)
+    with pytest.raises(QueryRefusedError) as refused:
+        query(data / "readmodels.published.duckdb", sql.format(data=data))
+    assert refused.value.exit_code == 2
+    assert fingerprints(data) == before
+
+
+FILES = [
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM read_blob('/etc/passwd')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM glob('/etc/*')",
+    "SELECT * FROM '{data}/store.sqlite'",
+    "SELECT * FROM query('COPY (SELECT 1) TO ''{data}/x.csv''')",
+    "SELECT * FROM read_parquet('{data}/*.parquet')",
+]
+
+
+@pytest.mark.parametrize("sql", FILES)
+def test_a_read_statement_cannot_reach_any_file(data: Path, sql: str) -> None:
+    before = fingerprints(data)
+    with pytest.raises(ReadModelError):
+        query(data / "readmodels.published.duckdb", sql.format(data=data))
+    assert fingerprints(data) == before
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT count(*) FROM events", "WITH e AS (FROM events) SELECT count(*) FROM e", "FROM events",
+            "DESCRIBE events", "SHOW TABLES", "SUMMARIZE events", "EXPLAIN SELECT 1",
+            "PRAGMA table_info('events')", "PRAGMA version", "VALUES (1)"],
+)
+def test_read_statements_run(data: Path, sql: str) -> None:
+    columns, rows = query(data / "readmodels.published.duckdb", sql)
+    assert columns and rows
+
+
+def test_a_query_past_its_timeout_is_stopped_with_a_clear_error(data: Path) -> None:
+    endless = "SELECT count(*) FROM range(100000000000) a, range(100000000000) b"
+    with pytest.raises(ReadModelError, match=r"query took longer than 0.2 s and was stopped"):
+        query(data / "readmodels.published.duckdb", endless, timeout_s=0.2)
+    refused = StrictRunner().invoke(app, ["query", endless, "--timeout", "0.2", "--data-dir", str(data)])
+    assert refused.exit_code == 1 and "took longer than 0.2 s" in refused.stderr
+
+
+def test_ctrl_c_stops_a_running_query(data: Path) -> None:
+    """SIGINT reaches the query: the command ends (130, no traceback) instead of running on."""
+    endless = "SELECT count(*) FROM range(100000000000) a, range(100000000000) b"
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import signal, threading, os, sys\n"
+         "from ledger.cli.main import app\n"
+         "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+         f"sys.argv = ['ledger', 'query', {endless!r}, '--data-dir', {str(data)!r}]\n"
+         "app()"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode in (1, 130), stderr
+    assert "Traceback" not in stderr
+
+
+def cli_json(data: Path, sql: str, tz: str | None = None) -> list[dict]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    if tz:
+        env["TZ"] = tz
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "query", sql, "--json", "--data-dir", str(data)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_every_duckdb_type_prints_as_json_and_timestamptz_in_utc_whatever_tz(data: Path) -> None:
+    sql = (
+        "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00' AS tz, TIMESTAMP '2026-01-01 12:00' AS ts, "
+        "INTERVAL 3 DAY + INTERVAL 90 MINUTE AS i, INTERVAL 0 SECOND AS zero, TIME '10:00:01' AS tm, "
+        "DATE '2026-02-03' AS d, 12345678901234567890::HUGEINT AS h, 1.5::DECIMAL(10,2) AS dec, "
+        "[1, 2] AS l, {'a': TIME '01:00'} AS s, MAP {'k': 1} AS m, '\\x00'::BLOB AS b, "
+        "'nan'::DOUBLE AS nan, '00000000-0000-0000-0000-000000000001'::UUID AS u"
+    )
+    for tz in (None, "America/New_York", "Asia/Kolkata"):
+        [row] = cli_json(data, sql, tz)
+        assert row == {
+            "tz": "2026-01-01T12:00:00+00:00", "ts": "2026-01-01T12:00:00", "i": "P3DT1H30M", "zero": "PT0S",
+            "tm": "10:00:01", "d": "2026-02-03", "h": 12345678901234567890, "dec": "1.50", "l": [1, 2],
+            "s": {"a": "01:00:00"}, "m": {"k": 1}, "b": "00", "nan": None,
+            "u": "00000000-0000-0000-0000-000000000001",
+        }, tz
+
+
+def test_values_print_verbatim_in_tables_and_errors(data: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "ledger.cli", "query", "SELECT customer_id FROM events", "--data-dir", str(data)],
+        env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert CONTACT["customer_id"] in shown.stdout
+    failed = StrictRunner().invoke(app, ["query", "SELECT error('[/ :x: [red]boom')", "--data-dir", str(data)])
+    assert failed.exit_code == 1 and "[/ :x: [red]boom" in failed.stderr
