@@ -7,8 +7,11 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.app import DataDir, Kafka, Store, command, err, settings
+from ledger.cli.app import AsJson, DataDir, Kafka, Store, command, err, print_rows, settings
+from ledger.cli.intake_commands import dlq_app
 from ledger.kafka import topics
+from ledger.kafka.parking import COLUMNS as PARKED_COLUMNS
+from ledger.kafka.parking import relay_parked
 from ledger.kafka.relay import Relay
 from ledger.ops.serve import PART_NAMES, parts
 from ledger.ops.serve import serve as run_serve
@@ -19,31 +22,82 @@ from ledger.write.application import Ledger
 @command()
 def relay(
     once: Annotated[bool, typer.Option("--once", help="Stop when everything recorded so far is on the topic.")] = False,
+    from_start: Annotated[
+        bool,
+        typer.Option(
+            "--from-start",
+            help="Republish every event from the first one, without asking for confirmation: for a topic "
+            "that lost its records, or to send again what was parked once the topic's limit was raised. "
+            "Events already on the topic are sent again; projectors drop the repeats.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     store: Store = None,
     kafka: Kafka = None,
 ) -> None:
     """Publish the store's events to the Kafka ledger topic, in order, from the stored position.
 
-    Creates the ledger's topics that do not exist yet, as `ledger topics create` does.
+    Creates the ledger's topics that do not exist yet, as `ledger topics create` does. One relay
+    per topic: a second one is refused (exit code 4). A topic that went backwards or disappeared
+    (emptied, recreated, a broker restarted without its data) is noticed and republished from
+    the store. An event Kafka refuses for its size or content is parked (`ledger dlq
+    relay-parked`) and the next ones go on.
 
     Example: ledger relay --once --kafka localhost:9092 --store postgresql://postgres@db/ledger
+
+    Also: ledger relay --once --from-start --kafka localhost:9092 (republish everything)
     """
     config = settings(data_dir, store, kafka)
     config.kafka.client_options()  # fails early and clearly without --kafka
     topics.create(config)
     publisher = Relay(config, Ledger(config))
     if once:
-        stats = publisher.run_once()
+        stats = publisher.run_once(from_start=from_start)
     else:
         stop = threading.Event()
         with stop_on_signals(stop):
-            stats = publisher.run(stop)
+            stats = publisher.run(stop, from_start=from_start)
+    extra = "".join(
+        f"; {count} {what}" for count, what in ((stats.parked, "parked"), (stats.resets, "republished from the start"))
+        if count
+    )
     err.print(
         f"relayed {stats.sent} events in {stats.batches} batches ({stats.rate:,.0f}/s); "
-        f"position {publisher.position()}",
-        highlight=False,
+        f"position {publisher.position()}{extra}",
+        highlight=False, markup=False,
     )
+
+
+_RELAY_PARKED_COLUMNS = ["notification_id", "event_type", "customer_id", "size_bytes", "reason", "parked_at"]
+"""What a person sees; --json gives the event_id too, and times in full."""
+
+
+@command("relay-parked", group=dlq_app)
+def dlq_relay_parked(
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """List the events the relay parked, oldest first: recorded in the store, but refused by
+    Kafka for their size or content, so never published to the ledger topic (with the reason).
+
+    Reads the event store only; changes nothing. Once the cause is fixed (the topic's
+    max.message.bytes raised, for instance), `ledger relay --from-start` sends them again, and
+    those Kafka accepts leave this list.
+
+    Example: ledger dlq relay-parked --store postgresql://postgres@db/ledger
+    """
+    config = settings(data_dir, store)
+    parked = relay_parked(config)
+    if as_json:
+        print_rows(list(PARKED_COLUMNS), [tuple(p.as_dict().values()) for p in parked], as_json=True)
+        return
+    rows = [
+        (p.notification_id, p.event_type, p.customer_id, p.size_bytes, p.reason, p.parked_at.isoformat()[:19])
+        for p in parked
+    ]
+    print_rows(_RELAY_PARKED_COLUMNS, rows, as_json=False, title=f"Parked by the relay of {config.kafka.ledger_topic}")
+    err.print(f"{len(parked)} parked events", highlight=False, markup=False)
 
 
 @command()

@@ -14,9 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import errors as client_errors
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError as ClientError
 
@@ -32,6 +34,30 @@ EVENT_TYPE_HEADER = "event-type"
 Outgoing = tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]
 """A record to send: key, value, headers."""
 Fetched = dict[TopicPartition, list[ConsumerRecord]]
+
+CONTENT_ERRORS: tuple[type[ClientError], ...] = (
+    client_errors.MessageSizeTooLargeError,  # Java's RecordTooLargeException; also raised by send()
+    client_errors.RecordListTooLargeError,
+    client_errors.InvalidRecordError,
+    client_errors.CorruptRecordError,
+    client_errors.InvalidTimestampError,
+)
+"""Kafka refusing a record for what it is (its size, its content), not for the state of the
+cluster: sending it again can never succeed. Anything else (a broker down, a leader moving,
+an expired producer id) is worth retrying with a new producer."""
+
+
+@dataclass
+class Delivery:
+    """What became of a list of records sent together."""
+
+    acked: dict[int, int] = field(default_factory=dict)
+    """Per partition, the end offset Kafka's acknowledgements prove (last acked offset + 1)."""
+    refused: dict[int, str] = field(default_factory=dict)
+    """Records Kafka refused for their content, even sent alone: index in the list -> reason."""
+
+    def ack(self, partition: int, offset: int) -> None:
+        self.acked[partition] = max(self.acked.get(partition, 0), offset + 1)
 
 
 def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -202,6 +228,68 @@ class Producer:
             raise KafkaError(f"sending to {self.topic!r} failed: {exc!r}") from exc
         return len(futures)
 
+    def deliver(self, records: list[Outgoing]) -> Delivery:
+        """Send every record, return once each is acknowledged or refused for its content.
+
+        Refusals do not stop the others. A record refused by `send` itself (larger than
+        ``max_request_size``) is known at once. One refused by the broker may have failed with
+        the rest of its record batch, so each such record is sent again alone, on a new
+        producer (the broken batch may have left the old one's sequence numbers behind), and
+        only what is refused alone counts as refused. Those resent records may land after
+        later records of their partition; readers drop repeats by event_id and do not depend
+        on that order. Any other failure discards the producer and raises KafkaError: the
+        caller sends again from its stored position.
+        """
+        delivery = Delivery()
+        suspects = self._send(records, range(len(records)), delivery, isolate=False)
+        if suspects:
+            self.discard()
+            self._send(records, suspects, delivery, isolate=True)
+        return delivery
+
+    def _send(self, records: list[Outgoing], indexes: Iterable[int], delivery: Delivery, *, isolate: bool) -> list[int]:
+        """Send `indexes` of `records` (each flushed alone with `isolate`).
+
+        Without `isolate`, when the broker refused some for their content, every record that
+        failed is returned (a refused batch can make the next ones of its partition fail with
+        sequence errors); isolated, a content refusal is final. Any other failure raises."""
+        indexes = list(indexes)
+        if not indexes:
+            return []
+        client = self._connect()
+        futures = []
+        failures: list[tuple[int, ClientError]] = []
+        try:
+            for index in indexes:
+                key, value, headers = records[index]
+                try:
+                    futures.append((index, client.send(self.topic, key=key, value=value, headers=headers)))
+                except CONTENT_ERRORS as exc:
+                    delivery.refused[index] = describe(exc)
+                    continue
+                if isolate:
+                    client.flush()
+            client.flush()
+            for index, future in futures:
+                try:
+                    metadata = future.get(timeout=0)
+                except ClientError as exc:
+                    failures.append((index, exc))
+                    continue
+                delivery.ack(metadata.partition, metadata.offset)
+        except ClientError as exc:
+            self.discard()
+            raise KafkaError(f"sending to {self.topic!r} failed: {exc!r}") from exc
+        refused = [(index, exc) for index, exc in failures if isinstance(exc, CONTENT_ERRORS)]
+        if refused and not isolate:
+            return [index for index, _ in failures]
+        others = [exc for _, exc in failures if not isinstance(exc, CONTENT_ERRORS)]
+        if others:
+            self.discard()
+            raise KafkaError(f"sending to {self.topic!r} failed: {others[0]!r}") from others[0]
+        delivery.refused.update((index, describe(exc)) for index, exc in refused)
+        return []
+
     def discard(self) -> None:
         if self._client is not None:
             try:
@@ -225,6 +313,11 @@ class Producer:
             self._client = producer(self.settings, **self.options)
             self.built += 1
         return self._client
+
+
+def describe(error: ClientError) -> str:
+    """A Kafka client error as a person reads it: its name and what it says."""
+    return str(error) if error.args else f"{type(error).__name__}: {getattr(error, 'description', '')}".rstrip(": ")
 
 
 def customer_key(data: bytes) -> bytes:
