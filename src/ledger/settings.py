@@ -141,6 +141,8 @@ class IntakeSettings:
 
     max_future_s: int = 86400
     """How far in the future an `occurred_at` may be (clock skew between systems)."""
+    max_event_bytes: int = 900_000
+    """The largest event recorded, encoded: below Kafka's default 1 MB message limit."""
 
 
 SECTIONS = {
@@ -264,6 +266,7 @@ class Settings:
             ("batch_size", self.batch_size, 1, 1_000_000), ("kafka.partitions", k.partitions, 1, 100_000),
             ("kafka.replication_factor", k.replication_factor, 1, 100),
             ("intake.max_future_s", self.intake.max_future_s, 0, year),
+            ("intake.max_event_bytes", self.intake.max_event_bytes, 1_000, 100_000_000),
             ("projection.refresh_idle_s", p.refresh_idle_s, 0, year),
             ("projection.new_days", p.new_days, 1, 36_600), ("projection.active_days", p.active_days, 1, 36_600),
             ("projection.churn_days", p.churn_days, 1, 36_600),

@@ -4,6 +4,7 @@ directory remembers the store it was built from."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -139,6 +140,7 @@ def test_status_creates_nothing(tmp_path: Path) -> None:
 def test_status_changes_no_file_of_a_built_data_directory(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert cli("record", json.dumps(CONTACT), "--data-dir", str(data)).exit_code == 0
+    gc.collect()  # the recording ledger's connections closed: its WAL is in the file
     before = _fingerprint(data)
     names = sorted(p.name for p in data.iterdir())
     shown = cli("status", "--json", "--data-dir", str(data))
@@ -157,3 +159,15 @@ def test_a_second_serve_is_refused_before_it_starts(follower) -> None:
     )
     assert second.returncode == 4, second.stderr
     assert "is held by another process" in second.stderr
+
+
+def test_a_corrupt_store_is_a_clear_error_for_every_command(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "store.sqlite").write_bytes(b"not a database" * 400)
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps(CONTACT) + "\n")
+    for args in (("status",), ("ingest", str(lines)), ("record", json.dumps(CONTACT)), ("project", "--once")):
+        failed = cli(*args, "--data-dir", str(data))
+        assert failed.exit_code == 1, (args, failed.output)
+        assert "store.sqlite: file is not a database" in failed.stderr

@@ -15,6 +15,10 @@ from ledger.errors import ValidationError
 SCORE_RANGES = {"csat": (1, 5), "nps": (0, 10), "ces": (1, 7)}
 MAX_CUSTOMER_ID_LEN = 200
 MAX_TEXT_LEN = 10_000
+MAX_QUANTITY = 10**9
+MAX_DURATION_S = 10 * 365 * 86400
+"""Amounts may be anything Avro's long holds: the read models sum them in HUGEINT, which
+no number of such amounts can overflow. Quantities and durations have sane limits."""
 
 # ISO 4217 active codes (2024), plus the precious-metal and testing codes left out on purpose.
 CURRENCIES = frozenset(
@@ -54,6 +58,8 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
         value = record.get(name)
         if value is not None and value < 0:
             raise ValidationError(name, f"must not be negative, got {value}")
+        if name == "duration_s" and value is not None and value > MAX_DURATION_S:
+            raise ValidationError(name, f"must be at most {MAX_DURATION_S:,} (ten years), got {value:,}")
     if event_type in _CURRENCY_FIELDS:
         currency = record["currency"]
         if currency not in CURRENCIES:
@@ -63,6 +69,8 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
         for i, line in enumerate(record.get("lines") or ()):
             if line["quantity"] <= 0:
                 raise ValidationError(f"lines[{i}].quantity", f"must be positive, got {line['quantity']}")
+            if line["quantity"] > MAX_QUANTITY:
+                raise ValidationError(f"lines[{i}].quantity", f"must be at most {MAX_QUANTITY:,}")
             if line["unit_price_minor"] < 0:
                 raise ValidationError(f"lines[{i}].unit_price_minor", "must not be negative")
     if event_type == "FeedbackGiven":

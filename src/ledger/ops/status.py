@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ class _ReadingLedger(Ledger):
     """The store as `status` sees it: opened, never created (no directory, file or table)."""
 
     name = Ledger.name  # the same tables
+    creates_tables = False
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         environment = super().construct_env(name, env)
@@ -107,8 +109,8 @@ def _open_store(settings: Settings) -> Ledger | None:
     ledger = _ReadingLedger(settings)
     try:
         ledger.head()
-    except PersistenceError as exc:  # PostgreSQL: the tables are not there yet
-        if "does not exist" in str(exc):
+    except (PersistenceError, sqlite3.Error) as exc:
+        if "does not exist" in str(exc):  # PostgreSQL: the tables are not there yet
             return None
         raise StoreError(f"cannot read the event store {settings.store_shown}: {exc}") from exc
     return ledger

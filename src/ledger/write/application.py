@@ -14,6 +14,7 @@ and erasure checks, and are encoded once.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,14 +34,44 @@ from eventsourcing.utils import Environment
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.facts import to_record
 from ledger.contract.rules import check_rules
-from ledger.errors import LedgerError, StoreError
+from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.domain import Customer, customer_uuid
+from ledger.write.recorders import EventIdRow, row_of
 from ledger.write.store import LedgerMapper, persistence_env, prepared
 
 Clock = Callable[[], datetime]
 TypedFact = tuple[str, dict[str, Any]]
 """``(event_type, record)``: an Avro record of that type, envelope included."""
+
+
+WRITE_ATTEMPTS = 5
+"""Decide-and-save rounds before giving up on a batch that other writers keep racing."""
+
+
+def _already(
+    row: EventIdRow, by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow]
+) -> str | None:
+    """The event id this fact was recorded under already, None if it is new; a fact that
+    would reuse another event's id, or another customer's ``(source, source_event_id)``, is
+    refused."""
+    event_id, customer_id, source, source_event_id, _ = row
+    if source_event_id is not None and (source, source_event_id) in by_pair:
+        before = by_pair[(source, source_event_id)]
+        if before[1] == customer_id:
+            return before[0]
+        raise ValidationError(
+            "source_event_id", f"{source_event_id!r} from source {source!r} was already recorded for another "
+            f"customer ({before[1]!r}); one adapter id means one event"
+        )
+    before = by_id.get(event_id)
+    if before is None:
+        return None
+    if before == row:
+        return event_id  # the same fact, sent again with its own event_id
+    raise ValidationError(
+        "event_id", f"{event_id} is already the id of another event (customer {before[1]!r}, source {before[2]!r})"
+    )
 
 
 def utc_now() -> datetime:
@@ -64,15 +95,17 @@ class Outcome:
 class Ledger(Application[UUID]):
     name = "Ledger"
     snapshotting_intervals = {Customer: 200}  # noqa: RUF012 - eventsourcing's class setting
+    creates_tables = True
+    """Whether opening creates the store's tables if missing (not for `ledger status`)."""
 
     def __init__(self, settings: Settings, clock: Clock = utc_now, codec: Codec | None = None):
         self.settings = settings
         self.clock = clock
         self.codec = codec or default_codec()
-        if not settings.store:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         try:
-            with prepared(settings.store_url):
+            if not settings.store:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
+            with prepared(settings.store_url, creates=self.creates_tables):
                 super().__init__(
                     env={
                         **persistence_env(settings.store_url),
@@ -81,8 +114,10 @@ class Ledger(Application[UUID]):
                         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
                     }
                 )
-        except PersistenceError as exc:
-            raise StoreError(f"cannot open the event store: {exc}") from exc
+        except (PersistenceError, sqlite3.Error, OSError) as exc:
+            # sqlite3's own errors (a file that is not a database, a directory without write
+            # access) reach us unwrapped from eventsourcing's connection setup.
+            raise StoreError(f"cannot open the event store {settings.store_shown}: {exc}") from exc
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """Only the settings we pass: the environment was read once, at the edge."""
@@ -133,47 +168,79 @@ class Ledger(Application[UUID]):
         """Like `record_many`, for ``(event_type, record)`` pairs whose records fit the
         newest schema of their type already (decoded, or checked by the caller)."""
         facts = list(facts)
-        for attempt in range(3):
-            outcomes, touched = self._decide(facts)
+        for attempt in range(WRITE_ATTEMPTS):
+            outcomes, touched, rows = self._decide(facts)
             try:
                 if tracking is not None:
                     processing = ProcessingEvent[UUID](tracking)
-                    processing.collect_events(*touched.values())
+                    processing.collect_events(*touched.values(), event_ids=rows)
                     self._record(processing)
                     self._take_snapshots(processing)
                 elif touched:
-                    self.save(*touched.values())
+                    self.save(*touched.values(), event_ids=rows)
                 return outcomes
-            except IntegrityError:
-                # Another writer got there first: forget what we cached and decide again.
+            except IntegrityError as exc:
+                # Another writer got there first (a customer's next version, an event id):
+                # forget what we cached and decide again, now seeing what it recorded.
                 for aggregate_id in touched:
                     self._forget(aggregate_id)
-                if attempt == 2:
-                    raise
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"other writers kept recording for the same customers at the same time; "
+                        f"nothing of these {len(facts)} facts was recorded after {WRITE_ATTEMPTS} tries, "
+                        f"send them again ({exc})"
+                    ) from exc
         raise AssertionError("unreachable")
 
-    def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer]]:
+    def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow]]:
+        """Check each fact and apply it to its customer; nothing is saved here.
+
+        Idempotency and the uniqueness of event ids come from the store's index of event ids,
+        read once for the whole batch (and extended as the batch goes, for repeats within it).
+        """
         now = self.clock()
         max_future = timedelta(seconds=self.settings.intake.max_future_s)
+        max_bytes = self.settings.intake.max_event_bytes
         touched: dict[UUID, Customer] = {}
         outcomes: list[Outcome] = []
+        rows: list[EventIdRow] = []
+        by_id, by_pair = self._known([record for _, record in facts])
         for index, (event_type, given) in enumerate(facts):
             # Distinct recorded_at values keep "recording order" a total order per batch.
             record = {**given, "event_id": str(given["event_id"]), "recorded_at": now + timedelta(microseconds=index)}
             try:
                 check_rules(event_type, record, now, max_future)
-                customer = self._customer(record["customer_id"], touched)
-                existing = customer.duplicate_of(record["source"], record.get("source_event_id"))
+                row = row_of(event_type, record)
+                existing = _already(row, by_id, by_pair)
                 if existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
+                customer = self._customer(record["customer_id"], touched)
                 data = self.codec.encode(event_type, record, checked=True)
+                if len(data) > max_bytes:
+                    raise ValidationError(
+                        event_type, f"the event is {len(data):,} bytes encoded, more than the {max_bytes:,} allowed "
+                        "(LEDGER_MAX_EVENT_BYTES; below the topic's message limit); shorten its lines or attributes"
+                    )
                 customer.record(event_type, record, data)
                 touched[customer.id] = customer
+                rows.append(row)
+                by_id[row[0]] = row
+                if row[3] is not None:
+                    by_pair[(row[2], row[3])] = row
                 outcomes.append(Outcome("recorded", record["event_id"], event_type))
             except LedgerError as error:
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))
-        return outcomes, touched
+        return outcomes, touched, rows
+
+    def _known(
+        self, records: list[dict[str, Any]]
+    ) -> tuple[dict[str, EventIdRow], dict[tuple[str, str], EventIdRow]]:
+        ids = list({str(r.get("event_id")) for r in records})
+        pairs = list({(r["source"], r["source_event_id"]) for r in records
+                      if isinstance(r.get("source"), str) and isinstance(r.get("source_event_id"), str)})
+        found = self.recorder.find(ids, pairs)  # type: ignore[attr-defined]
+        return {row[0]: row for row in found}, {(row[2], row[3]): row for row in found if row[3] is not None}
 
     def _customer(self, customer_id: str, touched: dict[UUID, Customer]) -> Customer:
         aggregate_id = customer_uuid(customer_id)

@@ -2,13 +2,13 @@
 
 No I/O here. A fact is ``(event_type, record)`` where `record` is the Avro record of that
 type (envelope included). The aggregate holds only what decisions need: erased or not,
-consents, the recently seen ``(source, source_event_id)`` pairs, and its version. The rules
+consents, and its version. Idempotency is not the aggregate's: every event id is kept in the
+store's index of event ids (write/recorders.py), without limit and across customers. The rules
 a fact must keep are the contract's (ledger.contract.rules).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -63,7 +63,6 @@ class CustomerSnapshot:
                 "customer_id": aggregate.customer_id,
                 "erased": aggregate.erased,
                 "consents": dict(aggregate.consents),
-                "seen": [[s, k, e] for (s, k), e in aggregate.seen.items()],
             },
         )
 
@@ -72,8 +71,7 @@ class CustomerSnapshot:
         customer.version = self.originator_version
         customer.erased = self.state["erased"]
         customer.consents = dict(self.state["consents"])
-        customer.seen = OrderedDict(((s, k), e) for s, k, e in self.state["seen"])
-        return customer
+        return customer  # snapshots of earlier versions also hold "seen" ids: no longer needed
 
 
 @dataclass
@@ -85,17 +83,9 @@ class Customer:
     version: int = 0
     erased: bool = False
     consents: dict[str, bool] = field(default_factory=dict)
-    seen: OrderedDict[tuple[str, str], str] = field(default_factory=OrderedDict)
-    seen_limit: int = 10_000
     _pending: list[Recorded] = field(default_factory=list, repr=False)
 
     Snapshot = CustomerSnapshot
-
-    def duplicate_of(self, source: str, source_event_id: str | None) -> str | None:
-        """The event_id already recorded for this adapter id, if any."""
-        if source_event_id is None:
-            return None
-        return self.seen.get((source, source_event_id))
 
     def record(self, event_type: str, record: dict[str, Any], data: bytes) -> Recorded:
         if self.erased:
@@ -112,10 +102,6 @@ class Customer:
             self.erased = True
         elif event.event_type == "ConsentChanged":
             self.consents[record["purpose"]] = record["granted"]
-        if record.get("source_event_id") is not None:
-            self.seen[(record["source"], record["source_event_id"])] = str(record["event_id"])
-            while len(self.seen) > self.seen_limit:
-                self.seen.popitem(last=False)
 
     def collect_events(self) -> list[Recorded]:
         events, self._pending = self._pending, []

@@ -92,6 +92,22 @@ def _exclusive(path: Path, what: str) -> Iterator[None]:
 
 
 @contextmanager
+def waiting(path: Path) -> Iterator[None]:
+    """Hold the lock file at `path` for the block, waiting for its holder if there is one
+    (for short critical sections, such as creating a store's tables)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
     """Hold a lock called `name` in the event store at `store_url` for the block.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -55,13 +56,23 @@ class LedgerMapper(Mapper[Any]):
         return super().to_domain_event(stored_event)
 
 
+SQLITE_LOCK_TIMEOUT_S = 60
+"""How long a SQLite writer waits for another's transaction before giving up."""
+
+
 def persistence_env(store_url: str) -> dict[str, str]:
     """eventsourcing settings for a store URL (``sqlite:///PATH`` or ``postgresql://...``).
 
     A ``?schema=NAME`` query on a PostgreSQL URL keeps the tables in that schema.
     """
     if store_url.startswith("sqlite:///"):
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": store_url[10:]}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": store_url[10:],
+            "PROCESS_RECORDER_TOPIC": "ledger.write.recorders:SQLiteLedgerRecorder",
+            # Wait this long for another writer's transaction, instead of "database is locked".
+            "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_S),
+        }
     parts = urlparse(store_url)
     if parts.scheme not in ("postgresql", "postgres"):
         raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {store_url!r}")
@@ -75,6 +86,8 @@ def persistence_env(store_url: str) -> dict[str, str]:
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         "POSTGRES_CONNECT_TIMEOUT": "5",
+        "PROCESS_RECORDER_TOPIC": "ledger.write.recorders:PostgresLedgerRecorder",
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # that insert path would skip the index of event ids
     }
     schema = parse_qs(parts.query).get("schema")
     if schema:
@@ -87,18 +100,26 @@ SCHEMA_LOCK_TIMEOUT_S = 60
 
 
 @contextmanager
-def prepared(store_url: str) -> Iterator[None]:
+def prepared(store_url: str, *, creates: bool = True) -> Iterator[None]:
     """Hold the store's schema lock while eventsourcing creates (or finds) its tables.
 
     On PostgreSQL, writers starting at once on a fresh schema (the parts of `ledger serve`,
     two intake processes) would otherwise race in CREATE TABLE IF NOT EXISTS, and the loser
     fails ("tuple concurrently updated", a duplicate key in pg_type). A session advisory lock
     per schema makes them take turns; the first creates, the others find. The schema named in
-    the URL is created here too (eventsourcing creates tables only). SQLite needs nothing.
+    the URL is created here too (eventsourcing creates tables only). SQLite has the same race
+    (both create the tracking table, the second fails recording its migration): a lock file
+    beside the store makes them take turns. A reader that `creates` nothing takes no lock.
     """
     env = persistence_env(store_url)
     if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
-        yield
+        if not creates:
+            yield
+            return
+        from ledger.write.locks import waiting
+
+        with waiting(Path(env["SQLITE_DBNAME"] + ".open.lock")):
+            yield
         return
     import psycopg
     from psycopg import sql

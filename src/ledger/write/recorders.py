@@ -1,0 +1,161 @@
+"""eventsourcing's recorders, plus the ledger's index of event ids, in the same transactions.
+
+Every fact's `event_id` must mean one event, across all customers, forever: the projector
+drops repeats by event_id, so a second event under a used id would be stored but never
+projected. And idempotency must not forget: the same ``(source, source_event_id)`` gives one
+event however many the customer has. Both rest on one table, ``<app>_event_ids``, written in
+the transaction that inserts the events (rows passed as ``event_ids=`` through
+``Application.save``), with the event id as its primary key: a writer racing another for the
+same id fails that transaction with an IntegrityError, decides again and finds the winner's.
+
+A store made before this table existed gets it filled from its events when it is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresProcessRecorder
+from eventsourcing.sqlite import SQLiteProcessRecorder
+
+EventIdRow = tuple[str, str, str, str | None, str]
+"""``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
+same fact sent again under its own event_id from another fact under a reused one."""
+
+
+def fingerprint(event_type: str, record: dict[str, Any]) -> str:
+    """A digest of what a fact says (all but when the ledger recorded it, and empty fields)."""
+    said = sorted((k, repr(v)) for k, v in record.items() if k != "recorded_at" and v is not None)
+    return hashlib.blake2b(repr((event_type, said)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def row_of(event_type: str, record: dict[str, Any]) -> EventIdRow:
+    return (str(record["event_id"]), record["customer_id"], record["source"], record.get("source_event_id"),
+            fingerprint(event_type, record))
+
+TOPIC_PREFIX = "ledger.events."
+_LOOKUP_CHUNK = 500
+
+
+def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
+    from ledger.contract.codec import default_codec
+
+    codec = default_codec()
+    rows: list[EventIdRow] = []
+    for event in stored:
+        if event.topic.startswith(TOPIC_PREFIX):
+            event_type, record = codec.decode(event.state)
+            rows.append(row_of(event_type, record))
+    return rows
+
+
+class SQLiteLedgerRecorder(SQLiteProcessRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.event_ids_table = events_table_name.removesuffix("_events") + "_event_ids"
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [self.event_ids_table])
+            if c.fetchone():
+                return
+            c.execute(
+                f"CREATE TABLE {self.event_ids_table} (event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+                "source TEXT NOT NULL, source_event_id TEXT, fingerprint TEXT NOT NULL, "
+                "UNIQUE (source, source_event_id)) WITHOUT ROWID"
+            )
+            c.execute(f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}")
+            stored = [StoredEvent(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
+            # A store from before the index may hold one id twice (the bug the index ends): the first stays.
+            rows = _rows_from(stored)
+            if rows:
+                c.executemany(f"INSERT OR IGNORE INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        self._insert_ids(c, kwargs.get("event_ids") or ())
+        return returning
+
+    def _insert_ids(self, c: Any, rows: Sequence[EventIdRow]) -> None:
+        if rows:
+            c.executemany(f"INSERT INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", list(rows))
+
+    def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
+        """The recorded rows with one of `event_ids`, or one of the ``(source,
+        source_event_id)`` `pairs`."""
+        found: list[EventIdRow] = []
+        columns = f"SELECT event_id, customer_id, source, source_event_id, fingerprint FROM {self.event_ids_table}"
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(event_ids), _LOOKUP_CHUNK):
+                chunk = list(event_ids[start : start + _LOOKUP_CHUNK])
+                c.execute(f"{columns} WHERE event_id IN ({', '.join('?' * len(chunk))})", chunk)
+                found.extend(tuple(row) for row in c.fetchall())  # type: ignore[misc]
+            for start in range(0, len(pairs), _LOOKUP_CHUNK):
+                chunk = list(pairs[start : start + _LOOKUP_CHUNK])
+                c.execute(
+                    f"{columns} WHERE (source, source_event_id) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                    [value for pair in chunk for value in pair],
+                )
+                found.extend(tuple(row) for row in c.fetchall())  # type: ignore[misc]
+        return found
+
+
+class PostgresLedgerRecorder(PostgresProcessRecorder):
+    def __init__(self, datastore: Any, *, events_table_name: str = "stored_events",
+                 tracking_table_name: str = "notification_tracking"):
+        super().__init__(datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name)
+        name = events_table_name.removesuffix("_events") + "_event_ids"
+        self.check_identifier_length(name)
+        self.event_ids_table = f'"{datastore.schema}"."{name}"'
+        self.event_ids_name = f"{datastore.schema}.{name}"
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.event_ids_name])
+            curs.execute("SELECT to_regclass(%s) AS found", [self.event_ids_name])
+            row = curs.fetchone()
+            if row and row["found"]:
+                return
+            curs.execute(
+                f"CREATE TABLE {self.event_ids_table} (event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
+                "source TEXT NOT NULL, source_event_id TEXT, fingerprint TEXT NOT NULL, "
+                "UNIQUE (source, source_event_id))"
+            )
+            curs.execute(
+                f'SELECT originator_id, originator_version, topic, state FROM "{self.datastore.schema}".'
+                f'"{self.events_table_name}" WHERE topic LIKE %s', [TOPIC_PREFIX + "%"]
+            )
+            stored = [StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                      for r in curs.fetchall()]
+            rows = _rows_from(stored)
+            if rows:
+                curs.executemany(
+                    f"INSERT INTO {self.event_ids_table} VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows
+                )
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """After the events, so after the events table's lock: writers take it in turn, and
+        overlapping ids cannot deadlock."""
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        rows = kwargs.get("event_ids") or ()
+        if rows:  # on a cursor of its own: `curs` holds the new notification ids, read next
+            with curs.connection.cursor() as ids:
+                ids.executemany(f"INSERT INTO {self.event_ids_table} VALUES (%s, %s, %s, %s, %s)", list(rows))
+
+    def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
+        if not event_ids and not pairs:
+            return []
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                f"SELECT event_id, customer_id, source, source_event_id, fingerprint FROM {self.event_ids_table} "
+                "WHERE event_id = ANY(%s) OR (source, source_event_id) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                [list(event_ids), [p[0] for p in pairs], [p[1] for p in pairs]],
+            )
+            return [(r["event_id"], r["customer_id"], r["source"], r["source_event_id"], r["fingerprint"])
+                    for r in curs.fetchall()]

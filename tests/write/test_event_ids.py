@@ -1,0 +1,120 @@
+"""An event id means one event, forever and across customers; idempotency never forgets; two
+writers racing for the same facts record each once; an event too large for Kafka is refused."""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+
+from ledger.errors import ValidationError
+from ledger.settings import Settings
+from ledger.write.application import Ledger
+from tests.support.facts import NOW, FactFactory
+
+
+def test_idempotency_has_no_limit_per_customer(ledger: Ledger, fact: FactFactory) -> None:
+    facts = [fact("ContactLogged", source_event_id=f"s{n}") for n in range(10_050)]
+    for start in range(0, len(facts), 2000):
+        assert all(o.status == "recorded" for o in ledger.record_many(facts[start : start + 2000]))
+    first, last = ledger.record(facts[0]), ledger.record(facts[-1])
+    assert (first.status, last.status) == ("duplicate", "duplicate")
+    assert ledger.head() == 10_050
+
+
+def test_the_same_source_event_id_under_another_customer_is_refused(ledger: Ledger, fact: FactFactory) -> None:
+    ledger.record(fact("ContactLogged", customer_id="C1", source_event_id="ticket-7"))
+    [outcome] = ledger.record_many([fact("ContactLogged", customer_id="C2", source_event_id="ticket-7")])
+    assert outcome.status == "rejected"
+    assert isinstance(outcome.error, ValidationError) and outcome.error.field == "source_event_id"
+    assert "already recorded for another customer ('C1')" in outcome.error.reason
+    assert ledger.head() == 1
+
+
+def test_a_reused_event_id_is_refused_and_the_same_fact_again_is_a_duplicate(ledger: Ledger, fact: FactFactory) -> None:
+    chosen = str(uuid.uuid4())
+    given = fact("ContactLogged", event_id=chosen, source_event_id=None)
+    assert ledger.record(given).status == "recorded"
+    assert ledger.record(given).status == "duplicate"
+    for other in (fact("PurchaseMade", event_id=chosen, source_event_id=None),
+                  fact("ContactLogged", customer_id="C9", event_id=chosen, source_event_id=None)):
+        [outcome] = ledger.record_many([other])
+        assert outcome.status == "rejected" and outcome.error.field == "event_id"
+        assert f"{chosen} is already the id of another event (customer 'C1'" in outcome.error.reason
+    assert ledger.head() == 1
+
+
+def test_reuse_within_one_batch_is_found_too(ledger: Ledger, fact: FactFactory) -> None:
+    outcomes = ledger.record_many([
+        fact("ContactLogged", customer_id="C1", source_event_id="dup"),
+        fact("ContactLogged", customer_id="C2", source_event_id="dup"),
+        fact("ContactLogged", customer_id="C1", source_event_id="dup"),
+    ])
+    assert [o.status for o in outcomes] == ["recorded", "rejected", "duplicate"]
+
+
+def test_a_store_from_before_the_index_gets_it_filled_from_its_events(settings: Settings, fact: FactFactory) -> None:
+    given = fact("ContactLogged", source_event_id="old-1")
+    Ledger(settings, clock=lambda: NOW).record(given)
+    _drop_index(settings)
+    reopened = Ledger(settings, clock=lambda: NOW)
+    assert reopened.record(given).status == "duplicate"
+    [other] = reopened.record_many([fact("ContactLogged", customer_id="C2", source_event_id="old-1")])
+    assert other.status == "rejected"
+
+
+def test_an_event_larger_than_the_limit_is_refused_naming_the_limit(settings: Settings, fact: FactFactory) -> None:
+    ledger = Ledger(settings.with_(max_event_bytes=2_000), clock=lambda: NOW)
+    [big, small] = ledger.record_many([
+        fact("CustomerRegistered", attributes={f"k{n}": "x" * 50 for n in range(60)}),
+        fact("ContactLogged"),
+    ])
+    assert big.status == "rejected" and big.error.field == "CustomerRegistered"
+    assert "more than the 2,000 allowed (LEDGER_MAX_EVENT_BYTES" in big.error.reason
+    assert small.status == "recorded" and ledger.head() == 1
+
+
+def _record_overlapping(url: str | None, data_dir: str, barrier, worker: int) -> list[str]:
+    from tests.support.facts import fact
+
+    settings = Settings(data_dir=data_dir, store=url)
+    ledger = Ledger(settings, clock=lambda: NOW)
+    barrier.wait()
+    statuses: list[str] = []
+    for batch in range(5):
+        facts = [fact("ContactLogged", customer_id=f"C{n % 7}", source_event_id=f"e{batch}-{n}") for n in range(40)]
+        statuses += [o.status for o in ledger.record_many(facts[::-1] if worker else facts)]
+    return statuses
+
+
+def test_two_writers_recording_the_same_facts_at_once_record_each_once(settings: Settings) -> None:
+    """Both start on a fresh store at once (its tables created by one, found by the other) and
+    record overlapping batches for the same customers: no error escapes, nothing is doubled."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            args = [(settings.store.url, str(settings.data_dir), barrier, w) for w in (0, 1)]
+            first, second = pool.starmap(_record_overlapping, args)
+    assert set(first) | set(second) <= {"recorded", "duplicate"}
+    assert first.count("recorded") + second.count("recorded") == 200
+    assert len(Ledger(settings).notifications(0, 1000)) == 200  # ids may have gaps on PostgreSQL
+
+
+def _drop_index(settings: Settings) -> None:
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url[len("sqlite:///"):]) as connection:
+            [(table,)] = connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '%event_ids'").fetchall()
+            connection.execute(f"DROP TABLE {table}")
+        return
+    import psycopg
+
+    from ledger.write.store import persistence_env
+
+    env = persistence_env(url)
+    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+                         user=env["POSTGRES_USER"], autocommit=True) as connection:
+        connection.execute(f'DROP TABLE "{env["POSTGRES_SCHEMA"]}".ledger_event_ids')
+
