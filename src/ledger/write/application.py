@@ -37,7 +37,7 @@ from ledger.contract.rules import check_rules
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.domain import Customer, customer_uuid
-from ledger.write.recorders import EventIdRow, row_of
+from ledger.write.recorders import EventIdRow, fingerprint, row_of
 from ledger.write.store import LedgerMapper, persistence_env, prepared
 
 Clock = Callable[[], datetime]
@@ -50,12 +50,13 @@ WRITE_ATTEMPTS = 5
 
 
 def _already(
-    row: EventIdRow, by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow]
+    key: tuple[str, str, str, str | None], said: Callable[[], str],
+    by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow],
 ) -> str | None:
     """The event id this fact was recorded under already, None if it is new; a fact that
     would reuse another event's id, or another customer's ``(source, source_event_id)``, is
     refused."""
-    event_id, customer_id, source, source_event_id, _ = row
+    event_id, customer_id, source, source_event_id = key
     if source_event_id is not None and (source, source_event_id) in by_pair:
         before = by_pair[(source, source_event_id)]
         if before[1] == customer_id:
@@ -67,7 +68,7 @@ def _already(
     before = by_id.get(event_id)
     if before is None:
         return None
-    if before == row:
+    if before[:4] == key and before[4] == said():
         return event_id  # the same fact, sent again with its own event_id
     raise ValidationError(
         "event_id", f"{event_id} is already the id of another event (customer {before[1]!r}, source {before[2]!r})"
@@ -210,8 +211,8 @@ class Ledger(Application[UUID]):
             record = {**given, "event_id": str(given["event_id"]), "recorded_at": now + timedelta(microseconds=index)}
             try:
                 check_rules(event_type, record, now, max_future)
-                row = row_of(event_type, record)
-                existing = _already(row, by_id, by_pair)
+                key = (record["event_id"], record["customer_id"], record["source"], record.get("source_event_id"))
+                existing = _already(key, lambda t=event_type, r=record: fingerprint(t, r), by_id, by_pair)
                 if existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
@@ -224,6 +225,7 @@ class Ledger(Application[UUID]):
                     )
                 customer.record(event_type, record, data)
                 touched[customer.id] = customer
+                row = row_of(event_type, record)
                 rows.append(row)
                 by_id[row[0]] = row
                 if row[3] is not None:

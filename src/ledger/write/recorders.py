@@ -33,11 +33,15 @@ def fingerprint(event_type: str, record: dict[str, Any]) -> str:
 
 
 def row_of(event_type: str, record: dict[str, Any]) -> EventIdRow:
-    return (str(record["event_id"]), record["customer_id"], record["source"], record.get("source_event_id"),
-            fingerprint(event_type, record))
+    """The index row of a fact. Only a fact without a source_event_id needs its fingerprint:
+    with one, ``(source, source_event_id)`` alone says whether it was sent before."""
+    source_event_id = record.get("source_event_id")
+    return (str(record["event_id"]), record["customer_id"], record["source"], source_event_id,
+            "" if source_event_id is not None else fingerprint(event_type, record))
 
 TOPIC_PREFIX = "ledger.events."
-_LOOKUP_CHUNK = 500
+_LOOKUP_CHUNK = 8000
+"""Ids per SQLite lookup: below its 32,766 bound variables, pairs counting two."""
 
 
 def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
@@ -94,8 +98,8 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
                 chunk = list(event_ids[start : start + _LOOKUP_CHUNK])
                 c.execute(f"{columns} WHERE event_id IN ({', '.join('?' * len(chunk))})", chunk)
                 found.extend(tuple(row) for row in c.fetchall())  # type: ignore[misc]
-            for start in range(0, len(pairs), _LOOKUP_CHUNK):
-                chunk = list(pairs[start : start + _LOOKUP_CHUNK])
+            for start in range(0, len(pairs), _LOOKUP_CHUNK // 2):
+                chunk = list(pairs[start : start + _LOOKUP_CHUNK // 2])
                 c.execute(
                     f"{columns} WHERE (source, source_event_id) IN (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
                     [value for pair in chunk for value in pair],
