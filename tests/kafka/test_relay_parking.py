@@ -151,3 +151,13 @@ def test_listing_a_store_that_does_not_exist_creates_nothing(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path / "nothing")
     assert relay_parked(settings) == []
     assert not (tmp_path / "nothing").exists()
+
+
+def test_status_counts_what_the_relay_parked(relay_settings: Settings, ledger: Ledger, fact: FactFactory) -> None:
+    from ledger.ops.status import status
+
+    record_three(ledger, fact)
+    Relay(relay_settings, ledger, max_request_size=LIMIT).run_once()
+    shown = status(relay_settings, ledger)
+    assert (shown["relay_parked"], shown["relay_position"], shown["relay_lag"]) == (1, 3, 0)
+    assert "MessageSizeTooLargeError" in shown["newest_relay_parked"][0]

@@ -44,6 +44,8 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report["store_head"] = 0
         report["store_state"] = "not created yet (nothing recorded)"
         report["read_models"] = "not built yet"
+        if deployment.uses_kafka:
+            report.update(_kafka_status(settings, None, {}))
         return report
     report["store_head"] = ledger.head()
     positions: dict[str, dict[str, int]] = {}
@@ -72,18 +74,26 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     return report
 
 
-def _kafka_status(settings: Settings, ledger: Ledger, positions: dict[str, dict[str, int]]) -> dict[str, Any]:
+def _kafka_status(
+    settings: Settings, ledger: Ledger | None, positions: dict[str, dict[str, int]]
+) -> dict[str, Any]:
     """Read-only, like all of status: a missing topic is shown as missing, never created."""
+    from ledger.kafka.parking import relay_parked
+    from ledger.kafka.relay import relay_position
     from ledger.kafka.source import KafkaSource
     from ledger.kafka.topics import existing, ledger_topics
 
-    relayed = ledger.recorder.max_tracking_id(f"relay:{settings.kafka.ledger_topic}") or 0
+    relayed = relay_position(ledger, settings.kafka.ledger_topic) if ledger else 0
+    parked = relay_parked(settings, ledger) if ledger else []
     found = existing(settings)
     report: dict[str, Any] = {
         "topics": {t.name: "present" if t.name in found else "missing" for t in ledger_topics(settings)},
         "relay_position": relayed,
-        "relay_lag": max(0, ledger.head() - relayed),
+        "relay_lag": max(0, (ledger.head() if ledger else 0) - relayed),
+        "relay_parked": len(parked),
     }
+    if parked:
+        report["newest_relay_parked"] = [f"notification {p.notification_id}: {p.reason}" for p in parked[-3:]]
     if settings.kafka.ledger_topic not in found:
         report["lag"] = f"unknown: no topic {settings.kafka.ledger_topic!r} (run `ledger topics create`)"
         return report
