@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import WriterBusyError
-from ledger.write.locks import exclusive, store_lock
+from ledger.write.locks import exclusive
+from ledger.write.store import store_lock
 
 HOLD = """
 import sys, time

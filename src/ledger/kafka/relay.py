@@ -51,8 +51,7 @@ from ledger.kafka.parking import Parking, describe
 from ledger.kafka.resets import confirmed, reset_error, reset_reason, topic_ends
 from ledger.settings import Settings
 from ledger.write.application import Ledger
-from ledger.write.locks import store_lock
-from ledger.write.store import TOPIC_PREFIX
+from ledger.write.store import TOPIC_PREFIX, store_lock
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ leaves nothing stale to clean up):
 - `exclusive(path)`: a lock file, with ``flock``. Never POSIX ``fcntl`` record locks: those
   belong to the process and vanish when *any* descriptor of the file is closed, which is how
   DuckDB's own lock was lost once the projector copied its file to publish it.
-- `store_lock(store_url, name)`: for a part that writes to the event store from anywhere (the
-  relay of one topic): a PostgreSQL session advisory lock held on its own connection, or, for
-  SQLite, a lock file next to the store.
+- `ledger.write.store.store_lock(store_url, name)`: for a part that writes to the event
+  store from anywhere (the relay of one topic): a PostgreSQL session advisory lock held on
+  its own connection, or, for SQLite, a lock file next to the store (built on `exclusive`).
 
 The holder's pid and command are written beside the lock (``<lock>.holder``) so the refusal
 can say who holds it; that note is only read while the lock is held, so a stale one is never
@@ -54,7 +54,7 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
             with _held_guard:
                 _held[key] -= 1
         return
-    with _exclusive(path, what):
+    with exclusive_once(path, what):
         with _held_guard:
             _held[key] = 1
         try:
@@ -65,7 +65,7 @@ def exclusive(path: Path, what: str) -> Iterator[None]:
 
 
 @contextmanager
-def _exclusive(path: Path, what: str) -> Iterator[None]:
+def exclusive_once(path: Path, what: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -107,41 +107,6 @@ def waiting(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-@contextmanager
-def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
-    """Hold a lock called `name` in the event store at `store_url` for the block.
-
-    Not re-entrant, on either backend: a second holder is refused even in the same process.
-    """
-    from ledger.write.store import persistence_env
-
-    env = persistence_env(store_url)
-    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
-        with _exclusive(Path(env["SQLITE_DBNAME"] + f".{_file_safe(name)}.lock"), what):
-            yield
-        return
-    import psycopg
-
-    try:
-        connection = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        )
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the store: {exc}") from exc
-    with connection:
-        key = f"ledger:{env.get('POSTGRES_SCHEMA', 'public')}:{name}"
-        try:
-            (got,) = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone() or (False,)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot take the lock {name!r} in the store: {exc}") from exc
-        if not got:
-            raise WriterBusyError(f"{what} is held by another process (PostgreSQL advisory lock {key!r}); "
-                                  "wait for it to finish or stop it first")
-        yield  # closing the connection releases the lock
-
-
 def _holder_path(path: Path) -> Path:
     return path.with_name(path.name + ".holder")
 
@@ -157,7 +122,3 @@ def _holder(path: Path) -> str:
 def _command() -> str:
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     return " ".join([name, *sys.argv[1:3]])[:200]
-
-
-def _file_safe(name: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)

@@ -16,8 +16,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from ledger.contract.codec import Codec
-from ledger.errors import SettingsError, StoreError
+from ledger.errors import SettingsError, StoreError, WriterBusyError
 from ledger.write.domain import Recorded
+from ledger.write.locks import exclusive_once, waiting
 
 TOPIC_PREFIX = "ledger.events."
 
@@ -116,8 +117,6 @@ def prepared(store_url: str, *, creates: bool = True) -> Iterator[None]:
         if not creates:
             yield
             return
-        from ledger.write.locks import waiting
-
         with waiting(Path(env["SQLITE_DBNAME"] + ".open.lock")):
             yield
         return
@@ -150,3 +149,40 @@ def prepared(store_url: str, *, creates: bool = True) -> Iterator[None]:
         except psycopg.Error as exc:
             raise StoreError(f"cannot prepare schema {schema!r} in the store: {exc}") from exc
         yield  # closing the connection releases the lock, whatever happened
+
+
+@contextmanager
+def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
+    """Hold a lock called `name` in the event store at `store_url` for the block.
+
+    Not re-entrant, on either backend: a second holder is refused even in the same process.
+    """
+    env = persistence_env(store_url)
+    if env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+        with exclusive_once(Path(env["SQLITE_DBNAME"] + f".{_file_safe(name)}.lock"), what):
+            yield
+        return
+    import psycopg
+
+    try:
+        connection = psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    with connection:
+        key = f"ledger:{env.get('POSTGRES_SCHEMA', 'public')}:{name}"
+        try:
+            (got,) = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone() or (False,)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot take the lock {name!r} in the store: {exc}") from exc
+        if not got:
+            raise WriterBusyError(f"{what} is held by another process (PostgreSQL advisory lock {key!r}); "
+                                  "wait for it to finish or stop it first")
+        yield  # closing the connection releases the lock
+
+
+def _file_safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
