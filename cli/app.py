@@ -173,6 +173,8 @@ def _shown(value: Any) -> str:
         return ""
     if isinstance(value, dict | list | tuple):
         return json.dumps(_plain(value), ensure_ascii=False)
+    if isinstance(value, float):
+        return str(value)  # nan and inf as they are; JSON alone has no word for them
     plain = _plain(value)
     return plain if isinstance(plain, str) else str(plain)
 
@@ -200,13 +202,14 @@ def _plain(value: Any) -> Any:
 
 
 def _duration(value: timedelta) -> str:
-    """ISO-8601: P3DT4H5M6.5S, PT0S, a negative one -P..."""
+    """ISO-8601: P3DT4H5M6.5S, PT0S, a negative one -P... (to the microsecond, as DuckDB keeps it)."""
     sign = "-" if value < timedelta(0) else ""
     value = abs(value)
     hours, rest = divmod(value.seconds, 3600)
     minutes, seconds = divmod(rest, 60)
-    fraction = seconds + value.microseconds / 1_000_000
-    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "") + (f"{fraction:g}S" if fraction else "")
+    second = f"{seconds}.{value.microseconds:06d}".rstrip("0").rstrip(".") if value.microseconds else str(seconds)
+    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
+    clock += f"{second}S" if seconds or value.microseconds else ""
     days = f"{value.days}D" if value.days else ""
     if not days and not clock:
         return "PT0S"

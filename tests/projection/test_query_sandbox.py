@@ -1,11 +1,10 @@
 """Analysts read, never write: `ledger query` runs one read statement on a sandboxed
-connection, whatever the SQL tries; values print verbatim, times in UTC whatever TZ says."""
+connection, whatever the SQL tries, and a timeout or Ctrl-C stops it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +48,11 @@ WRITES = [
     "CHECKPOINT",
     "PRAGMA enable_profiling",
     "SELECT 1; DELETE FROM events",
+    "EXPLAIN ANALYZE DELETE FROM events",
+    "EXPLAIN ANALYZE COPY (SELECT 1) TO '{data}/x.csv'",
+    "-- a comment first\nEXPLAIN (FORMAT json) SET enable_external_access = true",
+    "/* a comment */ PRAGMA enable_profiling",
+    "CALL checkpoint()",
     "",
     "   ;  ",
 ]
@@ -84,7 +88,7 @@ def test_a_read_statement_cannot_reach_any_file(data: Path, sql: str) -> None:
 
 @pytest.mark.parametrize(
     "sql", ["SELECT count(*) FROM events", "WITH e AS (FROM events) SELECT count(*) FROM e", "FROM events",
-            "DESCRIBE events", "SHOW TABLES", "SUMMARIZE events", "EXPLAIN SELECT 1",
+            "DESCRIBE events", "SHOW TABLES", "SUMMARIZE events", "EXPLAIN SELECT 1", "EXPLAIN ANALYZE SELECT 1",
             "PRAGMA table_info('events')", "PRAGMA version", "VALUES (1)"],
 )
 def test_read_statements_run(data: Path, sql: str) -> None:
@@ -114,45 +118,3 @@ def test_ctrl_c_stops_a_running_query(data: Path) -> None:
     _, stderr = process.communicate(timeout=120)
     assert process.returncode in (1, 130), stderr
     assert "Traceback" not in stderr
-
-
-def cli_json(data: Path, sql: str, tz: str | None = None) -> list[dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    if tz:
-        env["TZ"] = tz
-    done = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "query", sql, "--json", "--data-dir", str(data)],
-        env=env, capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def test_every_duckdb_type_prints_as_json_and_timestamptz_in_utc_whatever_tz(data: Path) -> None:
-    sql = (
-        "SELECT TIMESTAMPTZ '2026-01-01 12:00:00+00' AS tz, TIMESTAMP '2026-01-01 12:00' AS ts, "
-        "INTERVAL 3 DAY + INTERVAL 90 MINUTE AS i, INTERVAL 0 SECOND AS zero, TIME '10:00:01' AS tm, "
-        "DATE '2026-02-03' AS d, 12345678901234567890::HUGEINT AS h, 1.5::DECIMAL(10,2) AS dec, "
-        "[1, 2] AS l, {'a': TIME '01:00'} AS s, MAP {'k': 1} AS m, '\\x00'::BLOB AS b, "
-        "'nan'::DOUBLE AS nan, '00000000-0000-0000-0000-000000000001'::UUID AS u"
-    )
-    for tz in (None, "America/New_York", "Asia/Kolkata"):
-        [row] = cli_json(data, sql, tz)
-        assert row == {
-            "tz": "2026-01-01T12:00:00+00:00", "ts": "2026-01-01T12:00:00", "i": "P3DT1H30M", "zero": "PT0S",
-            "tm": "10:00:01", "d": "2026-02-03", "h": 12345678901234567890, "dec": "1.50", "l": [1, 2],
-            "s": {"a": "01:00:00"}, "m": {"k": 1}, "b": "00", "nan": None,
-            "u": "00000000-0000-0000-0000-000000000001",
-        }, tz
-
-
-def test_values_print_verbatim_in_tables_and_errors(data: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
-    shown = subprocess.run(
-        [sys.executable, "-m", "ledger.cli", "query", "SELECT customer_id FROM events", "--data-dir", str(data)],
-        env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert CONTACT["customer_id"] in shown.stdout
-    failed = StrictRunner().invoke(app, ["query", "SELECT error('[/ :x: [red]boom')", "--data-dir", str(data)])
-    assert failed.exit_code == 1 and "[/ :x: [red]boom" in failed.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import threading
@@ -49,31 +50,56 @@ def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def read_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """The one read statement in `sql`, or a ReadModelError saying what is refused.
+    """The one read statement in `sql`, or a QueryRefusedError saying what is refused.
 
-    Parsed by DuckDB itself, so what is checked is what would run.
+    Parsed by DuckDB itself, so what is checked is what would run; an EXPLAIN is checked for
+    what it explains (EXPLAIN ANALYZE runs it).
     """
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
         raise QueryRefusedError(f"query failed: {exc}") from exc
-    if len(statements) != 1:
+    if not statements:
+        raise QueryRefusedError("no statement given: write one read statement (SELECT, WITH, DESCRIBE, ...)")
+    if len(statements) > 1:
         raise QueryRefusedError(
-            f"give exactly one read statement per query, got {len(statements)}"
+            f"only one read statement per query (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN): "
+            f"got {len(statements)} statements"
         )
     (statement,) = statements
+    _check_read(con, statement)
+    return statement.query
+
+
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
+_EXPLAIN = re.compile(r"EXPLAIN\s+(?:ANALY[SZ]E\b\s*)?(?:\((?:[^()'\"]|'[^']*')*\)\s*)?", re.IGNORECASE)
+
+
+def _check_read(con: duckdb.DuckDBPyConnection, statement: Any) -> None:
     kind = statement.type
-    if kind == duckdb.StatementType.PRAGMA:
-        words = statement.query.strip().split(None, 1)
+    text = _LEADING_COMMENTS.sub("", statement.query, count=1)
+    if kind == duckdb.StatementType.EXPLAIN:
+        prefix = _EXPLAIN.match(text)
+        try:
+            explained = con.extract_statements(text[prefix.end():]) if prefix else []
+        except duckdb.Error:
+            explained = []
+        if len(explained) != 1:
+            raise QueryRefusedError("EXPLAIN is allowed only of one read statement")
+        _check_read(con, explained[0])
+    elif kind == duckdb.StatementType.PRAGMA:
+        words = text.split(None, 1)
         name = words[1].split("(", 1)[0].split("=", 1)[0].strip().lower() if len(words) == 2 else ""
         if name not in READ_PRAGMAS:
-            raise QueryRefusedError(f"PRAGMA {name or '?'} is not a read; allowed: {', '.join(sorted(READ_PRAGMAS))}")
-    elif kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+            raise QueryRefusedError(
+                f"PRAGMA {name or '?'} is not a read; allowed: {', '.join(sorted(READ_PRAGMAS))}"
+            )
+    elif kind != duckdb.StatementType.SELECT:
         raise QueryRefusedError(
-            f"only read statements (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN, "
-            f"PRAGMA table_info...) run here, got {kind.name}; exports are commands of their own"
+            f"only read statements run here, one per query (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW, "
+            f"SUMMARIZE, EXPLAIN, PRAGMA table_info...): got {kind.name}; analysts read, never write, and "
+            f"exports are commands of their own"
         )
-    return statement.query
 
 
 def query(
