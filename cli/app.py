@@ -13,6 +13,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,9 +45,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-# Nothing printed is read as markup or emoji codes: messages carry users' values verbatim.
-out = Console(markup=False, emoji=False, highlight=False)
-err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """`text` as a terminal can show it: control characters (but newline and tab) and lone
+    surrogates written as escapes (``\\x1b``, ``\\udcff``), so that a value from the data or
+    from a hostile file cannot move the cursor, clear the screen or fail to encode."""
+    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
+
+
+class _Verbatim(Console):
+    """A console that prints text as it is: no markup, no emoji codes, nothing a terminal
+    would obey (messages carry users' values, and rich reads ``[red]`` or ``:x:`` otherwise)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        shown = [printable(o) if isinstance(o, str) else o for o in objects]
+        super().print(*shown, **{"markup": False, "emoji": False, "highlight": False, **kwargs})
+
+
+out = _Verbatim(markup=False, emoji=False, highlight=False)
+err = _Verbatim(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
 EXIT_REJECTED = 3
 
@@ -83,7 +102,7 @@ def command(name: str | None = None, group: typer.Typer | None = None) -> Callab
             try:
                 return function(*args, **kwargs)
             except LedgerError as error:
-                err.print(Text("error: ", style="bold red") + Text(str(error)), highlight=False, emoji=False)
+                err.print(Text("error: ", style="bold red") + Text(printable(str(error))))
                 raise typer.Exit(error.exit_code) from None
 
         (group or app).command(name)(run)
@@ -148,9 +167,9 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, t
         payload = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
-    table = Table(title=Text(title) if title else None)
+    table = Table(title=Text(printable(title)) if title else None)
     for column in columns:
-        table.add_column(Text(column), overflow="fold")
+        table.add_column(Text(printable(column)), overflow="fold")
     for row in rows:
         table.add_row(*(Text(_shown(v)) for v in row))
     out.print(table)
@@ -163,7 +182,7 @@ def print_mapping(values: dict[str, Any], as_json: bool) -> None:
     table = Table(show_header=False)
     for key, value in values.items():
         shown = json.dumps(_plain(value), ensure_ascii=False) if isinstance(value, dict | list) else _shown(value)
-        table.add_row(Text(str(key)), Text(shown))
+        table.add_row(Text(printable(str(key))), Text(printable(shown)))
     out.print(table)
 
 
@@ -172,11 +191,11 @@ def _shown(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list | tuple):
-        return json.dumps(_plain(value), ensure_ascii=False)
+        return printable(json.dumps(_plain(value), ensure_ascii=False))
     if isinstance(value, float):
         return str(value)  # nan and inf as they are; JSON alone has no word for them
     plain = _plain(value)
-    return plain if isinstance(plain, str) else str(plain)
+    return printable(plain if isinstance(plain, str) else str(plain))
 
 
 def _plain(value: Any) -> Any:

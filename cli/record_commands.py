@@ -17,6 +17,7 @@ from ledger.cli.app import (
     err,
     out,
     print_rows,
+    printable,
     settings,
 )
 from ledger.contract.codec import default_codec
@@ -50,7 +51,7 @@ def record(
                 raise fact
             outcome = ledger.record(fact)
         except (InputError, SchemaError, ValidationError) as error:
-            err.print(Text("refused: ", style="bold red") + Text(str(error)))
+            err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
             raise typer.Exit(EXIT_REJECTED) from None
         already = "already recorded: " if outcome.status == "duplicate" else ""
         out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)

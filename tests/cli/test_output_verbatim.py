@@ -122,3 +122,18 @@ def test_status_prints_a_data_directory_that_looks_like_markup_verbatim(data: Pa
     assert rows["read_models"] == str(data / "readmodels.published.duckdb")
     as_json = json.loads(ledger("status", "--json", "--data-dir", str(data)).stdout)
     assert as_json["read_models"] == str(data / "readmodels.published.duckdb")
+
+
+def test_terminal_control_codes_in_data_and_refusals_are_shown_escaped(data: Path, tmp_path: Path) -> None:
+    """A value or a field name carrying ESC sequences (clear screen, retitle the window) is
+    shown as ``\\x1b``: whatever a hostile file or row holds, the terminal obeys none of it."""
+    table = ledger("query", "SELECT 'a' || chr(27) || '[2Jb' || chr(7) AS v", "--data-dir", str(data))
+    assert table.returncode == 0, table.stderr
+    assert cells(table.stdout) == [["v"], ["a\\x1b[2Jb\\x07"]]
+    assert query_json(data, "SELECT 'a' || chr(27) AS v") == [{"v": "a\x1b"}]  # JSON escapes it itself
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text('{"type": "ContactLogged", "\\u001b]0;TITLE\\u0007\\u001b[31m": "\\ud800"}\n')
+    refused = ledger("ingest", str(hostile), "--no-project", "--data-dir", str(tmp_path / "d"))
+    assert refused.returncode == 3, refused.stderr
+    assert "\x1b" not in refused.stderr and "\x07" not in refused.stderr
+    assert "\\x1b]0;TITLE\\x07\\x1b[31m" in refused.stderr

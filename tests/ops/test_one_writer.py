@@ -85,7 +85,8 @@ def test_a_second_writer_is_refused_with_exit_code_4_while_one_follows(follower,
     ):
         refused = cli(*args, "--data-dir", str(data))
         assert refused.exit_code == 4, (args, refused.output)
-        assert f"the read models in {data} is held by another process (pid {process.pid}" in refused.stderr
+        held = f"data directory {data} (its read models) is held by another process (pid {process.pid}"
+        assert held in refused.stderr
     assert Ledger(Settings(data_dir=data)).head() == head  # the refused ones recorded nothing
 
 
@@ -171,3 +172,22 @@ def test_a_corrupt_store_is_a_clear_error_for_every_command(tmp_path: Path) -> N
         failed = cli(*args, "--data-dir", str(data))
         assert failed.exit_code == 1, (args, failed.output)
         assert "store.sqlite: file is not a database" in failed.stderr
+
+
+def test_a_command_whose_arguments_are_not_utf8_is_refused_without_a_traceback(tmp_path: Path) -> None:
+    """The writer lock's note names the command; bytes that are not UTF-8 (or terminal escapes)
+    in its arguments must neither crash that note nor reach the terminal raw."""
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environb.items() if not k.startswith(b"LEDGER_")}
+    for args in (
+        [b"record", b'{"type":"ContactLogged","reason":"\xff\x1b[2J"}'],
+        [b"erase", b"C\xff"],
+    ):
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"ledger.cli", *args, b"--data-dir", str(data).encode()],
+            env=env, capture_output=True,
+        )
+        assert b"Traceback" not in done.stderr, done.stderr
+        assert done.returncode in (1, 3), (args, done.returncode, done.stderr)
+        assert b"not valid U" in done.stderr  # UTF-8 (the JSON line) or Unicode (the id)
+        assert b"\x1b" not in done.stderr

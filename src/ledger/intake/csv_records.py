@@ -129,7 +129,7 @@ def _spanning_problem(
         return f"which is not CSV ({str(cells).removeprefix('not CSV: ')})"
     if len(cells) != width:
         return f"giving {len(cells)} cells where the header names {width}"
-    for number, line in taken[1:-1]:
+    for number, line in taken[1:]:  # the last line too: its stray quote may close the cell
         if not _ends_quoted(line, quoted=False):
             alone = _parse(line)
             if isinstance(alone, list) and len(alone) == width:

@@ -34,7 +34,7 @@ IDENTITY_NAME = "ledger.json"
 def writing(settings: Settings, *, rebind: bool = False) -> Iterator[None]:
     """Hold the data directory's writer lock, and check its store and topic first; with
     `rebind` (a rebuild from the first event), record them instead, once the block succeeded."""
-    with exclusive(settings.data_dir / LOCK_NAME, f"the read models in {settings.data_dir}"):
+    with exclusive(settings.data_dir / LOCK_NAME, f"data directory {settings.data_dir} (its read models)"):
         if not rebind:
             bind(settings)
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ledger.contract.facts import check_text
 from ledger.errors import InputError
 from ledger.write.application import Ledger
 
@@ -29,6 +30,7 @@ def erase(ledger: Ledger, customer_id: str, reason: str | None = None) -> Erasur
     The idempotency key ``erase:<customer_id>`` makes two operators erasing at once record
     one event.
     """
+    check_text({"customer_id": customer_id})
     customer = ledger.customer(customer_id)
     if customer is None:
         raise InputError(

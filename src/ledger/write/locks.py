@@ -36,7 +36,7 @@ _held_guard = threading.Lock()
 def exclusive(path: Path, what: str) -> Iterator[None]:
     """Hold the lock file at `path` for the block, or raise WriterBusyError at once.
 
-    `what` names the thing guarded, for the message ("the read models in /data"). Re-entrant
+    `what` names the thing guarded, for the message ("data directory /data"). Re-entrant
     within a process (a command that records and then projects takes it once for both): a
     flock is per open file, so a second open in the same process would refuse itself.
     """
@@ -120,5 +120,9 @@ def _holder(path: Path) -> str:
 
 
 def _command() -> str:
+    """Who holds the lock, for the note: the program and its first two arguments, shortened
+    and printable (an argument may carry bytes that are not UTF-8, or terminal escapes)."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    return " ".join([name, *sys.argv[1:3]])[:200]
+    text = " ".join([name, *sys.argv[1:3]])[:200]
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
