@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import uuid
 
+from ledger.contract.facts import event_id_for
 from ledger.errors import ValidationError
 from ledger.settings import Settings
 from ledger.write.application import Ledger
@@ -118,3 +119,46 @@ def _drop_index(settings: Settings) -> None:
                          user=env["POSTGRES_USER"], autocommit=True) as connection:
         connection.execute(f'DROP TABLE "{env["POSTGRES_SCHEMA"]}".ledger_event_ids')
 
+
+
+def test_the_same_fact_with_its_own_event_id_is_a_duplicate_in_any_key_order_or_with_defaults_spelt_out(
+    ledger: Ledger, fact: FactFactory
+) -> None:
+    chosen = str(uuid.uuid4())
+    lines = [{"sku": "a", "quantity": 1, "unit_price_minor": 5}]
+    first = fact("PurchaseMade", event_id=chosen, source_event_id=None, lines=lines, total_minor=5)
+    assert ledger.record(first).status == "recorded"
+    reordered = {**first, "lines": [{"unit_price_minor": 5, "quantity": 1, "sku": "a"}]}
+    assert ledger.record(dict(reversed(list(reordered.items())))).status == "duplicate"
+    contact_id = str(uuid.uuid4())
+    contact = fact("ContactLogged", event_id=contact_id, source_event_id=None)
+    contact.pop("is_complaint", None)
+    assert ledger.record(contact).status == "recorded"
+    assert ledger.record({**contact, "is_complaint": False}).status == "duplicate"
+    assert ledger.head() == 2
+
+
+def test_a_store_from_before_the_index_still_knows_a_fact_sent_with_its_own_event_id(
+    settings: Settings, fact: FactFactory
+) -> None:
+    given = fact("ContactLogged", event_id=str(uuid.uuid4()), source_event_id=None)
+    Ledger(settings, clock=lambda: NOW).record(given)
+    _drop_index(settings)
+    assert Ledger(settings, clock=lambda: NOW).record(given).status == "duplicate"
+
+
+def test_an_adapter_cannot_block_another_by_taking_the_event_id_its_pair_derives(
+    ledger: Ledger, fact: FactFactory
+) -> None:
+    """The id derived from ('shop', 'k9') taken first by another fact, or by a pair whose
+    ids hold the separator and derive alike: the shop's fact is still recorded, once."""
+    squatted = str(event_id_for("shop", "k9"))
+    assert ledger.record(fact("ContactLogged", source="squatter", source_event_id="zz", event_id=squatted)).ok
+    legitimate = fact("ContactLogged", source="shop", source_event_id="k9")
+    recorded = ledger.record(legitimate)
+    assert recorded.status == "recorded" and recorded.event_id != squatted
+    assert ledger.record(legitimate).event_id == recorded.event_id  # a resend: the pair decides
+    assert ledger.record(legitimate).status == "duplicate"
+    assert ledger.record(fact("ContactLogged", source="a\x1fb", source_event_id="c")).status == "recorded"
+    assert ledger.record(fact("ContactLogged", source="a", source_event_id="b\x1fc")).status == "recorded"
+    assert ledger.head() == 4

@@ -38,7 +38,6 @@ _NON_NEGATIVE = {
     "ContactLogged": ("duration_s",),
 }
 _CURRENCY_FIELDS = {"PurchaseMade", "PurchaseRefunded"}
-_TEXT_FIELDS = ("name", "email", "phone", "city", "reason", "comment", "agent_id")
 
 
 def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_future: timedelta) -> None:
@@ -83,9 +82,28 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
         country = record.get("country")
         if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
             raise ValidationError("country", f"{country!r} is not an ISO 3166 alpha-2 code")
-    for name in _TEXT_FIELDS:
-        value = record.get(name)
-        if isinstance(value, str) and len(value) > MAX_TEXT_LEN:
-            raise ValidationError(name, f"longer than {MAX_TEXT_LEN} characters ({len(value)})")
+    _check_text_lengths(record)
+
+
+def _check_text_lengths(record: dict[str, Any]) -> None:
+    """Every text of a fact (ids, free text, attributes' keys and values, a line's sku) is at
+    most MAX_TEXT_LEN characters: larger ones are refused by name, not left for the event
+    size limit to catch as a whole."""
+    for name, value in record.items():
+        if isinstance(value, str):
+            _check_length(name, value)
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                _check_length(f"{name}: a key", key)
+                _check_length(f"{name}[{key[:40]!r}]", inner)
+        elif isinstance(value, list):
+            for i, line in enumerate(value):
+                for key, inner in (line.items() if isinstance(line, dict) else ()):
+                    _check_length(f"{name}[{i}].{key}", inner)
+
+
+def _check_length(where: str, value: Any) -> None:
+    if isinstance(value, str) and len(value) > MAX_TEXT_LEN:
+        raise ValidationError(where, f"longer than {MAX_TEXT_LEN} characters ({len(value)})")
 
 

@@ -18,8 +18,9 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
@@ -32,7 +33,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.contract.facts import to_record
+from ledger.contract.facts import event_id_for, to_record
 from ledger.contract.rules import check_rules
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
@@ -49,13 +50,22 @@ WRITE_ATTEMPTS = 5
 """Decide-and-save rounds before giving up on a batch that other writers keep racing."""
 
 
+NEW_ID = "new id"
+"""What `_already` says of a new fact whose derived event id another fact took first."""
+
+
 def _already(
     key: tuple[str, str, str, str | None], said: Callable[[], str],
     by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow],
 ) -> str | None:
     """The event id this fact was recorded under already, None if it is new; a fact that
     would reuse another event's id, or another customer's ``(source, source_event_id)``, is
-    refused."""
+    refused.
+
+    A new ``(source, source_event_id)`` whose event id is the one derived from it is never
+    refused for that id: another fact may have chosen it as its own (on purpose, or because
+    ids with the separator in them derive alike), and an adapter must not be able to block
+    another's facts. It gets `NEW_ID`: a fresh id; the pair still makes resends duplicates."""
     event_id, customer_id, source, source_event_id = key
     if source_event_id is not None and (source, source_event_id) in by_pair:
         before = by_pair[(source, source_event_id)]
@@ -70,6 +80,8 @@ def _already(
         return None
     if before[:4] == key and before[4] == said():
         return event_id  # the same fact, sent again with its own event_id
+    if source_event_id is not None and event_id == str(event_id_for(source, source_event_id)):
+        return NEW_ID
     raise ValidationError(
         "event_id", f"{event_id} is already the id of another event (customer {before[1]!r}, source {before[2]!r})"
     )
@@ -212,8 +224,10 @@ class Ledger(Application[UUID]):
             try:
                 check_rules(event_type, record, now, max_future)
                 key = (record["event_id"], record["customer_id"], record["source"], record.get("source_event_id"))
-                existing = _already(key, lambda t=event_type, r=record: fingerprint(t, r), by_id, by_pair)
-                if existing is not None:
+                existing = _already(key, partial(self._fingerprint, event_type, record), by_id, by_pair)
+                if existing == NEW_ID:
+                    record["event_id"] = str(uuid4())
+                elif existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
                 customer = self._customer(record["customer_id"], touched)
@@ -225,7 +239,7 @@ class Ledger(Application[UUID]):
                     )
                 customer.record(event_type, record, data)
                 touched[customer.id] = customer
-                row = row_of(event_type, record)
+                row = row_of(event_type, record, data, self.codec)
                 rows.append(row)
                 by_id[row[0]] = row
                 if row[3] is not None:
@@ -234,6 +248,9 @@ class Ledger(Application[UUID]):
             except LedgerError as error:
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))
         return outcomes, touched, rows
+
+    def _fingerprint(self, event_type: str, record: dict[str, Any]) -> str:
+        return fingerprint(self.codec.encode(event_type, record, checked=True), self.codec)
 
     def _known(
         self, records: list[dict[str, Any]]

@@ -15,29 +15,49 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+
+from ledger.contract.codec import Codec, default_codec
 
 EventIdRow = tuple[str, str, str, str | None, str]
 """``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
 same fact sent again under its own event_id from another fact under a reused one."""
 
 
-def fingerprint(event_type: str, record: dict[str, Any]) -> str:
-    """A digest of what a fact says (all but when the ledger recorded it, and empty fields)."""
-    said = sorted((k, repr(v)) for k, v in record.items() if k != "recorded_at" and v is not None)
-    return hashlib.blake2b(repr((event_type, said)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+def fingerprint(data: bytes, codec: Codec) -> str:
+    """A digest of what an encoded fact says, whoever sent it and however: the record as the
+    codec reads it back (every default filled in, ids as text), without when the ledger
+    recorded it, with the keys of every record and map in order. The same fact sent again
+    with its fields in another order, or a default spelt out, has the same fingerprint."""
+    _, record = codec.decode(data)
+    record.pop("recorded_at", None)
+    return hashlib.blake2b(repr(_canonical(record)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def row_of(event_type: str, record: dict[str, Any]) -> EventIdRow:
-    """The index row of a fact. Only a fact without a source_event_id needs its fingerprint:
-    with one, ``(source, source_event_id)`` alone says whether it was sent before."""
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items() if v is not None))
+    if isinstance(value, list | tuple):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, UUID | datetime | date):
+        return str(value)
+    return value
+
+
+def row_of(event_type: str, record: dict[str, Any], data: bytes, codec: Codec) -> EventIdRow:
+    """The index row of a fact (`data` is its encoding). Only a fact without a
+    source_event_id needs its fingerprint: with one, ``(source, source_event_id)`` alone says
+    whether it was sent before."""
     source_event_id = record.get("source_event_id")
     return (str(record["event_id"]), record["customer_id"], record["source"], source_event_id,
-            "" if source_event_id is not None else fingerprint(event_type, record))
+            "" if source_event_id is not None else fingerprint(data, codec))
+
 
 TOPIC_PREFIX = "ledger.events."
 _LOOKUP_CHUNK = 8000
@@ -45,14 +65,12 @@ _LOOKUP_CHUNK = 8000
 
 
 def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
-    from ledger.contract.codec import default_codec
-
     codec = default_codec()
     rows: list[EventIdRow] = []
     for event in stored:
         if event.topic.startswith(TOPIC_PREFIX):
             event_type, record = codec.decode(event.state)
-            rows.append(row_of(event_type, record))
+            rows.append(row_of(event_type, record, event.state, codec))
     return rows
 
 
