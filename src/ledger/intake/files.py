@@ -19,6 +19,7 @@ import codecs
 import io
 import json
 import re
+import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,9 +55,14 @@ class FactFile:
         if event_type is not None and not self.is_csv:
             raise InputError("--type applies to CSV files; JSON Lines name the type on each line")
         try:
-            self.size = path.stat().st_size
+            found = path.stat()
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+        mode, self.size = found.st_mode, found.st_size
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            # A device (/dev/zero, /dev/urandom) never ends; a directory has no lines.
+            kind = "a directory" if stat.S_ISDIR(mode) else "a device or socket"
+            raise InputError(f"cannot read {path}: it is {kind}, not a file (or a pipe) of facts")
         self._handle: BinaryIO | None = None
 
     def position(self) -> int:

@@ -2,7 +2,10 @@
 
 Rows are recorded in chunks of `CHUNK` (one store transaction each), so memory stays bounded
 whatever the file's size: the chunk in hand, the counts, and the first `KEEP_REJECTIONS`
-rejections (every one is also passed to `on_rejection` as it happens, in file order).
+rejections (every one is also passed to `on_rejection` as it happens, in file order). A
+chunk also ends after `CHUNK_BYTES` of a file: a few thousand lines of megabytes each (to
+be refused as too large, most likely) would otherwise be held at once, some ten times their
+size as Python objects.
 
 Reading a row into a record is total: whatever a line holds, it becomes a record or a
 rejection with a reason, never an exception that would cost the other lines of its chunk.
@@ -33,6 +36,7 @@ __all__ = [
 ]
 
 CHUNK = 2000
+CHUNK_BYTES = 16 * 1024 * 1024
 KEEP_REJECTIONS = 10_000
 MAX_REASON = 1000
 """Characters of a reason kept: a reason quotes some of the input, never all of it."""
@@ -84,6 +88,8 @@ def ingest(
     report = IngestReport()
     chunk: list[tuple[int, TypedFact | str]] = []
     facts = 0
+    position = lines.position if isinstance(lines, FactFile) else None
+    chunk_start = 0
 
     def reject(number: int, reason: str) -> None:
         rejection = Rejection(number, _printable(reason))
@@ -125,9 +131,10 @@ def ingest(
         chunk.append((number, converted))
         if not isinstance(converted, str):
             facts += 1
-        if facts >= CHUNK or len(chunk) >= 4 * CHUNK:
+        if facts >= CHUNK or len(chunk) >= 4 * CHUNK or (position and position() - chunk_start > CHUNK_BYTES):
             flush()
             facts = 0
+            chunk_start = position() if position else 0
     if chunk:
         flush()
     return report
