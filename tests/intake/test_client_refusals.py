@@ -105,3 +105,18 @@ def test_a_hostile_value_raises_its_typed_error_at_send(ledger, fields, error, w
     assert words in str(raised.value)
     assert client.close().recorded == 0
     assert ledger.head() == 0
+
+
+def test_changing_the_lines_after_sending_does_not_change_what_is_recorded(ledger: Ledger) -> None:
+    lines = [{"sku": "A", "quantity": 1, "unit_price_minor": 500}]
+    attributes = {"tier": "gold"}
+    with LedgerClient.embedded(ledger, source="shop") as client:
+        client.customer_registered(customer_id="C1", occurred_at=WHEN, attributes=attributes)
+        client.purchase_made(customer_id="C1", occurred_at=WHEN, order_id="O1", channel="web",
+                             currency="EUR", total_minor=500, lines=lines)
+        lines[0]["quantity"] = None  # unchecked, it would fail the ledger's rules at the end
+        lines.append({"sku": "B" * 20_000, "quantity": 7, "unit_price_minor": 1})
+        attributes["tier"] = "x" * 20_000
+    facts = [ledger.codec.decode(n.state)[1] for n in ledger.notifications(0, 10)]
+    assert facts[0]["attributes"] == {"tier": "gold"}
+    assert facts[1]["lines"] == [{"sku": "A", "quantity": 1, "unit_price_minor": 500}]

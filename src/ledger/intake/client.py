@@ -28,6 +28,7 @@ id as `source_event_id` so that calling twice for the same thing is recognised t
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -225,7 +226,12 @@ class LedgerClient:
             exc.add_note(str(FactsRefusedError(delivery)))
 
     def _send(self, event_type: str, given: Mapping[str, Any]) -> str:
-        fact: dict[str, Any] = {k: v for k, v in given.items() if k != "self" and v is not None}
+        # Copies of the caller's lists and maps: what is checked now is what will be recorded,
+        # whatever the caller does with its own objects after this call.
+        fact: dict[str, Any] = {
+            k: copy.deepcopy(v) if isinstance(v, list | tuple | Mapping) else v
+            for k, v in given.items() if k != "self" and v is not None
+        }
         if "source" in fact:
             raise LedgerError("source is the client's: give it to LedgerClient, not per fact")
         fact["source"] = self.source
