@@ -162,3 +162,29 @@ def test_an_adapter_cannot_block_another_by_taking_the_event_id_its_pair_derives
     assert ledger.record(fact("ContactLogged", source="a\x1fb", source_event_id="c")).status == "recorded"
     assert ledger.record(fact("ContactLogged", source="a", source_event_id="b\x1fc")).status == "recorded"
     assert ledger.head() == 4
+
+
+def _record_many_batches(url: str | None, data_dir: str, barrier, worker: int) -> tuple[int, int]:
+    from tests.support.facts import fact
+
+    ledger = Ledger(Settings(data_dir=data_dir, store=url), clock=lambda: NOW)
+    batches = [[fact("ContactLogged", customer_id=f"C{n % 50}", source_event_id=f"e{b}-{n}") for n in range(400)]
+               for b in range(15)]
+    if worker:
+        batches = [batch[::-1] for batch in batches[::-1]]
+    barrier.wait()
+    outcomes = [o.status for batch in batches for o in ledger.record_many(batch)]
+    return outcomes.count("recorded"), outcomes.count("duplicate")
+
+
+def test_two_writers_taking_the_same_customers_in_opposite_orders_both_finish(settings: Settings) -> None:
+    """Every batch of each touches every customer the other is writing: without turns, one
+    writer lost every race while the other kept committing, and gave up."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            args = [(settings.store.url, str(settings.data_dir), barrier, w) for w in (0, 1)]
+            (recorded_1, duplicates_1), (recorded_2, duplicates_2) = pool.starmap(_record_many_batches, args)
+    assert recorded_1 + recorded_2 == 6000 and duplicates_1 + duplicates_2 == 6000
+    assert len(Ledger(settings).notifications(0, 10_000)) == 6000

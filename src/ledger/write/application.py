@@ -22,10 +22,11 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     Notification,
+    OperationalError,
     PersistenceError,
     ProcessRecorder,
     Tracking,
@@ -39,7 +40,7 @@ from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.domain import Customer, customer_uuid
 from ledger.write.recorders import EventIdRow, fingerprint, row_of
-from ledger.write.store import LedgerMapper, persistence_env, prepared
+from ledger.write.store import LedgerMapper, WriteTurns, persistence_env, prepared
 
 Clock = Callable[[], datetime]
 TypedFact = tuple[str, dict[str, Any]]
@@ -127,10 +128,17 @@ class Ledger(Application[UUID]):
                         "DEEPCOPY_FROM_AGGREGATE_CACHE": "n",
                     }
                 )
+            self._turns = WriteTurns(settings.store_url)
+            self._head_written = -1
+            """The log's head after this writer's last save, -1 before its first turn."""
         except (PersistenceError, sqlite3.Error, OSError) as exc:
             # sqlite3's own errors (a file that is not a database, a directory without write
             # access) reach us unwrapped from eventsourcing's connection setup.
             raise StoreError(f"cannot open the event store {settings.store_shown}: {exc}") from exc
+
+    def close(self) -> None:
+        self._turns.close()
+        super().close()
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         """Only the settings we pass: the environment was read once, at the edge."""
@@ -181,28 +189,35 @@ class Ledger(Application[UUID]):
         """Like `record_many`, for ``(event_type, record)`` pairs whose records fit the
         newest schema of their type already (decoded, or checked by the caller)."""
         facts = list(facts)
-        for attempt in range(WRITE_ATTEMPTS):
-            outcomes, touched, rows = self._decide(facts)
-            try:
-                if tracking is not None:
-                    processing = ProcessingEvent[UUID](tracking)
-                    processing.collect_events(*touched.values(), event_ids=rows)
-                    self._record(processing)
-                    self._take_snapshots(processing)
-                elif touched:
-                    self.save(*touched.values(), event_ids=rows)
-                return outcomes
-            except IntegrityError as exc:
-                # Another writer got there first (a customer's next version, an event id):
-                # forget what we cached and decide again, now seeing what it recorded.
-                for aggregate_id in touched:
-                    self._forget(aggregate_id)
-                if attempt == WRITE_ATTEMPTS - 1:
-                    raise StoreError(
-                        f"other writers kept recording for the same customers at the same time; "
-                        f"nothing of these {len(facts)} facts was recorded after {WRITE_ATTEMPTS} tries, "
-                        f"send them again ({exc})"
-                    ) from exc
+        with self._turns.turn():  # no other writer decides or saves until this batch is saved
+            self._forget_if_others_wrote()
+            for attempt in range(WRITE_ATTEMPTS):
+                outcomes, touched, rows = self._decide(facts)
+                try:
+                    if tracking is not None:
+                        processing = ProcessingEvent[UUID](tracking)
+                        processing.collect_events(*touched.values(), event_ids=rows)
+                        self._record(processing)
+                        self._take_snapshots(processing)
+                    elif touched:
+                        self.save(*touched.values(), event_ids=rows)
+                    self._head_written = self.head()
+                    return outcomes
+                except (IntegrityError, OperationalError) as exc:
+                    if isinstance(exc, OperationalError) and "pipeline aborted" not in str(exc):
+                        raise
+                    # eventsourcing's PostgreSQL recorder reports a unique violation met before
+                    # its pipeline's sync as "pipeline aborted", the violation itself lost.
+                    # A customer cached before another writer's last turn is behind: forget
+                    # what we cached and decide again, now seeing what it recorded.
+                    for aggregate_id in touched:
+                        self._forget(aggregate_id)
+                    if attempt == WRITE_ATTEMPTS - 1:
+                        raise StoreError(
+                            f"other writers kept recording for the same customers at the same time; "
+                            f"nothing of these {len(facts)} facts was recorded after {WRITE_ATTEMPTS} tries, "
+                            f"send them again ({exc})"
+                        ) from exc
         raise AssertionError("unreachable")
 
     def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow]]:
@@ -273,6 +288,17 @@ class Ledger(Application[UUID]):
             return self.repository.get(customer_uuid(customer_id))
         except AggregateNotFoundError:
             return None
+
+    def _forget_if_others_wrote(self) -> None:
+        """Customers cached before another writer's turn may be behind what it recorded:
+        if the log grew since this writer's last save, start from the store again, so a
+        batch is decided once, on what is recorded."""
+        head = self.head()
+        cache = self.repository.cache
+        if head != self._head_written and isinstance(cache, LRUCache) and cache.cache:
+            # A new cache: LRUCache.clear() resets its order but keeps what it holds.
+            self.repository.cache = LRUCache(maxsize=cache.maxsize)
+        self._head_written = head
 
     def _forget(self, aggregate_id: UUID) -> None:
         if self.repository.cache is not None:

@@ -22,6 +22,7 @@ import fcntl
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,19 +93,40 @@ def exclusive_once(path: Path, what: str) -> Iterator[None]:
 
 
 @contextmanager
-def waiting(path: Path) -> Iterator[None]:
+def waiting(path: Path, timeout_s: float | None = None) -> Iterator[None]:
     """Hold the lock file at `path` for the block, waiting for its holder if there is one
-    (for short critical sections, such as creating a store's tables)."""
+    (for short critical sections, such as creating a store's tables); with `timeout_s`, a
+    StoreError after waiting that long (a holder that is stuck, not one that died: a dead
+    one's lock is gone with it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError(f"cannot create the lock file {path}: {exc.strerror}") from exc
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if timeout_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            _flock_within(fd, path, timeout_s)
         yield
     finally:
         os.close(fd)
+
+
+def _flock_within(fd: int, path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StoreError(f"cannot lock {path}: {exc.strerror}") from exc
+        if time.monotonic() > deadline:
+            raise StoreError(f"{path} has been held by another process for {timeout_s:g} s; is one stuck?")
+        time.sleep(pause)
+        pause = min(pause * 2, 0.005)  # short: a writer between two turns must not starve this one
 
 
 def _holder_path(path: Path) -> Path:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
@@ -167,7 +168,12 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         rows = kwargs.get("event_ids") or ()
         if rows:  # on a cursor of its own: `curs` holds the new notification ids, read next
             with curs.connection.cursor() as ids:
-                ids.executemany(f"INSERT INTO {self.event_ids_table} VALUES (%s, %s, %s, %s, %s)", list(rows))
+                try:
+                    ids.executemany(f"INSERT INTO {self.event_ids_table} VALUES (%s, %s, %s, %s, %s)", list(rows))
+                except psycopg.errors.PipelineAborted:
+                    # The events' insert failed before this one (a customer's version taken by
+                    # another writer): the pipeline's sync, next, raises that IntegrityError.
+                    pass
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         if not event_ids and not pairs:

@@ -7,6 +7,8 @@ be published to Kafka byte for byte and decoded by any reader of the contract.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -182,6 +184,89 @@ def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
             raise WriterBusyError(f"{what} is held by another process (PostgreSQL advisory lock {key!r}); "
                                   "wait for it to finish or stop it first")
         yield  # closing the connection releases the lock
+
+
+WRITE_TURN_TIMEOUT_S = 120
+"""How long a writer waits for its turn to decide and save a batch before giving up."""
+
+
+class WriteTurns:
+    """Writers to one store take turns to decide and save a batch.
+
+    Deciding reads what is recorded (a customer's version, erased or not, the index of event
+    ids) and saving writes on top of it. Two writers doing that at once for the same
+    customers made one of them lose every race while the other went on committing (two
+    ingests of overlapping files: the loser gave up after its retries). With turns, a batch
+    decided in its turn is saved without a race; a stale cached customer costs one more
+    decision, still in the same turn. A turn is a blocking ``flock`` on a file beside a
+    SQLite store (which writes one transaction at a time anyway), or a PostgreSQL session
+    advisory lock on a connection of its own; both end with their holder, even by kill -9.
+    """
+
+    def __init__(self, store_url: str):
+        self._env = persistence_env(store_url)
+        self._connection: Any = None
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if self._env["PERSISTENCE_MODULE"] != "eventsourcing.postgres":
+            with waiting(Path(self._env["SQLITE_DBNAME"] + ".write.lock"), timeout_s=WRITE_TURN_TIMEOUT_S):
+                yield
+            return
+        with self._guard:  # one connection, one session lock: threads of a process queue here
+            key = f"ledger:{self._env.get('POSTGRES_SCHEMA', 'public')}:write-turn"
+            self._lock(key)
+            try:
+                yield
+            finally:
+                self._unlock(key)
+
+    def _lock(self, key: str) -> None:
+        import psycopg
+
+        for attempt in (1, 2):  # a connection lost since the last turn is made again once
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = _connect(self._env)
+                    self._connection.execute(f"SET lock_timeout = '{WRITE_TURN_TIMEOUT_S}s'")
+                self._connection.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
+                return
+            except psycopg.errors.LockNotAvailable as exc:
+                raise StoreError(
+                    f"another writer has held its turn on the store for {WRITE_TURN_TIMEOUT_S} s; is one stuck?"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                self.close()
+                if attempt == 2:
+                    raise StoreError(f"cannot take a turn to write to the store: {exc}") from exc
+
+    def _unlock(self, key: str) -> None:
+        import psycopg
+
+        try:
+            self._connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", [key])
+        except psycopg.Error:
+            self.close()  # a lost session has lost its lock too
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+
+def _connect(env: dict[str, str]) -> Any:
+    import psycopg
+
+    try:
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+        )
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot connect to the store: {exc}") from exc
 
 
 def _file_safe(name: str) -> str:
