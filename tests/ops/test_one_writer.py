@@ -151,6 +151,33 @@ def test_status_changes_no_file_of_a_built_data_directory(tmp_path: Path) -> Non
     assert sorted(p.name for p in data.iterdir()) == names
 
 
+def test_status_neither_checkpoints_a_killed_writers_log_nor_switches_a_journal_mode(tmp_path: Path) -> None:
+    """A store whose writer was killed keeps its write-ahead log; status reads through it (the
+    event in the log counts) and leaves the log, the file and the directory as they were."""
+    import sqlite3
+
+    data = tmp_path / "data"
+    assert cli("record", json.dumps(CONTACT), "--data-dir", str(data)).exit_code == 0
+    gc.collect()
+    killed = subprocess.run([sys.executable, "-c", (
+        "import os, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA journal_mode=WAL'); "
+        "c.execute('CREATE TABLE written_by_the_killed (x)'); c.commit(); os._exit(9)"
+    ), str(data / "store.sqlite")])
+    assert killed.returncode == 9 and (data / "store.sqlite-wal").exists()
+    def files() -> dict[str, bytes]:  # but -shm: SQLite's shared-memory index, which every reader maintains
+        return {p.name: p.read_bytes() for p in data.iterdir() if not p.name.endswith("-shm")}
+
+    before = files()
+    directory_changed = data.stat().st_mtime_ns
+    shown = cli("status", "--json", "--data-dir", str(data))
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["store_head"] == 1
+    assert files() == before
+    assert data.stat().st_mtime_ns == directory_changed
+    with sqlite3.connect(f"file:{data / 'store.sqlite'}?mode=ro", uri=True) as check:
+        assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
 def test_a_second_serve_is_refused_before_it_starts(follower) -> None:
     data, _ = follower
     second = subprocess.run(

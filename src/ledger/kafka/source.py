@@ -44,6 +44,7 @@ class KafkaSource:
         self.consumer, self.partitions = assigned(settings, self.topic, auto_offset_reset="none")
         self.topic_id = self._topic_id()
         """The topic's id when this source opened it (None if the broker gives none)."""
+        self.identity = None if self.topic_id is None else str(self.topic_id)
         self._expected: dict[str, int] | None = None
 
     def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:

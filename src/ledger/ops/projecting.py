@@ -113,15 +113,17 @@ def _follow(
     settings: Settings, clock: Clock, stop: threading.Event, *, ledger: Ledger | None, idle_s: float
 ) -> RunStats:
     total = RunStats()
-    source = Deployment(settings).source(ledger)
-    try:
-        while not stop.is_set():
-            try:
-                _follow_until_reset(settings, clock, stop, source, total, idle_s)
-            except TopicResetError as reset:
-                _rebuild_after(reset, settings, clock(), ledger=ledger)
-    finally:
-        source.close()
+    while not stop.is_set():
+        # A source of its own per round: one that met a reset remembers the topic as it was
+        # (its id), and would report the same reset again after every rebuild.
+        source = Deployment(settings).source(ledger)
+        try:
+            _follow_until_reset(settings, clock, stop, source, total, idle_s)
+        except TopicResetError as reset:
+            source.close()
+            _rebuild_after(reset, settings, clock(), ledger=ledger)
+        finally:
+            source.close()
     return total
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import Environment
@@ -28,7 +29,18 @@ class _ReadingLedger(Ledger):
     def construct_env(self, name: str, env: Any = None) -> Environment:
         environment = super().construct_env(name, env)
         environment["CREATE_TABLE"] = "n"
+        if "SQLITE_DBNAME" in environment:
+            environment["SQLITE_DBNAME"] = _read_only_uri(environment["SQLITE_DBNAME"])
         return environment
+
+
+def _read_only_uri(path: str) -> str:
+    """SQLite, opened so that reading changes no byte on disk: a store without a write-ahead
+    log is complete in its file, read as immutable (no -wal or -shm made, no journal mode
+    switched); one with a log (a writer running, or killed) is read read-only, log included,
+    never checkpointed into the file."""
+    mode = "mode=ro" if Path(path + "-wal").exists() else "mode=ro&immutable=1"
+    return f"file:{quote(path, safe='/')}?{mode}"
 
 
 def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.errors import SegmentError
+from ledger.errors import SegmentError, TopicResetError
 from ledger.projection.decode import DecodedBatch, RawDecoder
 from ledger.projection.parked import ParkedEvent, is_content_error, rows_of, split_unappliable
 from ledger.projection.readmodels import ReadModels
@@ -67,7 +67,19 @@ class Projector:
         self.publish_to = publish_to
 
     def positions(self) -> dict[str, int]:
-        return self.models.positions(self.source.name)
+        """Where the read models are in the source; TopicResetError if they were taken in
+        another incarnation of it (a topic recreated while no projector was running: its new
+        records would sit below the old positions, skipped, with lag 0)."""
+        positions = self.models.positions(self.source.name)
+        stored, now = self.models.identity(self.source.name), self.source.identity
+        if positions and stored is not None and now is not None and stored != now:
+            error = TopicResetError(
+                f"{self.source.name} was reset (recreated: the read models' positions were taken when its id "
+                f"was {stored}, it is {now} now); the read models built from it must be rebuilt"
+            )
+            error.positions = positions  # type: ignore[attr-defined]
+            raise error
+        return positions
 
     def step(self, as_of: datetime | None = None) -> tuple[int, int]:
         """Apply one batch; return (events read, events new). (0, 0) when nothing came.
@@ -96,7 +108,8 @@ class Projector:
         table = decoded.table
         try:
             new = self.models.apply(
-                table, self.source.name, batch.positions, parked=list(parked.values()), parked_at=as_of
+                table, self.source.name, batch.positions, parked=list(parked.values()), parked_at=as_of,
+                identity=self.source.identity,
             )
             return new, len(parked)
         except Exception as exc:
@@ -109,7 +122,8 @@ class Projector:
             parked[decoded.indexes[row]] = self._parked(batch, decoded.indexes[row], reason, "apply", *envelope)
         in_order = [parked[index] for index in sorted(parked)]
         new = self.models.apply(
-            rows_of(table, good), self.source.name, batch.positions, parked=in_order, parked_at=as_of
+            rows_of(table, good), self.source.name, batch.positions, parked=in_order, parked_at=as_of,
+            identity=self.source.identity,
         )
         return new, len(parked)
 

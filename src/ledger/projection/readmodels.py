@@ -23,6 +23,10 @@ from ledger.projection.segments import RetryRefresh, load_segment_rules, prechec
 from ledger.settings import Settings
 
 
+def identity_key(source: str) -> str:
+    return f"source_identity:{source}"
+
+
 class ReadModels:
     """One open read-model file, for writing.
 
@@ -49,6 +53,11 @@ class ReadModels:
             ) from exc
         migrate(self.con, self.models, path)
 
+    def identity(self, source: str) -> str | None:
+        """The identity of `source` its stored positions were taken in (None if not known)."""
+        row = self.con.execute("SELECT value FROM projector_state WHERE key = ?", [identity_key(source)]).fetchone()
+        return row[0] if row else None
+
     def positions(self, source: str) -> dict[str, int]:
         rows = self.con.execute(
             "SELECT key, position FROM projector_positions WHERE source = ?", [source]
@@ -63,6 +72,7 @@ class ReadModels:
         *,
         parked: Sequence[ParkedEvent] = (),
         parked_at: datetime | None = None,
+        identity: str | None = None,
     ) -> int:
         """Apply one micro-batch, the events of it that are parked, and its source positions
         in one transaction.
@@ -71,6 +81,7 @@ class ReadModels:
         insert the rest into `events`, run every model's `apply`, record `parked` (each event
         once, at `parked_at`), then store the positions. Nothing is visible until COMMIT, so
         a crash leaves the read models at the previous batch. Returns how many events were new.
+        With the positions goes the source's `identity` (a topic's id), when it has one.
         """
         con = self.con
         con.execute("BEGIN")
@@ -79,6 +90,8 @@ class ReadModels:
             if parked:
                 self._park(source, parked, parked_at or datetime.now(UTC))
             self._store_positions(source, positions)
+            if identity is not None and positions:
+                self.set_state(identity_key(source), identity)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -27,6 +27,10 @@ class SourceBatch:
 class Source(Protocol):
     name: str
     """Identifies the source in the stored positions (``store`` or ``kafka:<topic>``)."""
+    identity: str | None
+    """What the positions are positions in (a Kafka topic's id), stored with them: positions
+    taken in a topic since recreated must not be read as positions in the new one. None when
+    the source cannot tell."""
 
     def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
         """Up to `limit` payloads after `positions`; an empty batch when there is nothing new."""
@@ -43,6 +47,7 @@ class NotificationLogSource:
     """The event store's notification log; position ``log`` is the last notification id read."""
 
     name = "store"
+    identity = None
 
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
