@@ -123,6 +123,60 @@ def test_a_data_directory_refuses_another_store_until_replayed_from_it(tmp_path:
     assert cli("project", "--once", "--data-dir", str(data)).exit_code == 2
 
 
+KILLED_REPLAY = """
+import os, sys
+from datetime import UTC, datetime
+import ledger.ops.writer as writer
+from ledger.ops.projecting import replay
+from ledger.settings import Settings
+
+where = sys.argv[3]
+settle, replace = writer.settle, writer.os.replace
+
+def settle_then(settings):
+    swapped = (settings.data_dir / writer.PENDING_NAME).exists() and not (settings.data_dir / writer.REPLAY_NAME).exists()
+    if where == "after the swap" and swapped:
+        os._exit(9)
+    settle(settings)
+
+def replace_then(source, target):
+    if where == "before the swap" and str(source).endswith(writer.REPLAY_NAME):
+        os._exit(9)
+    replace(source, target)
+
+writer.settle = settle_then
+writer.os.replace = replace_then
+replay(Settings(data_dir=sys.argv[1], store=sys.argv[2]), datetime.now(UTC))
+"""
+
+
+@pytest.mark.parametrize("where", ["before the swap", "after the swap"])
+def test_a_replay_from_another_store_killed_at_its_swap_leaves_files_and_record_agreeing(
+    tmp_path: Path, where: str
+) -> None:
+    data, other = tmp_path / "data", f"sqlite:///{tmp_path / 'other.sqlite'}"
+    assert cli("record", json.dumps(CONTACT), "--data-dir", str(data)).exit_code == 0
+    Ledger(Settings(store=other), clock=lambda: NOW).record(
+        {**CONTACT, "customer_id": "C2", "contact_id": "k2", "occurred_at": "2026-01-04T00:00:00Z"}
+    )
+    Ledger(Settings(store=other), clock=lambda: NOW).record(
+        {**CONTACT, "customer_id": "C3", "contact_id": "k3", "occurred_at": "2026-01-04T00:00:00Z"}
+    )
+    killed = subprocess.run([sys.executable, "-c", KILLED_REPLAY, str(data), other, where], capture_output=True)
+    assert killed.returncode == 9, killed.stderr
+    now_from, refused_from = ("sqlite:///store.sqlite", other) if where == "before the swap" else (
+        other, "sqlite:///store.sqlite")
+    store = ("--store", other) if now_from == other else ()
+    assert cli("status", "--json", "--data-dir", str(data), *store).exit_code == 0
+    refused = cli("project", "--once", "--data-dir", str(data), "--store", refused_from)
+    assert refused.exit_code == 2 and f"was built from the store {now_from}" in refused.stderr
+    agreed = cli("project", "--once", "--data-dir", str(data), *store)
+    assert agreed.exit_code == 0, agreed.output
+    assert len(events_in(data)) == (2 if now_from == other else 1)
+    assert json.loads((data / "ledger.json").read_text()) == {"store": now_from}
+    assert not (data / "ledger.json.pending").exists()
+
+
 def test_a_moved_data_directory_still_knows_its_own_store(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert cli("record", json.dumps(CONTACT), "--data-dir", str(data)).exit_code == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ import duckdb
 
 from ledger.errors import ReadModelError, SegmentError, TopicResetError
 from ledger.ops.deployment import Deployment
-from ledger.ops.writer import writing
+from ledger.ops.writer import REPLAY_NAME, swap_in, writing
 from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
@@ -171,7 +170,7 @@ def _replay(
 ) -> RunStats:
     live = settings.readmodel_path
     _refuse_if_locked(live)
-    scratch = live.with_name("readmodels.replay.duckdb")
+    scratch = live.with_name(REPLAY_NAME)
     _remove(scratch)
     source = Deployment(settings).source(ledger)
     try:
@@ -182,7 +181,7 @@ def _replay(
     finally:
         source.close()
     _remove(Path(str(live) + ".wal"))
-    os.replace(scratch, live)
+    swap_in(settings, scratch, live)
     with ReadModels(live, settings=settings) as models:
         for key, value in (state or {}).items():
             models.set_state(key, value)

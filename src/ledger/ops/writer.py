@@ -11,6 +11,13 @@ not which store or topic that was. Pointed at another store, they would go on fr
 that means nothing there: events missing, lag 0. So the data directory records its store and
 topic in ``ledger.json`` on first use and refuses others; `ledger replay`, which rebuilds from
 the first event, may take a new one.
+
+A replay from another store swaps a new read-model file in and records the new store: two
+renames, which a kill can come between. So the new store is written beside the record first
+(``ledger.json.pending``), then the files are swapped, then the pending record replaces the
+old one. Whoever comes next (`settle`) finds out which side of the swap the kill fell on by
+the scratch file: still there, the swap did not happen and the pending record is dropped;
+gone, it did and the pending record is the truth.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ from ledger.write.locks import exclusive
 
 LOCK_NAME = "writer.lock"
 IDENTITY_NAME = "ledger.json"
+PENDING_NAME = "ledger.json.pending"
+REPLAY_NAME = "readmodels.replay.duckdb"
+"""Where a replay builds the read models before swapping them in."""
 
 
 @contextmanager
@@ -35,11 +45,34 @@ def writing(settings: Settings, *, rebind: bool = False) -> Iterator[None]:
     """Hold the data directory's writer lock, and check its store and topic first; with
     `rebind` (a rebuild from the first event), record them instead, once the block succeeded."""
     with exclusive(settings.data_dir / LOCK_NAME, f"data directory {settings.data_dir} (its read models)"):
+        settle(settings)
         if not rebind:
             bind(settings)
         yield
         if rebind:
             bind(settings, rebind=True)
+
+
+def swap_in(settings: Settings, scratch: Path, live: Path) -> None:
+    """Replace the live read models with `scratch`, and the recorded store and topic with
+    these settings', so that a kill at any point leaves the two in agreement (see above)."""
+    _write(settings.data_dir / PENDING_NAME, identity(settings))
+    os.replace(scratch, live)
+    settle(settings)
+
+
+def settle(settings: Settings) -> None:
+    """Finish or forget a swap a kill interrupted (under the writer lock)."""
+    pending = settings.data_dir / PENDING_NAME
+    if not pending.exists():
+        return
+    try:
+        if (settings.data_dir / REPLAY_NAME).exists():
+            pending.unlink()
+        else:
+            os.replace(pending, settings.data_dir / IDENTITY_NAME)
+    except OSError as exc:
+        raise StoreError(f"cannot settle {pending}: {exc.strerror}") from exc
 
 
 def identity(settings: Settings) -> dict[str, Any]:
@@ -60,8 +93,11 @@ def identity(settings: Settings) -> dict[str, Any]:
 
 
 def recorded(settings: Settings) -> dict[str, Any] | None:
-    """What ``ledger.json`` says, None if the directory has none yet."""
+    """What ``ledger.json`` says, None if the directory has none yet (reads only: a swap a
+    kill interrupted counts as done or not done, as `settle` will find)."""
     path = settings.data_dir / IDENTITY_NAME
+    if (settings.data_dir / PENDING_NAME).exists() and not (settings.data_dir / REPLAY_NAME).exists():
+        path = settings.data_dir / PENDING_NAME
     try:
         found = json.loads(path.read_text())
     except FileNotFoundError:
