@@ -134,7 +134,8 @@ where = sys.argv[3]
 settle, replace = writer.settle, writer.os.replace
 
 def settle_then(settings):
-    swapped = (settings.data_dir / writer.PENDING_NAME).exists() and not (settings.data_dir / writer.REPLAY_NAME).exists()
+    home = settings.data_dir
+    swapped = (home / writer.PENDING_NAME).exists() and not (home / writer.REPLAY_NAME).exists()
     if where == "after the swap" and swapped:
         os._exit(9)
     settle(settings)

@@ -89,3 +89,31 @@ def test_serve_only_picks_parts_and_names_what_is_wrong(tmp_path: Path) -> None:
         parts(embedded, ["intake"])
     with pytest.raises(SettingsError, match="no part named relai"):
         parts(embedded, ["relai"])
+
+
+def test_a_second_serve_meeting_a_running_relay_is_refused_before_any_part_starts(
+    settings: Settings, kafka_broker: TansuBroker, fact, tmp_path: Path
+) -> None:
+    from ledger.kafka.relay import relay_position
+
+    topic = f"serve-{uuid.uuid4().hex[:8]}"
+    settings = settings.with_(kafka=kafka_broker.bootstrap, ledger_topic=topic)
+    env = {**environment(settings), "LEDGER_KAFKA": kafka_broker.bootstrap, "LEDGER_LEDGER_TOPIC": topic}
+    ledger = Ledger(settings, clock=lambda: NOW)
+    ledger.record(fact("ContactLogged"))
+    relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve", "--only", "relay"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: relay_position(ledger, topic) == ledger.head())
+        other = tmp_path / "other"
+        second = subprocess.run([sys.executable, "-m", "ledger.cli", "serve"], capture_output=True, text=True,
+                                env={**env, "LEDGER_DATA_DIR": str(other), "LEDGER_STORE": settings.store_url},
+                                timeout=120)
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        _, stderr = relay.communicate(timeout=30)
+    assert relay.returncode == 0, stderr
+    assert second.returncode == 4, second.stderr
+    assert f"the relay of topic {topic!r} is held by another process" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert not (other / "readmodels.duckdb").exists()  # the projector never started

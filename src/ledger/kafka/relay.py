@@ -34,6 +34,7 @@ idle, and whenever Kafka acknowledges an offset below one it acknowledged before
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -87,6 +88,15 @@ def relay_position(ledger: Ledger, topic: str) -> int:
     return ledger.recorder.max_tracking_id(position_name(topic, relay_generation(ledger, topic))) or 0
 
 
+@contextmanager
+def holding(settings: Settings) -> Iterator[None]:
+    """The lock of the relay of `settings`' ledger topic, one per topic and store, for the life
+    of a run; WriterBusyError if another relay has it."""
+    topic = settings.kafka.ledger_topic
+    with store_lock(settings.store_url, f"relay:{topic}", f"the relay of topic {topic!r}"):
+        yield
+
+
 class Relay:
     def __init__(
         self,
@@ -122,11 +132,8 @@ class Relay:
         """The last notification id known to be on the topic."""
         return self.ledger.recorder.max_tracking_id(self.tracking_name) or 0
 
-    @contextmanager
-    def holding(self) -> Iterator[None]:
-        """The relay's lock, for the life of a run; WriterBusyError if another relay has it."""
-        with store_lock(self.settings.store_url, f"relay:{self.topic}", f"the relay of topic {self.topic!r}"):
-            yield
+    def holding(self) -> contextlib.AbstractContextManager[None]:
+        return holding(self.settings)
 
     def step(self) -> int:
         """Publish one batch after the stored position; return how many were read (sent or
@@ -179,13 +186,14 @@ class Relay:
         return self.stats
 
     def run(
-        self, stop: threading.Event, idle_s: float = 0.2, retry_s: float = 1.0, *, from_start: bool = False
+        self, stop: threading.Event, idle_s: float = 0.2, retry_s: float = 1.0, *, from_start: bool = False,
+        held: bool = False,
     ) -> RelayStats:
         """Publish until `stop` is set. A producer Kafka declares unusable (unknown producer
         id, fenced, broker restarted) is replaced, resuming from the stored position, once the
-        topic was checked for a reset."""
+        topic was checked for a reset. `held`: the caller holds the relay's lock already."""
         started = time.perf_counter()
-        with self.holding():
+        with contextlib.nullcontext() if held else self.holding():
             try:
                 self._run(stop, idle_s, retry_s, from_start)
             finally:

@@ -19,6 +19,7 @@ from ledger.errors import LedgerError, SettingsError
 from ledger.intake.consumer import Intake
 from ledger.kafka import topics
 from ledger.kafka.relay import Relay
+from ledger.kafka.relay import holding as relay_holding
 from ledger.ops.deployment import PART_NAMES, Deployment
 from ledger.ops.projecting import follow
 from ledger.ops.writer import writing
@@ -49,7 +50,7 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
     if missing:
         raise SettingsError(f"{' and '.join(missing)} need Kafka: give --kafka or LEDGER_KAFKA")
     runners: dict[str, Callable[[threading.Event], object]] = {
-        "relay": lambda stop: Relay(settings, Ledger(settings)).run(stop),
+        "relay": lambda stop: Relay(settings, Ledger(settings)).run(stop, held=True),
         "intake": lambda stop: Intake(settings, Ledger(settings)).run(stop),
         "projector": lambda stop: follow(settings, lambda: datetime.now(UTC), stop),
     }
@@ -57,11 +58,16 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
 
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:
-    """Run the chosen parts until `stop`. With the projector among them, the data directory's
-    writer lock is taken first, so a second `serve` is refused (exit 4) before anything starts."""
+    """Run the chosen parts until `stop`. The locks of the chosen parts come first (the data
+    directory's writer lock for the projector, the topic's relay lock for the relay), so a
+    second `serve` is refused (exit 4) before any part starts."""
     chosen = chosen if chosen is not None else parts(settings)
-    guard = writing(settings) if any(p.name == "projector" for p in chosen) else contextlib.nullcontext()
-    with guard:
+    names = {p.name for p in chosen}
+    with contextlib.ExitStack() as locks:
+        if "projector" in names:
+            locks.enter_context(writing(settings))
+        if "relay" in names:
+            locks.enter_context(relay_holding(settings))
         _serve(settings, stop, chosen)
 
 
@@ -88,6 +94,9 @@ def _guard(part: Part, stop: threading.Event) -> None:
     try:
         part.run(stop)
     except BaseException as error:  # noqa: BLE001 - reported by serve() after the others stop
-        log.exception("%s failed", part.name)
+        if isinstance(error, LedgerError):
+            log.error("%s failed: %s", part.name, error)  # a message of its own: no traceback
+        else:
+            log.exception("%s failed", part.name)
         part.error = error
         stop.set()
