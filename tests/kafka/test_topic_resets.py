@@ -206,3 +206,70 @@ def test_what_counts_as_a_reset() -> None:
     assert "holds no records" in (reset_reason("t", {0: 0, 1: 0}, {}, published=True) or "")
     assert reset_reason("t", {0: 0, 1: 0}, {}, published=False) is None  # nothing sent yet
     assert reset_reason("t", {0: 5, 1: 12}, {0: 5, 1: 9}, published=True) is None  # grown, not reset
+
+
+def test_a_projector_down_while_the_topic_was_recreated_rebuilds_instead_of_skipping(
+    own_settings: Settings, broker: TansuBroker, fact: FactFactory
+) -> None:
+    """The old topic held every event twice (republished from the start), so the projector's
+    positions were high; the new topic, after the broker lost its data, holds more records
+    than those positions: only its id tells that they are positions in another topic. Status
+    says so, and the projector rebuilds rather than skipping what lies below them."""
+    ledger = Ledger(own_settings, clock=lambda: NOW)
+    recorded_ids(ledger, fact, 30)
+    Relay(own_settings, ledger, confirm_s=0.2).run_once()
+    Relay(own_settings, ledger, confirm_s=0.2).run_once(from_start=True)  # each event twice: 60 records
+    args = ["--data-dir", str(own_settings.data_dir), "--kafka", broker.bootstrap]
+    runner = StrictRunner()
+    assert runner.invoke(app, ["project", "--once", *args]).exit_code == 0
+
+    broker.restart()
+    topics.create(own_settings)
+    recorded_ids(ledger, fact, 45)
+    assert Relay(own_settings, ledger, confirm_s=0.2).run_once().sent == 75  # 75 records > the old 60
+
+    shown = runner.invoke(app, ["status", "--json", *args])
+    assert shown.exit_code == 0, shown.output
+    assert "the topic was recreated since the read models were built" in shown.stdout
+    assert runner.invoke(app, ["project", "--once", *args]).exit_code == 0
+    rebuilt = runner.invoke(app, ["query", "SELECT count(*) AS n FROM events", "--json", *args[:2]])
+    assert rebuilt.stdout.strip() == '[{"n": 75}]'
+    shown = runner.invoke(app, ["status", "--json", *args])
+    assert '"lag": 0' in shown.stdout and "topic_reset" in shown.stdout
+
+
+def test_a_following_projector_rebuilds_once_after_a_reset_not_on_every_round(
+    own_settings: Settings, broker: TansuBroker, fact: FactFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.ops import projecting
+
+    ledger = Ledger(own_settings, clock=lambda: NOW)
+    recorded_ids(ledger, fact, 20)
+    Relay(own_settings, ledger, confirm_s=0.2).run_once()
+    rebuilds: list[int] = []
+    rounds: list[int] = []
+    rebuild = projecting._rebuild_after
+    monkeypatch.setattr(projecting, "_rebuild_after", lambda *a, **k: rebuilds.append(1) or rebuild(*a, **k))
+
+    def clock() -> datetime:
+        rounds.append(1)
+        return datetime.now(UTC)
+
+    stop = threading.Event()
+    follower = threading.Thread(target=projecting.follow, args=(own_settings, clock, stop), kwargs={"idle_s": 0.01})
+    follower.start()
+    try:
+        wait_for(lambda: own_settings.published_path.exists() and len(rounds) > 5)
+        broker.restart()
+        topics.create(own_settings)
+        Relay(own_settings, ledger, confirm_s=0.2).run_once()
+        wait_for(lambda: rebuilds)
+        seen = len(rounds)
+        wait_for(lambda: len(rounds) > seen + 40)  # forty rounds of following after the rebuild
+    finally:
+        stop.set()
+        follower.join(timeout=60)
+    assert not follower.is_alive()
+    assert len(rebuilds) == 1

@@ -52,6 +52,8 @@ WRITES = [
     "EXPLAIN ANALYZE COPY (SELECT 1) TO '{data}/x.csv'",
     "-- a comment first\nEXPLAIN (FORMAT json) SET enable_external_access = true",
     "/* a comment */ PRAGMA enable_profiling",
+    "/* /* */ x table_info( */ PRAGMA enable_profiling",
+    "/* /* */ x table_info( */ PRAGMA add_parquet_key('k', '0123456789112345')",
     "CALL checkpoint()",
     "",
     "   ;  ",
@@ -118,3 +120,13 @@ def test_ctrl_c_stops_a_running_query(data: Path) -> None:
     _, stderr = process.communicate(timeout=120)
     assert process.returncode in (1, 130), stderr
     assert "Traceback" not in stderr
+
+
+def test_a_value_python_cannot_hold_is_an_error_not_a_traceback(data: Path) -> None:
+    refused = StrictRunner().invoke(app, ["query", "SELECT INTERVAL '2147483647 months' AS i", "--data-dir", str(data)])
+    assert refused.exit_code == 1 and "a value in the result cannot be shown" in refused.stderr
+
+
+def test_a_query_too_big_for_memory_never_spills_into_the_data_directory(data: Path) -> None:
+    _, [(spill_to,)] = query(data / "readmodels.published.duckdb", "SELECT current_setting('temp_directory')")
+    assert spill_to == ""

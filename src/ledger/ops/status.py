@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import duckdb
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import Environment
 
-from ledger.errors import DataDirMismatchError, StoreError
+from ledger.errors import DataDirMismatchError, ReadModelError, StoreError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
@@ -77,17 +78,25 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report.update(state(con))
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
         report.update(parked_summary(con))
+    except duckdb.Error as exc:
+        raise ReadModelError(
+            f"cannot read {settings.published_path}: {exc}; `ledger project` publishes it again, "
+            "`ledger replay` rebuilds it"
+        ) from exc
     finally:
         con.close()
     if deployment.uses_kafka:
-        report.update(_kafka_status(settings, ledger, positions))
+        prefix = "source_identity:"
+        taken_in = {k.removeprefix(prefix): v for k, v in report.items() if k.startswith(prefix)}
+        report.update(_kafka_status(settings, ledger, positions, taken_in))
     else:
         report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
     return report
 
 
 def _kafka_status(
-    settings: Settings, ledger: Ledger | None, positions: dict[str, dict[str, int]]
+    settings: Settings, ledger: Ledger | None, positions: dict[str, dict[str, int]],
+    identities: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Read-only, like all of status: a missing topic is shown as missing, never created."""
     from ledger.kafka.parking import relay_parked
@@ -118,6 +127,14 @@ def _kafka_status(
     report["topic_end_offsets"] = ends
     report["partition_lag"] = {p: max(0, end - projected.get(p, 0)) for p, end in ends.items()}
     report["lag"] = lag(ends, projected)
+    taken_in = (identities or {}).get(source.name)
+    past = sorted(p for p, at in projected.items() if at > ends.get(p, at))
+    if projected and taken_in is not None and source.identity is not None and taken_in != source.identity:
+        report["lag"] = (f"unknown: the topic was recreated since the read models were built (id {taken_in}, "
+                         f"now {source.identity}); the projector rebuilds them when it next runs")
+    elif past:
+        report["lag"] = (f"unknown: positions past the end of partitions {', '.join(past)} (the topic was "
+                         "emptied or recreated?); the projector rebuilds the read models when it next runs")
     return report
 
 

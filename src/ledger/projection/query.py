@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -18,18 +19,25 @@ from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
 SANDBOX = {
-    "enable_external_access": False,  # no files, no ATTACH, no COPY, no HTTP
     "autoload_known_extensions": False,
     "autoinstall_known_extensions": False,
     "allow_community_extensions": False,
+    "python_enable_replacements": False,  # no Python object read as a table by its name
+    "temp_directory": "",  # a query too big for memory fails; it never spills into the data directory
 }
-"""How analysts' connections are opened: whatever the SQL, it reads the one file it was given."""
+"""How analysts' connections are opened: whatever the SQL, it reads the one file it was given,
+and writes nothing anywhere. External access (files, ATTACH, COPY, HTTP) is switched off right
+after opening: DuckDB refuses a temp_directory given together with it."""
 
 READ_PRAGMAS = frozenset(
     {"table_info", "show_tables", "show_tables_expanded", "show", "database_size", "database_list",
      "version", "platform", "storage_info", "functions", "collations", "metadata_info"}
 )
 DEFAULT_TIMEOUT_S = 300.0
+STOP_GRACE_S = 2.0
+"""How long a query interrupted (timeout, Ctrl-C) may take to notice: DuckDB checks between
+chunks of work, and one long function call (sorting a list of a hundred million) checks
+never. Past this, the query is left to die with the process instead of being waited for."""
 
 
 def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
@@ -42,6 +50,7 @@ def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
         raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     try:
         con = duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
+        con.execute("SET enable_external_access = false")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
     except duckdb.Error as exc:
@@ -71,13 +80,36 @@ def read_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return statement.query
 
 
-_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
+def _without_leading_comments(text: str) -> str:
+    """`text` from its first word on: blanks, ``-- line`` and ``/* block */`` comments before
+    it skipped, block comments nested as DuckDB nests them (``/* /* */ still a comment */``)."""
+    i = 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end + 1
+        elif text.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < len(text) and depth:
+                if text.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif text.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+        else:
+            break
+    return text[i:]
+
+
 _EXPLAIN = re.compile(r"EXPLAIN\s+(?:ANALY[SZ]E\b\s*)?(?:\((?:[^()'\"]|'[^']*')*\)\s*)?", re.IGNORECASE)
 
 
 def _check_read(con: duckdb.DuckDBPyConnection, statement: Any) -> None:
     kind = statement.type
-    text = _LEADING_COMMENTS.sub("", statement.query, count=1)
+    text = _without_leading_comments(statement.query)
     if kind == duckdb.StatementType.EXPLAIN:
         prefix = _EXPLAIN.match(text)
         try:
@@ -123,8 +155,13 @@ def query(
     with tempfile.TemporaryDirectory(prefix="ledger-as-of-") as scratch:
         copy = Path(scratch) / path.name
         shutil.copyfile(path, copy)
-        with ReadModels(copy, settings=settings) as models:
-            models.refresh(as_of)
+        try:
+            with ReadModels(copy, settings=settings) as models:
+                models.refresh(as_of)
+        except RuntimeError as exc:  # DuckDB's answer to Ctrl-C while it refreshes
+            if "interrupted" in str(exc).lower():
+                raise KeyboardInterrupt from exc
+            raise
         return _query(copy, sql, timeout_s)
 
 
@@ -134,7 +171,8 @@ def _query(path: Path, sql: str, timeout_s: float) -> tuple[list[str], list[tupl
         statement = read_statement(con, sql)
         return _run(con, statement, timeout_s)
     finally:
-        con.close()
+        with contextlib.suppress(duckdb.Error):  # busy: a query abandoned, which ends with the process
+            con.close()
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
@@ -170,14 +208,18 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tuple[li
         raise ReadModelError(f"query took longer than {timeout_s:g} s and was stopped (--timeout)")
     if isinstance(error, duckdb.Error):
         raise ReadModelError(f"query failed: {error}") from error
+    if isinstance(error, Exception):  # a value Python cannot hold (an interval of 2^31 months)
+        raise ReadModelError(f"query failed: a value in the result cannot be shown ({error})") from error
     if error is not None:
         raise error
     return outcome["value"]
 
 
 def _stop(con: duckdb.DuckDBPyConnection, finished: threading.Event) -> None:
-    """Interrupt until the statement has ended: an interrupt sent before it began is lost."""
-    while not finished.is_set():
+    """Interrupt until the statement has ended (an interrupt sent before it began is lost), or
+    until `STOP_GRACE_S` has passed: then it is abandoned, to end with the process."""
+    given_up = time.monotonic() + STOP_GRACE_S
+    while not finished.is_set() and time.monotonic() < given_up:
         con.interrupt()
         finished.wait(0.05)
 
