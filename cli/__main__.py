@@ -1,3 +1,20 @@
-from ledger.cli.main import app
+"""The `ledger` command (and ``python -m ledger.cli``).
 
-app(prog_name="ledger")
+Importing the commands loads DuckDB, Kafka and the store's drivers: a Ctrl-C in that second
+is an interrupted command (exit 130) like any other, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    try:
+        from ledger.cli.main import app
+    except KeyboardInterrupt:
+        sys.exit(130)
+    app(prog_name="ledger")
+
+
+if __name__ == "__main__":
+    main()

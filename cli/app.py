@@ -36,7 +36,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.contract.facts import parse_timestamp
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, SettingsError
 from ledger.settings import Settings
 
 app = typer.Typer(
@@ -137,7 +137,13 @@ def settings(data_dir: Path | None = None, store: str | None = None, kafka: str 
 
 
 def as_of_time(text: str | None) -> datetime:
-    return datetime.now(UTC) if text is None else parse_timestamp("--as-of", text)
+    """The time of --as-of; a time that cannot be one is a usage error (exit 2)."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse_timestamp("--as-of", text)
+    except LedgerError as error:
+        raise SettingsError(str(error)) from error
 
 
 def progress_bar(*counters: ProgressColumn) -> Progress:
@@ -164,7 +170,8 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, t
     """Rows as a table for people or JSON for scripts; every value verbatim (rich reads no
     markup or emoji codes in data: ``[red]`` and ``:x:`` print as they are)."""
     if as_json:
-        payload = [dict(zip(columns, (_plain(v) for v in row), strict=True)) for row in rows]
+        names = _distinct(columns)
+        payload = [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in rows]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     table = Table(title=Text(printable(title)) if title else None)
@@ -173,6 +180,21 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, t
     for row in rows:
         table.add_row(*(Text(_shown(v)) for v in row))
     out.print(table)
+
+
+def _distinct(columns: list[str]) -> list[str]:
+    """Column names as JSON keys: a name that comes again (``SELECT 1 AS a, 2 AS a``, a join's
+    two ``customer_id``) gets ``_2``, ``_3``... instead of overwriting the first's values."""
+    seen: set[str] = set()
+    names = []
+    for column in columns:
+        name, n = column, 1
+        while name in seen:
+            n += 1
+            name = f"{column}_{n}"
+        seen.add(name)
+        names.append(name)
+    return names
 
 
 def print_mapping(values: dict[str, Any], as_json: bool) -> None:

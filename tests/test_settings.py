@@ -3,6 +3,7 @@ every value converted and checked, each bad value named where it came from."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,19 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_REFRESH_IDLE_S", "1e300", "must be 0 to 31,622,400"),
         ("LEDGER_PARTITIONS", "1.5", "LEDGER_PARTITIONS must be a whole number"),
         ("LEDGER_REPORTING_CURRENCY", "eur", "reporting_currency must be an ISO 4217 code"),
-        ("LEDGER_STORE", "mysql://x", "store must be sqlite:///PATH or postgresql://"),
+        ("LEDGER_STORE", "mysql://x", r"store.url \(LEDGER_STORE\) must be sqlite:///PATH or postgresql://"),
+        ("LEDGER_STORE", "postgresql://localhost:99999/x", r"store.url \(LEDGER_STORE\) is not a usable URL"),
+        ("LEDGER_STORE", "postgresql://localhost", "names no database"),
+        ("LEDGER_BATCH_SIZE", "\u0663", "LEDGER_BATCH_SIZE must be a whole number"),
+        ("LEDGER_BATCH_SIZE", "1_000", "LEDGER_BATCH_SIZE must be a whole number"),
+        ("LEDGER_REFRESH_IDLE_S", "\uff11", "LEDGER_REFRESH_IDLE_S must be a number"),
+        ("LEDGER_KAFKA", "host:notaport", r"kafka.bootstrap \(LEDGER_KAFKA\) must be host:port"),
+        ("LEDGER_KAFKA", ",,,", r"kafka.bootstrap \(LEDGER_KAFKA\) must be host:port"),
+        ("LEDGER_KAFKA_SECURITY_PROTOCOL", "BOGUS", "must be one of PLAINTEXT, SSL"),
+        ("LEDGER_KAFKA_SASL_MECHANISM", "NOPE", "must be one of PLAIN, SCRAM-SHA-256"),
+        ("LEDGER_LEDGER_TOPIC", "bad topic/../x", r"kafka.ledger_topic \(LEDGER_LEDGER_TOPIC\) must be a Kafka topic"),
+        ("LEDGER_CONSUMER_GROUP", " ", "must not be empty"),
+        ("LEDGER_DATA_DIR", "a\\b", r"must not contain '\\\\'"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),
         ("LEDGER_DATA_DIR", "/tmp/a?b=1", r"data_dir \(LEDGER_DATA_DIR\) must not contain '\?'"),
     ],
@@ -143,3 +156,15 @@ def test_the_store_password_is_never_shown(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as refused:
         Settings(store="mysql://ledger:hunter2@db/ledger")
     assert "hunter2" not in str(refused.value)
+
+
+def test_a_bad_value_is_named_by_where_it_came_from(tmp_path: Path) -> None:
+    config = tmp_path / "ledger.toml"
+    config.write_text("batch_size = 0\n[kafka]\npartitions = 0\n")
+    with pytest.raises(SettingsError, match=re.escape(f"batch_size ({config} batch_size) must be 1 to")):
+        Settings.from_env({}, config_file=config)
+    config.write_text("[kafka]\npartitions = 0\n")
+    with pytest.raises(SettingsError, match=re.escape(f"kafka.partitions ({config} [kafka] partitions) must be")):
+        Settings.from_env({}, config_file=config)
+    with pytest.raises(SettingsError, match=re.escape("store.url (--store) is not a usable URL")):
+        Settings.from_env({}, store="postgresql://x:99999/y")

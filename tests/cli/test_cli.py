@@ -132,7 +132,7 @@ def test_query_refuses_bad_and_writing_sql_with_a_message(
 def test_bad_settings_exit_2(tmp_path: Path) -> None:
     result = ledger("status", "--store", "mysql://x", "--data-dir", str(tmp_path))
     assert result.exit_code == 2
-    assert "store must be sqlite:///PATH or postgresql://" in result.stderr
+    assert "store.url (--store) must be sqlite:///PATH or postgresql://" in result.stderr
 
 
 def test_demo_records_projects_and_summarises(cli, tmp_path: Path) -> None:

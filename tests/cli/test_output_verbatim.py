@@ -137,3 +137,12 @@ def test_terminal_control_codes_in_data_and_refusals_are_shown_escaped(data: Pat
     assert refused.returncode == 3, refused.stderr
     assert "\x1b" not in refused.stderr and "\x07" not in refused.stderr
     assert "\\x1b]0;TITLE\\x07\\x1b[31m" in refused.stderr
+
+
+def test_json_keeps_every_column_when_names_repeat(data: Path) -> None:
+    assert query_json(data, "SELECT 1 AS a, 2 AS a, 'x' AS b") == [{"a": 1, "a_2": 2, "b": "x"}]
+
+
+def test_a_bad_as_of_is_a_usage_error(data: Path) -> None:
+    refused = ledger("query", "SELECT 1", "--as-of", "garbage", "--data-dir", str(data))
+    assert refused.returncode == 2 and "--as-of: 'garbage' is not an ISO-8601 timestamp" in refused.stderr

@@ -23,134 +23,31 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import tomllib
-import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.errors import SettingsError
+from ledger.settings.sections import (
+    SECTIONS,
+    IntakeSettings,
+    KafkaSettings,
+    ProjectionSettings,
+    Secret,
+    StoreSettings,
+    check_kafka,
+    without_password,
+)
+from ledger.settings.sources import convert, read_config
 
+__all__ = [
+    "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "IntakeSettings", "KafkaSettings", "ProjectionSettings", "Secret",
+    "Settings", "StoreSettings", "without_password",
+]
 
-@dataclass(frozen=True)
-class Secret:
-    """A value that must not show up in logs or reprs."""
-
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """The event store."""
-
-    url: str | None = field(default=None, repr=False)
-    """``sqlite:///PATH`` or ``postgresql://user:pass@host/db[?schema=NAME]``; None: the
-    embedded SQLite file in the data directory. Never shown with its password."""
-
-    def __bool__(self) -> bool:
-        """True when a store URL was given (else the embedded file is used)."""
-        return self.url is not None
-
-    def __repr__(self) -> str:
-        return f"StoreSettings(url={without_password(self.url)!r})"
-
-
-def without_password(url: str | None) -> str | None:
-    """A URL as it may be printed: ``scheme://***@host/...`` when it carries credentials."""
-    if url is None or "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
-@dataclass(frozen=True)
-class KafkaSettings:
-    """The Kafka cluster and the ledger's topics; no bootstrap servers means embedded mode."""
-
-    bootstrap: str | None = None
-    """Bootstrap servers, ``host:port[,host:port]``."""
-    ledger_topic: str = "ledger.events"
-    intake_topic: str = "ledger.intake"
-    dlq_topic: str = "ledger.intake.dlq"
-    partitions: int = 4
-    """Partitions of the topics `ledger topics create` (and serve, relay) create."""
-    replication_factor: int = 1
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
-    sasl_username: str | None = None
-    sasl_password: Secret | None = None
-    ssl_cafile: str | None = None
-    consumer_group: str = "ledger-projector"
-    intake_group: str | None = None
-    """A consumer group to share the intake topic's partitions among several intake processes
-    (a PostgreSQL store); None: the intake reads every partition itself."""
-
-    def __bool__(self) -> bool:
-        """True when Kafka is configured: the production path rather than embedded."""
-        return bool(self.bootstrap)
-
-    def __str__(self) -> str:
-        return self.bootstrap or "(no Kafka)"
-
-    def client_options(self) -> dict[str, object]:
-        """Connection and security options shared by every kafka-python client."""
-        if not self.bootstrap:
-            raise SettingsError("no Kafka bootstrap servers: give --kafka or LEDGER_KAFKA")
-        options: dict[str, object] = {
-            "bootstrap_servers": self.bootstrap.split(","),
-            "security_protocol": self.security_protocol,
-        }
-        if self.sasl_mechanism:
-            options["sasl_mechanism"] = self.sasl_mechanism
-            options["sasl_plain_username"] = self.sasl_username
-            if self.sasl_password is not None:
-                options["sasl_plain_password"] = self.sasl_password.value
-        if self.ssl_cafile:
-            options["ssl_cafile"] = self.ssl_cafile
-        return options
-
-
-@dataclass(frozen=True)
-class ProjectionSettings:
-    """The read models: refreshing, and the thresholds of the "as of" models."""
-
-    refresh_idle_s: float = 60.0
-    """A following projector with nothing new refreshes the "as of" models (time passing moves
-    customers to at_risk, ...) and republishes at most this often; new events do it at once."""
-    reporting_currency: str = "EUR"
-    """RFM `monetary` counts net spend in this currency only (no FX conversion)."""
-    new_days: int = 30
-    """Lifecycle: `new` while the first purchase is at most this many days before as_of."""
-    active_days: int = 90
-    """Lifecycle: `active` (or `reactivated`) while the last purchase is at most this old."""
-    churn_days: int = 180
-    """Lifecycle: `at_risk` up to this age of the last purchase, `churned` beyond; a purchase
-    more than this long after the one before it is a reactivation."""
-    segments_dir: Path | None = None
-    """Extra segment rule files (``NAME.sql``) besides those shipped in projections/segments."""
-
-
-@dataclass(frozen=True)
-class IntakeSettings:
-    """What the ledger accepts at the door, from any adapter."""
-
-    max_future_s: int = 86400
-    """How far in the future an `occurred_at` may be (clock skew between systems)."""
-    max_event_bytes: int = 900_000
-    """The largest event recorded, encoded: below Kafka's default 1 MB message limit."""
-
-
-SECTIONS = {
-    "store": StoreSettings,
-    "kafka": KafkaSettings,
-    "projection": ProjectionSettings,
-    "intake": IntakeSettings,
-}
 
 _RENAMED = {"kafka": ("kafka", "bootstrap"), "store": ("store", "url")}
 _KAFKA_PREFIXED = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
@@ -196,6 +93,7 @@ class Settings:
         names, or flat names (``kafka="host:9092"``, ``intake_topic="t"``), all checked."""
         for f in dataclasses.fields(Settings):
             object.__setattr__(self, f.name, f.default)
+        object.__setattr__(self, "_origins", {})
         _assign(self, {name: (value, f"{name}=") for name, value in values.items()})
 
     @property
@@ -246,7 +144,7 @@ class Settings:
             raise SettingsError(f"{unknown[0]} is not a setting{hint}; the README lists them")
         settings = cls()
         path = config_file or (Path(environ["LEDGER_CONFIG"]) if environ.get("LEDGER_CONFIG") else None)
-        layers = [_read_config(path)] if path is not None else []
+        layers = [read_config(path)] if path is not None else []
         from_environment = {}
         for variable, (section, name) in ENV_NAMES.items():
             raw = environ.get(variable)
@@ -258,6 +156,15 @@ class Settings:
             _assign(settings, layer, check=False)  # each layer may lean on a later one
         settings.check()
         return settings
+
+    def _named(self, where: str) -> str:
+        """``kafka.partitions (LEDGER_PARTITIONS)``: a setting by its name in the config file
+        and where its value came from (a variable, a flag, a config file), else its variable."""
+        origin = self._origins.get(where, "")
+        if not origin.startswith(("LEDGER_", "--")) and " " not in origin:
+            section, _, name = where.rpartition(".")
+            origin = next(v for v, w in ENV_NAMES.items() if w == (section, name))
+        return f"{where} ({origin})"
 
     def check(self) -> None:
         k, p = self.kafka, self.projection
@@ -272,7 +179,7 @@ class Settings:
             ("projection.churn_days", p.churn_days, 1, 36_600),
         ):
             if not low <= value <= high:
-                raise SettingsError(f"{_named(where)} must be {low} to {high:,}, got {value:,}")
+                raise SettingsError(f"{self._named(where)} must be {low} to {high:,}, got {value:,}")
         if not (0 < p.new_days and 0 < p.active_days < p.churn_days):
             raise SettingsError(
                 "lifecycle thresholds need 0 < new_days and 0 < active_days < churn_days, got "
@@ -283,22 +190,30 @@ class Settings:
             raise SettingsError(f"reporting_currency must be an ISO 4217 code like EUR, got {currency!r}")
         url = self.store.url
         if url is not None and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-            raise SettingsError(f"store must be sqlite:///PATH or postgresql://..., got {self.store_shown!r}")
-        if "?" in str(self.data_dir):  # DuckDB reads what follows a "?" in a file name as options
-            raise SettingsError(f"{_named('data_dir')} must not contain '?', got {str(self.data_dir)!r}")
+            raise SettingsError(f"{self._named('store.url')} must be sqlite:///PATH or postgresql://..., got "
+                                f"{self.store_shown!r}")
+        if url is not None and not url.startswith("sqlite:///"):
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - reading it checks it
+            except ValueError as exc:
+                raise SettingsError(
+                    f"{self._named('store.url')} is not a usable URL ({exc}): {self.store_shown!r}"
+                ) from exc
+            if not parts.path.strip("/"):
+                raise SettingsError(f"{self._named('store.url')} names no database: {self.store_shown!r}")
+        for mark in ("?", "\\"):  # DuckDB reads what follows "?" as options, and "\\" as "/"
+            if mark in str(self.data_dir):
+                raise SettingsError(f"{self._named('data_dir')} must not contain {mark!r}, got {str(self.data_dir)!r}")
+        check_kafka(self.kafka, self._named)
 
 
-def _named(where: str) -> str:
-    """``kafka.partitions (LEDGER_PARTITIONS)``: a setting as the config file and the
-    environment name it."""
-    section, _, name = where.rpartition(".")
-    variable = next(v for v, w in ENV_NAMES.items() if w == (section, name))
-    return f"{where} ({variable})"
 
 
 def _apply(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> Settings:
     """A copy of `settings` with `values` (see `_assign`)."""
     result = copy.copy(settings)
+    object.__setattr__(result, "_origins", dict(settings._origins))
     _assign(result, values)
     return result
 
@@ -325,7 +240,8 @@ def _assign(settings: Settings, values: Mapping[str, tuple[Any, str]], check: bo
         hints = typing.get_type_hints(kind)
         if field_name not in hints or (section == "" and field_name in SECTIONS):
             raise SettingsError(f"{origin}: there is no setting {name!r}")
-        converted = _convert(value, hints[field_name], origin)
+        converted = convert(value, hints[field_name], origin)
+        settings._origins[f"{section}.{field_name}" if section else field_name] = origin
         if section:
             sections.setdefault(section, {})[field_name] = converted
         else:
@@ -336,64 +252,3 @@ def _assign(settings: Settings, values: Mapping[str, tuple[Any, str]], check: bo
         object.__setattr__(settings, name, value)
     if check:
         settings.check()
-
-
-def _convert(value: Any, annotation: Any, origin: str) -> Any:
-    """`value` (text from the environment, a TOML or Python value) as `annotation` says."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise SettingsError(f"{origin}: a value is required")
-    kind = next(o for o in options if o is not type(None))
-    text = value if isinstance(value, str) else None
-    try:
-        if kind is int:
-            if isinstance(value, bool) or isinstance(value, float):
-                raise ValueError
-            return int(text.strip()) if text is not None else int(value)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError
-            number = float(text.strip()) if text is not None else float(value)
-            if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError
-            return number
-        if kind is Path:
-            if not isinstance(value, str | Path) or not str(value).strip():
-                raise ValueError
-            return Path(value)
-        if kind is Secret:
-            return value if isinstance(value, Secret) else Secret(str(value))
-        if kind is str:
-            if not isinstance(value, str):
-                raise ValueError
-            return value
-    except (ValueError, TypeError):
-        pass
-    else:
-        return value
-    expected = {int: "a whole number", float: "a number", Path: "a path", str: "text"}.get(kind, kind.__name__)
-    raise SettingsError(f"{origin} must be {expected}, got {value!r}")
-
-
-def _read_config(path: Path) -> dict[str, tuple[Any, str]]:
-    try:
-        document = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise SettingsError(f"cannot read the config file {path}: {exc.strerror}") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from exc
-    values: dict[str, tuple[Any, str]] = {}
-    for key, value in document.items():
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise SettingsError(f"{path}: [{key}] must be a table of settings")
-            for name, item in value.items():
-                values[f"{key}.{name}"] = (item, f"{path} [{key}] {name}")
-        elif key in ("data_dir", "batch_size"):
-            values[key] = (value, f"{path} {key}")
-        else:
-            known = ", ".join(["data_dir", "batch_size", *(f"[{s}]" for s in SECTIONS)])
-            raise SettingsError(f"{path}: there is no setting {key!r} (known: {known})")
-    return values

@@ -1,0 +1,161 @@
+"""The sections of the settings (store, kafka, projection, intake): what each value means."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ledger.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that must not show up in logs or reprs."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The event store."""
+
+    url: str | None = field(default=None, repr=False)
+    """``sqlite:///PATH`` or ``postgresql://user:pass@host/db[?schema=NAME]``; None: the
+    embedded SQLite file in the data directory. Never shown with its password."""
+
+    def __bool__(self) -> bool:
+        """True when a store URL was given (else the embedded file is used)."""
+        return self.url is not None
+
+    def __repr__(self) -> str:
+        return f"StoreSettings(url={without_password(self.url)!r})"
+
+
+def without_password(url: str | None) -> str | None:
+    """A URL as it may be printed: ``scheme://***@host/...`` when it carries credentials."""
+    if url is None or "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The Kafka cluster and the ledger's topics; no bootstrap servers means embedded mode."""
+
+    bootstrap: str | None = None
+    """Bootstrap servers, ``host:port[,host:port]``."""
+    ledger_topic: str = "ledger.events"
+    intake_topic: str = "ledger.intake"
+    dlq_topic: str = "ledger.intake.dlq"
+    partitions: int = 4
+    """Partitions of the topics `ledger topics create` (and serve, relay) create."""
+    replication_factor: int = 1
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: str | None = None
+    consumer_group: str = "ledger-projector"
+    intake_group: str | None = None
+    """A consumer group to share the intake topic's partitions among several intake processes
+    (a PostgreSQL store); None: the intake reads every partition itself."""
+
+    def __bool__(self) -> bool:
+        """True when Kafka is configured: the production path rather than embedded."""
+        return bool(self.bootstrap)
+
+    def __str__(self) -> str:
+        return self.bootstrap or "(no Kafka)"
+
+    def client_options(self) -> dict[str, object]:
+        """Connection and security options shared by every kafka-python client."""
+        if not self.bootstrap:
+            raise SettingsError("no Kafka bootstrap servers: give --kafka or LEDGER_KAFKA")
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.value
+        if self.ssl_cafile:
+            options["ssl_cafile"] = self.ssl_cafile
+        return options
+
+
+@dataclass(frozen=True)
+class ProjectionSettings:
+    """The read models: refreshing, and the thresholds of the "as of" models."""
+
+    refresh_idle_s: float = 60.0
+    """A following projector with nothing new refreshes the "as of" models (time passing moves
+    customers to at_risk, ...) and republishes at most this often; new events do it at once."""
+    reporting_currency: str = "EUR"
+    """RFM `monetary` counts net spend in this currency only (no FX conversion)."""
+    new_days: int = 30
+    """Lifecycle: `new` while the first purchase is at most this many days before as_of."""
+    active_days: int = 90
+    """Lifecycle: `active` (or `reactivated`) while the last purchase is at most this old."""
+    churn_days: int = 180
+    """Lifecycle: `at_risk` up to this age of the last purchase, `churned` beyond; a purchase
+    more than this long after the one before it is a reactivation."""
+    segments_dir: Path | None = None
+    """Extra segment rule files (``NAME.sql``) besides those shipped in projections/segments."""
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """What the ledger accepts at the door, from any adapter."""
+
+    max_future_s: int = 86400
+    """How far in the future an `occurred_at` may be (clock skew between systems)."""
+    max_event_bytes: int = 900_000
+    """The largest event recorded, encoded: below Kafka's default 1 MB message limit."""
+
+
+SECTIONS = {
+    "store": StoreSettings,
+    "kafka": KafkaSettings,
+    "projection": ProjectionSettings,
+    "intake": IntakeSettings,
+}
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_kafka(kafka: KafkaSettings, named: Callable[[str], str]) -> None:
+    """Refuse Kafka settings that would fail only later, after a client's timeouts: servers
+    that are not ``host:port``, a protocol or mechanism kafka-python does not know, a topic
+    name Kafka refuses, an empty group. `named` names a setting as the user gave it."""
+    if kafka.bootstrap is not None:
+        for server in kafka.bootstrap.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+                raise SettingsError(f"{named('kafka.bootstrap')} must be host:port[,host:port...], got "
+                                    f"{kafka.bootstrap!r}")
+    if kafka.security_protocol not in SECURITY_PROTOCOLS:
+        raise SettingsError(f"{named('kafka.security_protocol')} must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                            f"got {kafka.security_protocol!r}")
+    if kafka.sasl_mechanism is not None and kafka.sasl_mechanism not in SASL_MECHANISMS:
+        raise SettingsError(f"{named('kafka.sasl_mechanism')} must be one of {', '.join(SASL_MECHANISMS)}, "
+                            f"got {kafka.sasl_mechanism!r}")
+    for name in ("ledger_topic", "intake_topic", "dlq_topic"):
+        topic = getattr(kafka, name)
+        if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
+            raise SettingsError(f"{named('kafka.' + name)} must be a Kafka topic name (letters, digits, '.', "
+                                f"'_', '-'; at most 249), got {topic!r}")
+    for name in ("consumer_group", "intake_group"):
+        group = getattr(kafka, name)
+        if group is not None and not group.strip():
+            raise SettingsError(f"{named('kafka.' + name)} must not be empty")
