@@ -63,6 +63,7 @@ def test_a_second_relay_for_the_same_topic_is_refused_with_exit_code_4(
         for refused in (second, served):
             assert refused.exit_code == 4, refused.output
             assert f"the relay of topic {topic!r} is held by another process" in refused.stderr
+            assert f"pid {first.pid}: " in refused.stderr  # who holds it, on either store
         wait_for(lambda: relay_position(ledger, topic) == ledger.head() == 6)  # the first one goes on
     finally:
         first.send_signal(signal.SIGINT)

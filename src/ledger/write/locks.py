@@ -81,7 +81,7 @@ def exclusive_once(path: Path, what: str) -> Iterator[None]:
             raise WriterBusyError(f"{what} {_holder(path)}; wait for it to finish or stop it first") from None
         holder = _holder_path(path)
         try:
-            holder.write_text(f"{os.getpid()} {_command()}\n")
+            holder.write_text(f"{os.getpid()} {command_line()}\n")
         except OSError:
             pass  # the note is a courtesy; the lock is what counts
         try:
@@ -141,7 +141,12 @@ def _holder(path: Path) -> str:
     return f"is held by another process (pid {pid}: {command})" if pid else "is held by another process"
 
 
-def _command() -> str:
+def holder_note() -> str:
+    """How a lock's holder names itself: ``pid 123: ledger relay --once``."""
+    return f"pid {os.getpid()}: {command_line()}"
+
+
+def command_line() -> str:
     """Who holds the lock, for the note: the program and its first two arguments, shortened
     and printable (an argument may carry bytes that are not UTF-8, or terminal escapes)."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"

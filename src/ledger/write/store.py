@@ -20,7 +20,7 @@ from eventsourcing.persistence import Mapper, StoredEvent
 from ledger.contract.codec import Codec
 from ledger.errors import SettingsError, StoreError, WriterBusyError
 from ledger.write.domain import Recorded
-from ledger.write.locks import exclusive_once, waiting
+from ledger.write.locks import exclusive_once, holder_note, waiting
 
 TOPIC_PREFIX = "ledger.events."
 
@@ -126,14 +126,7 @@ def prepared(store_url: str, *, creates: bool = True) -> Iterator[None]:
     from psycopg import sql
 
     schema = env.get("POSTGRES_SCHEMA")
-    try:
-        connection = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        )
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    connection = _connect(env)
     with connection:
         try:
             connection.execute(f"SET lock_timeout = '{SCHEMA_LOCK_TIMEOUT_S}s'")
@@ -166,24 +159,30 @@ def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
         return
     import psycopg
 
-    try:
-        connection = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        )
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the store: {exc}") from exc
+    connection = _connect(env, application_name=holder_note())
     with connection:
         key = f"ledger:{env.get('POSTGRES_SCHEMA', 'public')}:{name}"
         try:
             (got,) = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [key]).fetchone() or (False,)
+            holder = None if got else connection.execute(_HOLDER_OF_ADVISORY_LOCK, [key, key]).fetchone()
         except psycopg.Error as exc:
             raise StoreError(f"cannot take the lock {name!r} in the store: {exc}") from exc
         if not got:
-            raise WriterBusyError(f"{what} is held by another process (PostgreSQL advisory lock {key!r}); "
+            who = f"({holder[0]})" if holder and holder[0] else "(another session)"
+            raise WriterBusyError(f"{what} is held by another process {who}, PostgreSQL advisory lock {key!r}; "
                                   "wait for it to finish or stop it first")
         yield  # closing the connection releases the lock
+
+
+_HOLDER_OF_ADVISORY_LOCK = """
+SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.classid::bigint = ((hashtext(%s)::bigint >> 32) & 4294967295)
+  AND l.objid::bigint = (hashtext(%s)::bigint & 4294967295)
+LIMIT 1
+"""
+"""Who holds a session advisory lock on a text key: the application_name its holder gave
+(a bigint key from hashtext is split into classid, the high 32 bits, and objid, the low)."""
 
 
 WRITE_TURN_TIMEOUT_S = 120
@@ -256,14 +255,14 @@ class WriteTurns:
             self._connection = None
 
 
-def _connect(env: dict[str, str]) -> Any:
+def _connect(env: dict[str, str], application_name: str = "ledger") -> Any:
     import psycopg
 
     try:
         return psycopg.connect(
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), application_name=application_name[:63],
         )
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to the store: {exc}") from exc
