@@ -50,10 +50,20 @@ class SchemaVersion:
         return _named_types(self.schema)
 
     @cached_property
-    def has_nested_records(self) -> bool:
-        """Whether records sit inside this one (a purchase's lines): fastavro's `validate`
-        passes unknown fields there, so `Codec.check` walks them itself."""
-        return len({id(node) for node in self.named_types.values() if node.get("type") == "record"}) > 1
+    def nested_records(self) -> dict[str, tuple[str, frozenset[str]]]:
+        """The fields that hold records (a purchase's lines), with the record's name and its
+        field names: fastavro's `validate` passes unknown fields there, `Codec.check` does not."""
+        nested = {}
+        for f in self.schema["fields"]:
+            branches = f["type"] if isinstance(f["type"], list) else [f["type"]]
+            for branch in branches:
+                node = self.named_types.get(branch, branch) if isinstance(branch, str) else branch
+                if isinstance(node, dict) and node.get("type") == "array":
+                    items = node["items"]
+                    node = self.named_types.get(items, items) if isinstance(items, str) else items
+                if isinstance(node, dict) and node.get("type") == "record":
+                    nested[f["name"]] = (node["name"], frozenset(n["name"] for n in node["fields"]))
+        return nested
 
 
 class Codec:
@@ -96,11 +106,12 @@ class Codec:
             valid = validate(record, version.parsed, raise_errors=False)
         except Exception:  # the explanation below names the culprit
             valid = False
-        if valid and not version.has_nested_records:
-            return
+        if valid:
+            unknown_inside = _unknown_nested(record, version.nested_records)
+            if unknown_inside is None:
+                return
+            raise SchemaError(unknown_inside[1], unknown_inside[0])
         problem = _explain_record(record, version.schema, version.named_types, "")
-        if valid and problem is None:
-            return
         if problem is not None:
             raise SchemaError(problem.reason, problem.path.split(".")[0].split("[")[0] or None)
         for f in version.schema["fields"]:
@@ -187,6 +198,21 @@ def default_codec() -> Codec:
         if entry.name.endswith(".avsc")
     ]
     return Codec(versions)
+
+
+def _unknown_nested(
+    record: dict[str, Any], nested: dict[str, tuple[str, frozenset[str]]]
+) -> tuple[str, str] | None:
+    """(field, reason) for the first unknown field in a record inside `record`, else None."""
+    for name, (record_name, known) in nested.items():
+        value = record.get(name)
+        items = value if isinstance(value, list | tuple) else [value] if isinstance(value, dict) else []
+        for i, item in enumerate(items):
+            if isinstance(item, dict) and not item.keys() <= known:
+                unknown = sorted(set(item) - known, key=str)[0]
+                where = f"{name}[{i}]" if isinstance(value, list | tuple) else name
+                return name, f"{where}: {record_name} has no field {unknown!r}"
+    return None
 
 
 def _field_schema(version: SchemaVersion, name: str) -> Any:
