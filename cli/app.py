@@ -13,7 +13,6 @@ import functools
 import json
 import math
 import os
-import re
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -38,6 +37,7 @@ from rich.text import Text
 from ledger.contract.facts import parse_timestamp
 from ledger.errors import LedgerError, SettingsError
 from ledger.settings import Settings
+from ledger.text import printable
 
 app = typer.Typer(
     help="The customer interaction ledger: record facts, project read models, query them.",
@@ -45,16 +45,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
-def printable(text: str) -> str:
-    """`text` as a terminal can show it: control characters (but newline and tab) and lone
-    surrogates written as escapes (``\\x1b``, ``\\udcff``), so that a value from the data or
-    from a hostile file cannot move the cursor, clear the screen or fail to encode."""
-    return _UNPRINTABLE.sub(lambda match: repr(match.group())[1:-1], text)
-
-
 class _Verbatim(Console):
     """A console that prints text as it is: no markup, no emoji codes, nothing a terminal
     would obey (messages carry users' values, and rich reads ``[red]`` or ``:x:`` otherwise)."""
@@ -149,7 +139,7 @@ def as_of_time(text: str | None) -> datetime:
 def progress_bar(*counters: ProgressColumn) -> Progress:
     """A bar on stderr, only on a terminal; `counters` replace "done/total, time elapsed"."""
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         *(counters or (MofNCompleteColumn(), TimeElapsedColumn())),
         console=err,

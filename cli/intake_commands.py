@@ -19,6 +19,7 @@ from ledger.cli.app import (
     err,
     print_mapping,
     print_rows,
+    printable,
     progress_bar,
     settings,
 )
@@ -110,7 +111,7 @@ def ingest_(
     with recording(config, then_project=not no_project):
         ledger = Ledger(config)
         with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
-            task = bar.add_task(f"ingesting {file.name}", total=facts.size)
+            task = bar.add_task(printable(f"ingesting {file.name}"), total=facts.size)
             report: IngestReport = ingest(
                 ledger,
                 facts,

@@ -345,3 +345,23 @@ def test_a_device_or_a_directory_is_refused_before_reading(path: str, kind: str,
     done = runner.invoke(app, ["ingest", path, "--no-project", "--data-dir", str(tmp_path / "d")])
     assert done.exit_code == 1
     assert f"cannot read {path}: it is {kind}" in done.stderr
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
+    """`ledger ingest <(cat facts.jsonl)`: a pipe has no position to ask for; its bytes are counted."""
+    import os
+    import threading
+
+    pipe = tmp_path / "facts.pipe"
+    os.mkfifo(pipe)
+
+    def write() -> None:
+        with pipe.open("wb") as out:
+            out.write(b"".join(line(good(n)) + b"\n" for n in range(5)) + b"not json\n")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    done = runner.invoke(app, ["ingest", str(pipe), "--no-project", "--data-dir", str(tmp_path / "d")])
+    writer.join(timeout=30)
+    assert done.exit_code == 3, done.output
+    assert "5 recorded, 0 duplicates, 1 rejected" in done.stderr

@@ -188,3 +188,42 @@ def test_two_writers_taking_the_same_customers_in_opposite_orders_both_finish(se
             (recorded_1, duplicates_1), (recorded_2, duplicates_2) = pool.starmap(_record_many_batches, args)
     assert recorded_1 + recorded_2 == 6000 and duplicates_1 + duplicates_2 == 6000
     assert len(Ledger(settings).notifications(0, 10_000)) == 6000
+
+
+def test_a_fact_of_another_type_with_the_same_fields_under_a_used_event_id_is_refused(
+    ledger: Ledger, fact: FactFactory
+) -> None:
+    chosen = str(uuid.uuid4())
+    fields = {"customer_id": "C1", "event_id": chosen, "source_event_id": None, "name": "Ada", "country": "GB"}
+    assert ledger.record(fact("CustomerRegistered", **fields)).status == "recorded"
+    [outcome] = ledger.record_many([fact("ProfileUpdated", **fields)])
+    assert outcome.status == "rejected" and outcome.error.field == "event_id"
+    assert ledger.head() == 1
+
+
+def test_fingerprints_of_an_older_format_are_made_again_when_the_store_opens(
+    settings: Settings, fact: FactFactory
+) -> None:
+    given = fact("ContactLogged", event_id=str(uuid.uuid4()), source_event_id=None)
+    Ledger(settings, clock=lambda: NOW).record(given)
+    _execute(settings, "UPDATE {table} SET fingerprint = '0123456789abcdef0123456789abcdef' WHERE fingerprint <> ''")
+    assert Ledger(settings, clock=lambda: NOW).record(given).status == "duplicate"
+
+
+def _execute(settings: Settings, statement: str) -> None:
+    url = settings.store_url
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        with sqlite3.connect(url[len("sqlite:///"):]) as connection:
+            [(table,)] = connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '%event_ids'").fetchall()
+            connection.execute(statement.format(table=table))
+        return
+    import psycopg
+
+    from ledger.write.store import persistence_env
+
+    env = persistence_env(url)
+    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+                         user=env["POSTGRES_USER"], autocommit=True) as connection:
+        connection.execute(statement.format(table=f'"{env["POSTGRES_SCHEMA"]}".ledger_event_ids'))

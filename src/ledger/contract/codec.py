@@ -50,6 +50,11 @@ class SchemaVersion:
         return _named_types(self.schema)
 
     @cached_property
+    def defaults(self) -> dict[str, Any]:
+        """Each field's default, for the fields that have one."""
+        return {f["name"]: f["default"] for f in self.schema["fields"] if "default" in f}
+
+    @cached_property
     def nested_records(self) -> dict[str, tuple[str, frozenset[str]]]:
         """The fields that hold records (a purchase's lines), with the record's name and its
         field names: fastavro's `validate` passes unknown fields there, `Codec.check` does not."""

@@ -63,25 +63,35 @@ class FactFile:
             # A device (/dev/zero, /dev/urandom) never ends; a directory has no lines.
             kind = "a directory" if stat.S_ISDIR(mode) else "a device or socket"
             raise InputError(f"cannot read {path}: it is {kind}, not a file (or a pipe) of facts")
-        self._handle: BinaryIO | None = None
+        self._raw: _Counted | None = None
 
     def position(self) -> int:
-        handle = self._handle
-        if handle is None or handle.closed:
-            return self.size if handle is not None else 0
-        return handle.tell()
+        """Bytes read so far (a pipe has no position to ask for, so they are counted)."""
+        return 0 if self._raw is None else self._raw.count
 
     def __iter__(self) -> Iterator[Row]:
         try:
-            handle = self.path.open("rb")
+            self._raw = _Counted(self.path)
         except OSError as exc:
             raise InputError(f"cannot read {self.path}: {exc.strerror}") from exc
-        self._handle = handle
-        with handle:
+        with io.BufferedReader(self._raw) as handle:
             if self.is_csv:
                 yield from _csv_rows(handle, self.event_type, self.codec)
             else:
                 yield from _json_lines(handle)
+
+
+class _Counted(io.FileIO):
+    """A file read for its bytes, counting them as they come (a file or a pipe alike)."""
+
+    def __init__(self, path: Path):
+        super().__init__(path, "rb")
+        self.count = 0
+
+    def readinto(self, buffer: Any) -> int | None:
+        read = super().readinto(buffer)
+        self.count += read or 0
+        return read
 
 
 def read_json_lines(path: Path) -> Iterator[Row]:

@@ -23,6 +23,7 @@ from typing import Any
 from ledger.contract.facts import to_record
 from ledger.errors import LedgerError
 from ledger.intake.files import FactFile, read_csv, read_json_lines
+from ledger.text import printable
 from ledger.write.application import Ledger, TypedFact
 
 __all__ = [
@@ -92,7 +93,7 @@ def ingest(
     chunk_start = 0
 
     def reject(number: int, reason: str) -> None:
-        rejection = Rejection(number, _printable(reason))
+        rejection = Rejection(number, _shortened(reason))
         report.rejected_count += 1
         if len(report.rejected) < KEEP_REJECTIONS:
             report.rejected.append(rejection)
@@ -154,7 +155,7 @@ def _typed(ledger: Ledger, item: dict[str, Any] | LedgerError) -> TypedFact | st
     return event_type, record
 
 
-def _printable(reason: str) -> str:
+def _shortened(reason: str) -> str:
     """A reason safe to print and to encode as UTF-8 (it may quote input that is not)."""
-    text = reason.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = printable(reason)
     return text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."

@@ -119,7 +119,7 @@ def _follow(
         try:
             _follow_until_reset(settings, clock, stop, source, total, idle_s)
         except TopicResetError as reset:
-            source.close()
+            source.close()  # before the rebuild opens a source of its own (closing twice is harmless)
             _rebuild_after(reset, settings, clock(), ledger=ledger)
         finally:
             source.close()

@@ -17,6 +17,7 @@ from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
 from ledger.projection.parked import parked_summary
 from ledger.projection.query import open_for_reading, state
+from ledger.projection.readmodels import identity_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -26,21 +27,27 @@ class _ReadingLedger(Ledger):
 
     name = Ledger.name  # the same tables
     creates_tables = False
+    through_log = False
+    """Read a SQLite store through its write-ahead log even when there is none yet."""
 
     def construct_env(self, name: str, env: Any = None) -> Environment:
         environment = super().construct_env(name, env)
         environment["CREATE_TABLE"] = "n"
         if "SQLITE_DBNAME" in environment:
-            environment["SQLITE_DBNAME"] = _read_only_uri(environment["SQLITE_DBNAME"])
+            environment["SQLITE_DBNAME"] = _read_only_uri(environment["SQLITE_DBNAME"], self.through_log)
         return environment
 
 
-def _read_only_uri(path: str) -> str:
+class _ReadingThroughLog(_ReadingLedger):
+    through_log = True
+
+
+def _read_only_uri(path: str, through_log: bool) -> str:
     """SQLite, opened so that reading changes no byte on disk: a store without a write-ahead
     log is complete in its file, read as immutable (no -wal or -shm made, no journal mode
     switched); one with a log (a writer running, or killed) is read read-only, log included,
     never checkpointed into the file."""
-    mode = "mode=ro" if Path(path + "-wal").exists() else "mode=ro&immutable=1"
+    mode = "mode=ro" if through_log or Path(path + "-wal").exists() else "mode=ro&immutable=1"
     return f"file:{quote(path, safe='/')}?{mode}"
 
 
@@ -86,8 +93,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     finally:
         con.close()
     if deployment.uses_kafka:
-        prefix = "source_identity:"
-        taken_in = {k.removeprefix(prefix): v for k, v in report.items() if k.startswith(prefix)}
+        taken_in = {source: report[identity_key(source)] for source in positions if identity_key(source) in report}
         report.update(_kafka_status(settings, ledger, positions, taken_in))
     else:
         report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
@@ -145,9 +151,17 @@ def _open_store(settings: Settings) -> Ledger | None:
         return None
     if not url.startswith("sqlite:///") and not _postgres_tables_exist(url):
         return None  # and opening would create the schema
-    ledger = _ReadingLedger(settings)
+    ledger: Ledger = _ReadingLedger(settings)
     try:
-        ledger.head()
+        try:
+            ledger.head()
+        except (PersistenceError, sqlite3.Error):
+            if not url.startswith("sqlite:///"):
+                raise
+            # A writer started between looking for its log and reading the file as immutable,
+            # and moved pages under us: read again, through its log.
+            ledger = _ReadingThroughLog(settings)
+            ledger.head()
     except (PersistenceError, sqlite3.Error) as exc:
         if "does not exist" in str(exc):  # PostgreSQL: the tables are not there yet
             return None

@@ -73,12 +73,10 @@ class Projector:
         positions = self.models.positions(self.source.name)
         stored, now = self.models.identity(self.source.name), self.source.identity
         if positions and stored is not None and now is not None and stored != now:
-            error = TopicResetError(
+            raise TopicResetError(
                 f"{self.source.name} was reset (recreated: the read models' positions were taken when its id "
                 f"was {stored}, it is {now} now); the read models built from it must be rebuilt"
             )
-            error.positions = positions  # type: ignore[attr-defined]
-            raise error
         return positions
 
     def step(self, as_of: datetime | None = None) -> tuple[int, int]:

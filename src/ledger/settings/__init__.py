@@ -208,8 +208,6 @@ class Settings:
         check_kafka(self.kafka, self._named)
 
 
-
-
 def _apply(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> Settings:
     """A copy of `settings` with `values` (see `_assign`)."""
     result = copy.copy(settings)

@@ -47,18 +47,22 @@ TypedFact = tuple[str, dict[str, Any]]
 """``(event_type, record)``: an Avro record of that type, envelope included."""
 
 
+FORGET_AT_MOST = 100_000
+"""Events written by others since a writer's last save beyond which it forgets its whole
+cache rather than read which customers they were about."""
+
 WRITE_ATTEMPTS = 5
 """Decide-and-save rounds before giving up on a batch that other writers keep racing."""
 
 
-NEW_ID = "new id"
+NEW_ID = object()
 """What `_already` says of a new fact whose derived event id another fact took first."""
 
 
 def _already(
     key: tuple[str, str, str, str | None], said: Callable[[], str],
     by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow],
-) -> str | None:
+) -> str | object | None:
     """The event id this fact was recorded under already, None if it is new; a fact that
     would reuse another event's id, or another customer's ``(source, source_event_id)``, is
     refused.
@@ -189,6 +193,8 @@ class Ledger(Application[UUID]):
         """Like `record_many`, for ``(event_type, record)`` pairs whose records fit the
         newest schema of their type already (decoded, or checked by the caller)."""
         facts = list(facts)
+        if not facts:
+            return []
         with self._turns.turn():  # no other writer decides or saves until this batch is saved
             self._forget_if_others_wrote()
             for attempt in range(WRITE_ATTEMPTS):
@@ -240,7 +246,7 @@ class Ledger(Application[UUID]):
                 check_rules(event_type, record, now, max_future)
                 key = (record["event_id"], record["customer_id"], record["source"], record.get("source_event_id"))
                 existing = _already(key, partial(self._fingerprint, event_type, record), by_id, by_pair)
-                if existing == NEW_ID:
+                if existing is NEW_ID:
                     record["event_id"] = str(uuid4())
                 elif existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
@@ -290,14 +296,22 @@ class Ledger(Application[UUID]):
             return None
 
     def _forget_if_others_wrote(self) -> None:
-        """Customers cached before another writer's turn may be behind what it recorded:
-        if the log grew since this writer's last save, start from the store again, so a
-        batch is decided once, on what is recorded."""
+        """Customers cached before another writer's turn may be behind what it recorded, so
+        a batch would be decided on old versions and fail to save: forget the customers the
+        log gained since this writer's last save (all of them before its first, or after a
+        long absence), so that a batch is decided once, on what is recorded."""
         head = self.head()
         cache = self.repository.cache
         if head != self._head_written and isinstance(cache, LRUCache) and cache.cache:
-            # A new cache: LRUCache.clear() resets its order but keeps what it holds.
-            self.repository.cache = LRUCache(maxsize=cache.maxsize)
+            if self._head_written < 0 or head - self._head_written > FORGET_AT_MOST:
+                # A new cache: LRUCache.clear() resets its order but keeps what it holds.
+                self.repository.cache = LRUCache(maxsize=cache.maxsize)
+            else:
+                written = self.recorder.select_notifications(
+                    self._head_written, head - self._head_written, stop=head, inclusive_of_start=False
+                )
+                for aggregate_id in {n.originator_id for n in written}:
+                    self._forget(aggregate_id)  # type: ignore[arg-type]
         self._head_written = head
 
     def _forget(self, aggregate_id: UUID) -> None:

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ledger.errors import StoreError, WriterBusyError
+from ledger.text import printable
 
 _held: dict[Path, int] = {}
 _held_guard = threading.Lock()
@@ -150,6 +151,4 @@ def command_line() -> str:
     """Who holds the lock, for the note: the program and its first two arguments, shortened
     and printable (an argument may carry bytes that are not UTF-8, or terminal escapes)."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    text = " ".join([name, *sys.argv[1:3]])[:200]
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    return printable(" ".join([name, *sys.argv[1:3]])[:200])

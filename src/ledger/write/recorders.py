@@ -31,14 +31,24 @@ EventIdRow = tuple[str, str, str, str | None, str]
 same fact sent again under its own event_id from another fact under a reused one."""
 
 
+FINGERPRINT_FORMAT = "v2:"
+"""The prefix of fingerprints made by `fingerprint`; rows of an older format are made again
+from their events when the store is opened (`_legacy_fingerprints`)."""
+
+
 def fingerprint(data: bytes, codec: Codec) -> str:
-    """A digest of what an encoded fact says, whoever sent it and however: the record as the
-    codec reads it back (every default filled in, ids as text), without when the ledger
-    recorded it, with the keys of every record and map in order. The same fact sent again
-    with its fields in another order, or a default spelt out, has the same fingerprint."""
-    _, record = codec.decode(data)
-    record.pop("recorded_at", None)
-    return hashlib.blake2b(repr(_canonical(record)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    """A digest of what an encoded fact says, whoever sent it and however: its type and its
+    record as the codec reads it back, without when the ledger recorded it, without fields
+    that are empty or hold their schema's default, with the keys of every record and map in
+    order. The same fact sent again with its fields in another order, a default spelt out, or
+    after a schema version added a field with a default, has the same fingerprint; a fact of
+    another type with the same fields has another."""
+    event_type, record = codec.decode(data)
+    defaults = codec.newest(event_type).defaults
+    said = {k: v for k, v in record.items()
+            if k != "recorded_at" and v is not None and not (k in defaults and v == defaults[k])}
+    text = repr((event_type, _canonical(said))).encode("utf-8", "surrogatepass")
+    return FINGERPRINT_FORMAT + hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _canonical(value: Any) -> Any:
@@ -65,6 +75,22 @@ _LOOKUP_CHUNK = 8000
 """Ids per SQLite lookup: below its 32,766 bound variables, pairs counting two."""
 
 
+def _legacy_fingerprints(stored: Iterable[StoredEvent], legacy: set[str]) -> list[tuple[str, str]]:
+    """``(fingerprint, event_id)`` made again for the events whose index row has an older
+    format (`legacy`: their event ids), so a resend of a fact recorded before still matches."""
+    codec = default_codec()
+    again = []
+    for event in stored:
+        if event.topic.startswith(TOPIC_PREFIX):
+            _, record = codec.decode(event.state)
+            if str(record["event_id"]) in legacy:
+                again.append((fingerprint(event.state, codec), str(record["event_id"])))
+    return again
+
+
+_LEGACY_ROWS = "SELECT event_id FROM {table} WHERE fingerprint <> '' AND substr(fingerprint, 1, 3) <> 'v2:'"
+
+
 def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
     codec = default_codec()
     rows: list[EventIdRow] = []
@@ -85,6 +111,12 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [self.event_ids_table])
             if c.fetchone():
+                c.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
+                legacy = {row[0] for row in c.fetchall()}
+                if legacy:
+                    c.execute(f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}")
+                    again = _legacy_fingerprints((StoredEvent(*r) for r in c.fetchall()), legacy)
+                    c.executemany(f"UPDATE {self.event_ids_table} SET fingerprint = ? WHERE event_id = ?", again)
                 return
             c.execute(
                 f"CREATE TABLE {self.event_ids_table} (event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
@@ -135,6 +167,8 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self.check_identifier_length(name)
         self.event_ids_table = f'"{datastore.schema}"."{name}"'
         self.event_ids_name = f"{datastore.schema}.{name}"
+        self._select_events = (f'SELECT originator_id, originator_version, topic, state FROM "{datastore.schema}".'
+                               f'"{events_table_name}" WHERE topic LIKE %s')
 
     def create_table(self) -> None:
         super().create_table()
@@ -143,16 +177,21 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
             curs.execute("SELECT to_regclass(%s) AS found", [self.event_ids_name])
             row = curs.fetchone()
             if row and row["found"]:
+                curs.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
+                legacy = {r["event_id"] for r in curs.fetchall()}
+                if legacy:
+                    curs.execute(self._select_events, [TOPIC_PREFIX + "%"])
+                    stored = (StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                              for r in curs.fetchall())
+                    again = _legacy_fingerprints(stored, legacy)
+                    curs.executemany(f"UPDATE {self.event_ids_table} SET fingerprint = %s WHERE event_id = %s", again)
                 return
             curs.execute(
                 f"CREATE TABLE {self.event_ids_table} (event_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, "
                 "source TEXT NOT NULL, source_event_id TEXT, fingerprint TEXT NOT NULL, "
                 "UNIQUE (source, source_event_id))"
             )
-            curs.execute(
-                f'SELECT originator_id, originator_version, topic, state FROM "{self.datastore.schema}".'
-                f'"{self.events_table_name}" WHERE topic LIKE %s', [TOPIC_PREFIX + "%"]
-            )
+            curs.execute(self._select_events, [TOPIC_PREFIX + "%"])
             stored = [StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
                       for r in curs.fetchall()]
             rows = _rows_from(stored)

@@ -263,6 +263,9 @@ def _connect(env: dict[str, str], application_name: str = "ledger") -> Any:
             dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
             user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
             connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]), application_name=application_name[:63],
+            # A lock held by a host that vanished (not a process killed: that closes the socket)
+            # is freed within a minute or so, not after the kernel's two hours.
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3,
         )
     except psycopg.Error as exc:
         raise StoreError(f"cannot connect to the store: {exc}") from exc
