@@ -15,16 +15,15 @@ import io
 import json
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
 from functools import cache, cached_property
 from importlib import resources
 from typing import Any
-from uuid import UUID
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.validation import validate
 
+from ledger.contract.explain import explain_record, safe_text
 from ledger.errors import SchemaError
 
 MARKER = b"\xc3\x01"
@@ -116,7 +115,7 @@ class Codec:
             if unknown_inside is None:
                 return
             raise SchemaError(unknown_inside[1], unknown_inside[0])
-        problem = _explain_record(record, version.schema, version.named_types, "")
+        problem = explain_record(record, version.schema, version.named_types, "")
         if problem is not None:
             raise SchemaError(problem.reason, problem.path.split(".")[0].split("[")[0] or None)
         for f in version.schema["fields"]:
@@ -125,7 +124,7 @@ class Codec:
                 try:
                     validate(record[name], _field_schema(version, name), raise_errors=True)
                 except Exception as exc:  # fastavro raises plain errors on odd values
-                    raise SchemaError(f"{name}: invalid value ({_safe_text(exc)})", name) from exc
+                    raise SchemaError(f"{name}: invalid value ({safe_text(exc)})", name) from exc
         raise SchemaError(f"{event_type}: the record does not fit the schema")
 
     def encode(self, event_type: str, record: dict[str, Any], *, checked: bool = False) -> bytes:
@@ -237,123 +236,8 @@ def _field_schemas(key: bytes, version: SchemaVersion) -> dict[str, Any]:
     return _FIELD_SCHEMAS[key]
 
 
-@dataclass(frozen=True)
-class _Problem:
-    path: str
-    reason: str
-    direct: bool
-    """The value itself has the wrong type (not something inside it): a union around it
-    then names all its branches."""
-
-
-INT_RANGES = {"int": (32, -(2**31), 2**31 - 1), "long": (64, -(2**63), 2**63 - 1)}
-
-
-def _explain_record(
-    record: Any, schema: dict[str, Any], named: dict[str, Any], path: str
-) -> _Problem | None:
-    fields = schema["fields"]
-    if path:
-        if not isinstance(record, dict):
-            return _mismatch(record, schema, path)
-        unknown = sorted(set(record) - {f["name"] for f in fields}, key=str)
-        if unknown:
-            return _Problem(path, f"{path}: {schema['name']} has no field {unknown[0]!r}", False)
-    for f in fields:
-        name = f["name"]
-        where = f"{path}.{name}" if path else name
-        if record.get(name) is None and "default" not in f:
-            return _Problem(where, f"{where}: required field missing", False)
-        if name in record:
-            problem = _explain(record[name], f["type"], named, where)
-            if problem is not None:
-                return problem
-    return None
-
-
-def _explain(value: Any, avro: Any, named: dict[str, Any], path: str) -> _Problem | None:
-    """The first thing in `value` that does not fit `avro`, with its path; None if nothing.
-
-    Recursion follows the schema (a few levels), never the depth of the value, which is
-    cut off at the first level that does not fit.
-    """
-    if isinstance(avro, list):
-        if value is None and "null" in avro:
-            return None
-        branches = [branch for branch in avro if branch != "null"]
-        if len(branches) == 1:
-            problem = _explain(value, branches[0], named, path)
-            if problem is not None and problem.direct and problem.path == path:
-                return _mismatch(value, avro, path)
-            return problem
-        if any(_explain(value, branch, named, path) is None for branch in branches):
-            return None
-        return _mismatch(value, avro, path)
-    if isinstance(avro, str):
-        if avro in named:
-            return _explain(value, named[avro], named, path)
-        return _explain_primitive(value, avro, path)
-    kind, logical = avro.get("type"), avro.get("logicalType")
-    if logical in ("timestamp-micros", "timestamp-millis") and isinstance(value, datetime):
-        return None
-    if logical == "date" and isinstance(value, date):
-        return None
-    if logical == "uuid" and isinstance(value, UUID):
-        return None
-    if kind == "enum":
-        if isinstance(value, str) and value in avro["symbols"]:
-            return None
-        return _mismatch(value, avro, path)
-    if kind == "array":
-        if not isinstance(value, list | tuple):
-            return _mismatch(value, avro, path)
-        for i, item in enumerate(value):
-            problem = _explain(item, avro["items"], named, f"{path}[{i}]")
-            if problem is not None:
-                return problem
-        return None
-    if kind == "map":
-        if not isinstance(value, dict):
-            return _mismatch(value, avro, path)
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return _Problem(path, f"{path}: key {_describe(key)} is not text", False)
-            problem = _explain(item, avro["values"], named, f"{path}[{key!r}]")
-            if problem is not None:
-                return problem
-        return None
-    if kind == "record":
-        return _explain_record(value, avro, named, path)
-    return _explain(value, kind, named, path) if isinstance(kind, str) else None
-
-
-def _explain_primitive(value: Any, kind: str, path: str) -> _Problem | None:
-    if kind in INT_RANGES:
-        if isinstance(value, int) and not isinstance(value, bool):
-            bits, low, high = INT_RANGES[kind]
-            if low <= value <= high:
-                return None
-            return _Problem(
-                path, f"{path}: {_describe(value)} is out of range for a {bits}-bit integer", False
-            )
-        return _mismatch(value, kind, path)
-    fits = {
-        "null": value is None,
-        "boolean": isinstance(value, bool),
-        "string": isinstance(value, str),
-        "bytes": isinstance(value, bytes),
-        "float": isinstance(value, int | float) and not isinstance(value, bool),
-        "double": isinstance(value, int | float) and not isinstance(value, bool),
-    }.get(kind, True)
-    return None if fits else _mismatch(value, kind, path)
-
-
-def _mismatch(value: Any, avro: Any, path: str) -> _Problem:
-    return _Problem(path, f"{path}: {_describe(value)} does not fit {_type_text(avro)}", True)
-
-
 def _named_types(schema: dict[str, Any]) -> dict[str, Any]:
-    """Named types (enums, records) of a schema by full and short name, for `_explain`."""
+    """Named types (enums, records) of a schema by full and short name, for `explain_record`."""
     named: dict[str, Any] = {}
     namespace = schema.get("namespace", "")
     stack: list[Any] = [schema]
@@ -368,34 +252,3 @@ def _named_types(schema: dict[str, Any]) -> dict[str, Any]:
             stack.extend(f["type"] for f in node.get("fields", ()))
             stack.extend(node[key] for key in ("items", "values") if key in node)
     return named
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**40:
-        return f"int of {value.bit_length()} bits"
-    text = _safe_text(value, repr)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{type(value).__name__} {text}"
-
-
-def _safe_text(value: Any, show: Any = str) -> str:
-    """`show(value)`, or the type's name when the value cannot be shown (nested too deep for
-    repr, an int too long to print)."""
-    try:
-        text = show(value)
-    except Exception:  # RecursionError, ValueError (int digits), a __repr__ that fails
-        return f"<{type(value).__name__}>"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _type_text(avro_type: Any) -> str:
-    if isinstance(avro_type, list):
-        return " or ".join(_type_text(t) for t in avro_type)
-    if isinstance(avro_type, dict):
-        if avro_type.get("type") == "enum":
-            return "one of " + ", ".join(avro_type["symbols"])
-        if avro_type.get("type") == "record":
-            return f"a {avro_type['name']} record"
-        return str(avro_type.get("logicalType") or avro_type.get("type"))
-    return str(avro_type)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledger.errors import ReadModelError, SegmentError, TopicResetError
+from ledger.errors import KafkaError, ReadModelError, SegmentError, TopicResetError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import REPLAY_NAME, swap_in, writing
 from ledger.projection.engine import Progress, Projector, RunStats
@@ -23,6 +23,9 @@ from ledger.write.application import Clock, Ledger
 from ledger.write.log import Source
 
 log = logging.getLogger(__name__)
+
+KAFKA_RETRY_S = 1.0
+"""How long a following projector waits before reading a topic it could not reach again."""
 
 
 def project(
@@ -112,15 +115,30 @@ def _follow(
     settings: Settings, clock: Clock, stop: threading.Event, *, ledger: Ledger | None, idle_s: float
 ) -> RunStats:
     total = RunStats()
+    started = False
     while not stop.is_set():
         # A source of its own per round: one that met a reset remembers the topic as it was
-        # (its id), and would report the same reset again after every rebuild.
-        source = Deployment(settings).source(ledger)
+        # (its id), and would report the same reset again after every rebuild. Once following,
+        # a broker that cannot be reached (restarting, say) is waited for, not fatal; at the
+        # start it is an error, said at once (a topic not created, a wrong address).
         try:
-            _follow_until_reset(settings, clock, stop, source, total, idle_s)
-        except TopicResetError as reset:
-            source.close()  # before the rebuild opens a source of its own (closing twice is harmless)
-            _rebuild_after(reset, settings, clock(), ledger=ledger)
+            source = Deployment(settings).source(ledger)
+        except KafkaError as error:
+            if not started:
+                raise
+            log.warning("%s; trying the topic again in %g s", error, KAFKA_RETRY_S)
+            stop.wait(KAFKA_RETRY_S)
+            continue
+        started = True
+        try:
+            try:
+                _follow_until_reset(settings, clock, stop, source, total, idle_s)
+            except TopicResetError as reset:
+                source.close()  # before the rebuild opens a source of its own (closing twice is harmless)
+                _rebuild_after(reset, settings, clock(), ledger=ledger)
+        except KafkaError as error:
+            log.warning("%s; reading the topic again in %g s", error, KAFKA_RETRY_S)
+            stop.wait(KAFKA_RETRY_S)
         finally:
             source.close()
     return total
