@@ -102,22 +102,7 @@ def test_two_writers_recording_the_same_facts_at_once_record_each_once(settings:
 
 
 def _drop_index(settings: Settings) -> None:
-    url = settings.store_url
-    if url.startswith("sqlite:///"):
-        import sqlite3
-
-        with sqlite3.connect(url[len("sqlite:///"):]) as connection:
-            [(table,)] = connection.execute("SELECT name FROM sqlite_master WHERE name LIKE '%event_ids'").fetchall()
-            connection.execute(f"DROP TABLE {table}")
-        return
-    import psycopg
-
-    from ledger.write.store import persistence_env
-
-    env = persistence_env(url)
-    with psycopg.connect(dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-                         user=env["POSTGRES_USER"], autocommit=True) as connection:
-        connection.execute(f'DROP TABLE "{env["POSTGRES_SCHEMA"]}".ledger_event_ids')
+    _execute(settings, "DROP TABLE {table}")
 
 
 

@@ -32,7 +32,7 @@ from ledger.errors import LedgerError, StoreError
 from ledger.kafka.clients import customer_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
-from ledger.write.store import TOPIC_PREFIX, persistence_env, prepared
+from ledger.write.store import TOPIC_PREFIX, connect, persistence_env, prepared
 
 TABLE = "ledger_relay_parked"
 COLUMNS = ("topic", "notification_id", "event_id", "event_type", "customer_id", "size_bytes", "reason", "parked_at")
@@ -213,15 +213,7 @@ def _sqlite_read_only(path: Path) -> Iterator[tuple[Any, _Dialect] | None]:
 def _postgres(env: dict[str, str], dialect: _Dialect) -> Iterator[tuple[Any, _Dialect] | None]:
     import psycopg
 
-    try:
-        connection = psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        )
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the store: {exc}") from exc
-    with connection:
+    with connect(env) as connection:
         try:
             cursor = connection.cursor()
             yield (cursor, dialect) if _table_exists(cursor, dialect) else None

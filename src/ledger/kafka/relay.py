@@ -132,9 +132,6 @@ class Relay:
         """The last notification id known to be on the topic."""
         return self.ledger.recorder.max_tracking_id(self.tracking_name) or 0
 
-    def holding(self) -> contextlib.AbstractContextManager[None]:
-        return holding(self.settings)
-
     def step(self) -> int:
         """Publish one batch after the stored position; return how many were read (sent or
         parked). Raises TopicResetError when Kafka's acks show the topic went backwards."""
@@ -170,7 +167,7 @@ class Relay:
     def run_once(self, *, from_start: bool = False) -> RelayStats:
         """Publish until the topic holds everything recorded when this call began."""
         started = time.perf_counter()
-        with self.holding():
+        with holding(self.settings):
             try:
                 self._begin(from_start, None)
                 head = self.ledger.head()
@@ -193,7 +190,7 @@ class Relay:
         id, fenced, broker restarted) is replaced, resuming from the stored position, once the
         topic was checked for a reset. `held`: the caller holds the relay's lock already."""
         started = time.perf_counter()
-        with contextlib.nullcontext() if held else self.holding():
+        with contextlib.nullcontext() if held else holding(self.settings):
             try:
                 self._run(stop, idle_s, retry_s, from_start)
             finally:

@@ -172,17 +172,13 @@ def _open_store(settings: Settings) -> Ledger | None:
 def _postgres_tables_exist(url: str) -> bool:
     import psycopg
 
-    from ledger.write.store import persistence_env
+    from ledger.write.store import connect, persistence_env
 
     env = persistence_env(url)
     table = f"{env.get('POSTGRES_SCHEMA', 'public')}.{Ledger.name.lower()}_events"
-    try:
-        with psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
-            connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
-        ) as connection:
+    with connect(env) as connection:
+        try:
             row = connection.execute("SELECT to_regclass(%s)", [table]).fetchone()
-    except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the store: {exc}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from exc
     return bool(row and row[0])

@@ -78,14 +78,7 @@ _LOOKUP_CHUNK = 8000
 def _legacy_fingerprints(stored: Iterable[StoredEvent], legacy: set[str]) -> list[tuple[str, str]]:
     """``(fingerprint, event_id)`` made again for the events whose index row has an older
     format (`legacy`: their event ids), so a resend of a fact recorded before still matches."""
-    codec = default_codec()
-    again = []
-    for event in stored:
-        if event.topic.startswith(TOPIC_PREFIX):
-            _, record = codec.decode(event.state)
-            if str(record["event_id"]) in legacy:
-                again.append((fingerprint(event.state, codec), str(record["event_id"])))
-    return again
+    return [(row[4], row[0]) for row in _rows_from(stored) if row[0] in legacy]
 
 
 _LEGACY_ROWS = "SELECT event_id FROM {table} WHERE fingerprint <> '' AND substr(fingerprint, 1, 3) <> 'v2:'"
@@ -114,8 +107,7 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
                 c.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
                 legacy = {row[0] for row in c.fetchall()}
                 if legacy:
-                    c.execute(f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}")
-                    again = _legacy_fingerprints((StoredEvent(*r) for r in c.fetchall()), legacy)
+                    again = _legacy_fingerprints(self._all_events(c), legacy)
                     c.executemany(f"UPDATE {self.event_ids_table} SET fingerprint = ? WHERE event_id = ?", again)
                 return
             c.execute(
@@ -123,12 +115,14 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
                 "source TEXT NOT NULL, source_event_id TEXT, fingerprint TEXT NOT NULL, "
                 "UNIQUE (source, source_event_id)) WITHOUT ROWID"
             )
-            c.execute(f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}")
-            stored = [StoredEvent(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
             # A store from before the index may hold one id twice (the bug the index ends): the first stays.
-            rows = _rows_from(stored)
+            rows = _rows_from(self._all_events(c))
             if rows:
                 c.executemany(f"INSERT OR IGNORE INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", rows)
+
+    def _all_events(self, c: Any) -> list[StoredEvent]:
+        c.execute(f"SELECT originator_id, originator_version, topic, state FROM {self.events_table_name}")
+        return [StoredEvent(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
@@ -167,8 +161,6 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self.check_identifier_length(name)
         self.event_ids_table = f'"{datastore.schema}"."{name}"'
         self.event_ids_name = f"{datastore.schema}.{name}"
-        self._select_events = (f'SELECT originator_id, originator_version, topic, state FROM "{datastore.schema}".'
-                               f'"{events_table_name}" WHERE topic LIKE %s')
 
     def create_table(self) -> None:
         super().create_table()
@@ -180,10 +172,7 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 curs.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
                 legacy = {r["event_id"] for r in curs.fetchall()}
                 if legacy:
-                    curs.execute(self._select_events, [TOPIC_PREFIX + "%"])
-                    stored = (StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
-                              for r in curs.fetchall())
-                    again = _legacy_fingerprints(stored, legacy)
+                    again = _legacy_fingerprints(self._all_events(curs), legacy)
                     curs.executemany(f"UPDATE {self.event_ids_table} SET fingerprint = %s WHERE event_id = %s", again)
                 return
             curs.execute(
@@ -191,14 +180,19 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 "source TEXT NOT NULL, source_event_id TEXT, fingerprint TEXT NOT NULL, "
                 "UNIQUE (source, source_event_id))"
             )
-            curs.execute(self._select_events, [TOPIC_PREFIX + "%"])
-            stored = [StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
-                      for r in curs.fetchall()]
-            rows = _rows_from(stored)
+            rows = _rows_from(self._all_events(curs))
             if rows:
                 curs.executemany(
                     f"INSERT INTO {self.event_ids_table} VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING", rows
                 )
+
+    def _all_events(self, curs: Any) -> list[StoredEvent]:
+        curs.execute(
+            f'SELECT originator_id, originator_version, topic, state FROM "{self.datastore.schema}".'
+            f'"{self.events_table_name}" WHERE topic LIKE %s', [TOPIC_PREFIX + "%"]
+        )
+        return [StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+                for r in curs.fetchall()]
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         """After the events, so after the events table's lock: writers take it in turn, and

@@ -126,7 +126,7 @@ def prepared(store_url: str, *, creates: bool = True) -> Iterator[None]:
     from psycopg import sql
 
     schema = env.get("POSTGRES_SCHEMA")
-    connection = _connect(env)
+    connection = connect(env)
     with connection:
         try:
             connection.execute(f"SET lock_timeout = '{SCHEMA_LOCK_TIMEOUT_S}s'")
@@ -159,7 +159,7 @@ def store_lock(store_url: str, name: str, what: str) -> Iterator[None]:
         return
     import psycopg
 
-    connection = _connect(env, application_name=holder_note())
+    connection = connect(env, application_name=holder_note())
     with connection:
         key = f"ledger:{env.get('POSTGRES_SCHEMA', 'public')}:{name}"
         try:
@@ -197,9 +197,10 @@ class WriteTurns:
     customers made one of them lose every race while the other went on committing (two
     ingests of overlapping files: the loser gave up after its retries). With turns, a batch
     decided in its turn is saved without a race; a stale cached customer costs one more
-    decision, still in the same turn. A turn is a blocking ``flock`` on a file beside a
-    SQLite store (which writes one transaction at a time anyway), or a PostgreSQL session
-    advisory lock on a connection of its own; both end with their holder, even by kill -9.
+    decision, still in the same turn. A turn is an ``flock`` on a file beside a SQLite store
+    (which writes one transaction at a time anyway), or a PostgreSQL session advisory lock on
+    a connection of its own; both end with their holder, even by kill -9, and a writer waits
+    for one at most `WRITE_TURN_TIMEOUT_S`.
     """
 
     def __init__(self, store_url: str):
@@ -227,7 +228,7 @@ class WriteTurns:
         for attempt in (1, 2):  # a connection lost since the last turn is made again once
             try:
                 if self._connection is None or self._connection.closed:
-                    self._connection = _connect(self._env)
+                    self._connection = connect(self._env)
                     self._connection.execute(f"SET lock_timeout = '{WRITE_TURN_TIMEOUT_S}s'")
                 self._connection.execute("SELECT pg_advisory_lock(hashtext(%s))", [key])
                 return
@@ -255,7 +256,9 @@ class WriteTurns:
             self._connection = None
 
 
-def _connect(env: dict[str, str], application_name: str = "ledger") -> Any:
+def connect(env: dict[str, str], application_name: str = "ledger") -> Any:
+    """An autocommit connection to the PostgreSQL store of `env` (`persistence_env`), or a
+    StoreError saying why there is none."""
     import psycopg
 
     try:
