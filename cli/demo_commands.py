@@ -107,14 +107,17 @@ def _demo_summaries() -> list[tuple[str, str]]:
             "AND t.at < date_trunc('month', a.as_of) GROUP BY ALL ORDER BY month",
         ),
         (
-            "RFM segments (monetary in the reporting currency, minor units)",
-            "SELECT segment, count(*) AS customers, round(avg(recency_days)) AS avg_recency_days, "
+            "RFM segments (monetary in the reporting currency, minor units; "
+            "without profiling consent: not profiled)",
+            "SELECT coalesce(segment, '(not profiled)') AS segment, count(*) AS customers, "
+            "round(avg(recency_days)) AS avg_recency_days, "
             "round(avg(frequency), 1) AS avg_orders, round(avg(monetary)) AS avg_monetary, "
-            "any_value(currency) AS currency FROM rfm GROUP BY segment ORDER BY customers DESC",
+            "any_value(currency) AS currency FROM rfm GROUP BY ALL ORDER BY customers DESC",
         ),
         (
-            "Segments",
-            "SELECT segment, members, last_error FROM segments ORDER BY segment",
+            "Segments (members hold the consent; without_consent: left out for lack of it)",
+            "SELECT segment, consent, members, without_consent, last_error FROM segments "
+            "ORDER BY segment",
         ),
         (
             "Satisfaction by month, all channels (last 6 months)",

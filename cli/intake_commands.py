@@ -198,7 +198,7 @@ def dlq_show(
     """
     config = kafka_settings(kafka, dlq_topic=dlq_topic)
     (letter,) = dlq.get(config, [dlq.parse_position(position)])
-    print_mapping(letter.describe(), as_json)
+    print_mapping(dlq.readable(config, letter).describe(), as_json)
 
 
 @command("redrive", group=dlq_app)

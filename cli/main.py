@@ -10,6 +10,7 @@ from ledger.cli import (  # noqa: F401 - importing a command module registers it
     demo_commands,
     intake_commands,
     kafka_commands,
+    privacy_commands,
     readmodel_commands,
     record_commands,
     topics_commands,

@@ -98,6 +98,10 @@ def query(
     With --as-of the time-dependent models are recomputed for that time in a temporary copy;
     the published file is left as it is.
 
+    Personal columns (the fields the schemas mark "pii"): in `events` name, email, phone,
+    city, birth_date, attributes, reason, agent_id and comment; in `customer_profile` name,
+    email, phone and city. They read NULL for an erased customer (docs/read-models.md).
+
     Example: ledger query "SELECT stage, count(*) FROM lifecycle GROUP BY 1" --as-of 2026-03-31
     """
     config = settings(data_dir)

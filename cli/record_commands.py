@@ -26,6 +26,7 @@ from ledger.intake.files import json_fact
 from ledger.ops.projecting import project_if_embedded, recording
 from ledger.write.application import Ledger
 from ledger.write.erasure import erase as erase_customer
+from ledger.write.erasure import unreadable_after_erasure
 
 
 @command()
@@ -62,26 +63,41 @@ def record(
 @command()
 def erase(
     customer_id: Annotated[str, typer.Argument(help="The customer to forget.")],
-    reason: Annotated[str | None, typer.Option(help="Why, for the record (a request number, say).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, for the record: a request number, no personal data.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would become unreadable.")] = False,
     no_project: Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")] = False,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     store: Store = None,
 ) -> None:
-    """Erase a customer: record CustomerErased; nothing is accepted for them afterwards.
+    """Erase a customer: record CustomerErased and destroy their data key, in one transaction.
 
-    The read models then show the customer as erased, without personal data. Erasing again
-    changes nothing.
+    Every copy of their personal data (store, Kafka topics, dead letters, backups) is sealed
+    under that key and becomes unreadable; their events stay countable. Nothing is accepted
+    for them afterwards, under any spelling of their id that differs only in white space or
+    Unicode form. Erasing again changes nothing.
 
     Example: ledger erase C000042 --reason "request 2026-118"
     """
     config = settings(data_dir, store)
+    if dry_run:
+        ledger = Ledger(config)
+        try:
+            rows = unreadable_after_erasure(ledger, customer_id)
+        finally:
+            ledger.close()
+        print_rows(["event_id", "event_type", "occurred_at", "personal_fields"],
+                   [(r["event_id"], r["event_type"], r["occurred_at"], ", ".join(r["personal_fields"])) for r in rows],
+                   as_json, title=f"erasing {printable(customer_id)} makes these unreadable")
+        return
     with recording(config, then_project=not no_project):
         ledger = Ledger(config)
         erasure = erase_customer(ledger, customer_id, reason)
         if erasure.already:
-            out.print(f"{customer_id} was already erased", highlight=False, markup=False)
+            out.print(f"{erasure.customer_id} was already erased", highlight=False, markup=False)
             return
-        out.print(f"erased {customer_id} (event {erasure.event_id})", highlight=False, markup=False)
+        out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
+                  highlight=False, markup=False)
         if not no_project:
             project_if_embedded(config, ledger)
 

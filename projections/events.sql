@@ -44,14 +44,18 @@ CREATE TABLE events (
 -- section: apply
 INSERT INTO events BY NAME SELECT * FROM batch_events;
 
--- Erasure: the personal data of an erased customer leaves the timeline too.
+-- Erasure: the personal data of an erased customer leaves the timeline too. These are the
+-- columns of the fields the schemas mark "pii" (a test keeps them equal); their values come
+-- from the sealed field while the customer's key exists, and read NULL once it is destroyed,
+-- so a replay after the erasure gives the same rows. The file is then rewritten
+-- (ReadModels.shred_if_erased), so no freed block keeps the old values.
 UPDATE events SET name = NULL, email = NULL, phone = NULL, city = NULL, birth_date = NULL,
-                  attributes = NULL, comment = NULL
+                  attributes = NULL, reason = NULL, agent_id = NULL, comment = NULL
 WHERE customer_id IN (SELECT customer_id FROM batch_events WHERE event_type = 'CustomerErased');
 
 -- An event that arrives after its customer's erasure was applied (any arrival order) loses its
 -- personal data too.
 UPDATE events SET name = NULL, email = NULL, phone = NULL, city = NULL, birth_date = NULL,
-                  attributes = NULL, comment = NULL
+                  attributes = NULL, reason = NULL, agent_id = NULL, comment = NULL
 WHERE event_id IN (SELECT event_id FROM batch_events)
   AND customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased');

@@ -1,17 +1,23 @@
 -- RFM: recency, frequency and monetary value of every customer with at least one purchase
 -- as of T (getvariable('as_of')), scored 1-5 by quintiles and named by `rfm_segment_map`.
--- Rebuilt in full at each refresh from `orders` and `lifecycle` (refreshed just before).
--- monetary is a sum of amounts, so HUGEINT (it cannot overflow).
+-- Rebuilt in full at each refresh from `orders`, `lifecycle` and `consent` (refreshed just
+-- before). monetary is a sum of amounts, so HUGEINT (it cannot overflow).
+--
+-- Scoring is profiling: only customers with `profiling` consent as of T (`consent`) are scored
+-- (profiled = true). The others keep their row, with profiled = false and NULL scores, cell and
+-- segment, so they are counted but no rule on the scores can pick them, and they take no part
+-- in anyone else's quintiles.
 --
 -- Tie rule: a score is computed from the value shown in the row (recency_days, frequency,
 -- monetary). Customers with equal values always get the same score: the score of the lowest
 -- position their group occupies, score = 1 + floor(5 * (rank - 1) / n), where rank is 1 + the
--- number of customers with a strictly worse value and n the number of scored customers.
+-- number of profiled customers with a strictly worse value and n the number of profiled
+-- customers.
 -- Worse means: more recency_days, fewer orders, less monetary.
 -- monetary is the net spend (order total minus its refunds) of the counted orders in the
 -- reporting currency only: there is no currency conversion; other_currency_orders says how
 -- many counted orders it leaves out.
--- depends: orders, lifecycle
+-- depends: orders, lifecycle, consent
 
 -- section: schema
 -- The score map: (r_score, fm_score) -> segment, fm_score = ceil((f_score + m_score) / 2).
@@ -46,13 +52,14 @@ CREATE TABLE rfm (
     monetary          HUGEINT NOT NULL,
     currency          VARCHAR NOT NULL,
     other_currency_orders BIGINT NOT NULL,
-    r_score           INTEGER NOT NULL,
-    f_score           INTEGER NOT NULL,
-    m_score           INTEGER NOT NULL,
-    fm_score          INTEGER NOT NULL,
-    rfm_cell          VARCHAR NOT NULL,
-    segment           VARCHAR NOT NULL,
-    as_of             TIMESTAMP NOT NULL
+    r_score           INTEGER,
+    f_score           INTEGER,
+    m_score           INTEGER,
+    fm_score          INTEGER,
+    rfm_cell          VARCHAR,
+    segment           VARCHAR,
+    as_of             TIMESTAMP NOT NULL,
+    profiled          BOOLEAN NOT NULL
 );
 
 -- section: refresh
@@ -71,22 +78,28 @@ WITH base AS (
     GROUP BY o.customer_id
 ),
 valued AS (
-    SELECT *,
-           (epoch_us(getvariable('as_of')) - epoch_us(last_purchase_at)) // 86400000000 AS recency_days
-    FROM base
+    SELECT b.*,
+           (epoch_us(getvariable('as_of')) - epoch_us(b.last_purchase_at)) // 86400000000 AS recency_days,
+           coalesce(c.granted, false) AS profiled
+    FROM base b
+    LEFT JOIN consent c ON c.customer_id = b.customer_id AND c.purpose = 'profiling'
 ),
 scored AS (
-    SELECT *,
+    SELECT customer_id,
            (1 + (5 * (rank() OVER (ORDER BY recency_days DESC) - 1)) // count(*) OVER ())::INTEGER AS r_score,
            (1 + (5 * (rank() OVER (ORDER BY frequency) - 1)) // count(*) OVER ())::INTEGER AS f_score,
            (1 + (5 * (rank() OVER (ORDER BY monetary) - 1)) // count(*) OVER ())::INTEGER AS m_score
     FROM valued
+    WHERE profiled
+),
+named AS (
+    SELECT s.*, m.fm_score, concat(s.r_score, s.f_score, s.m_score) AS rfm_cell, m.segment
+    FROM scored s
+    JOIN rfm_segment_map m ON m.r_score = s.r_score AND m.fm_score = (s.f_score + s.m_score + 1) // 2
 )
-SELECT s.customer_id, s.last_purchase_at, s.recency_days, s.frequency, s.monetary,
-       getvariable('reporting_currency'), s.other_currency_orders,
-       s.r_score, s.f_score, s.m_score, (s.f_score + s.m_score + 1) // 2,
-       concat(s.r_score, s.f_score, s.m_score),
-       m.segment,
-       getvariable('as_of')
-FROM scored s
-JOIN rfm_segment_map m ON m.r_score = s.r_score AND m.fm_score = (s.f_score + s.m_score + 1) // 2;
+SELECT v.customer_id, v.last_purchase_at, v.recency_days, v.frequency, v.monetary,
+       getvariable('reporting_currency'), v.other_currency_orders,
+       n.r_score, n.f_score, n.m_score, n.fm_score, n.rfm_cell, n.segment,
+       getvariable('as_of'), v.profiled
+FROM valued v
+LEFT JOIN named n USING (customer_id);

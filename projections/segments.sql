@@ -3,16 +3,23 @@
 --
 -- At each refresh the engine runs every rule file into the temp table
 -- segment_results(segment, customer_id) and lists the files in
--- segment_runs(segment, file, description, error); then the `segments` section below updates
--- the membership history. A rule that fails leaves its segment's membership as it was and
--- records the error in `segments.last_error`.
+-- segment_runs(segment, file, description, consent, error); then the `segments` section below
+-- keeps only the customers holding the segment's consent and updates the membership history.
+-- A rule that fails leaves its segment's membership as it was and records the error in
+-- `segments.last_error`.
+--
+-- Consent: every segment is for one consent purpose, `profiling` unless the rule file declares
+-- another in its header (`-- consent: marketing_email`). Its members are the rule's customers
+-- whose consent for that purpose is granted as of T (`consent`); `segments.without_consent`
+-- counts the customers known by T and not erased by T who lack it: left out of the segment
+-- whatever its rule says (for a profiling segment: the customers not profiled).
 --
 -- Membership history is by refresh time: joined_at and left_at are the as_of times of the
 -- refreshes that first saw the customer in (and then out of) the segment, not event times.
 -- A member at refresh time T has joined_at <= T and (left_at IS NULL or left_at > T). A refresh
 -- replaces whatever an earlier refresh recorded at or after its as_of, so refreshing twice at the
 -- same time gives the same history as refreshing once.
--- depends:
+-- depends: consent, lifecycle
 
 -- section: schema
 CREATE TABLE segments (
@@ -22,7 +29,9 @@ CREATE TABLE segments (
     members           BIGINT,
     as_of             TIMESTAMP,
     last_error        VARCHAR,
-    last_error_as_of  TIMESTAMP
+    last_error_as_of  TIMESTAMP,
+    consent           VARCHAR,
+    without_consent   BIGINT
 );
 
 CREATE TABLE segment_membership (
@@ -33,6 +42,14 @@ CREATE TABLE segment_membership (
 );
 
 -- section: segments
+-- Whatever a rule selected, only customers holding its segment's consent at T are members.
+DELETE FROM segment_results
+WHERE NOT EXISTS (
+    SELECT 1 FROM segment_runs s JOIN consent c ON c.purpose = s.consent
+    WHERE s.segment = segment_results.segment AND c.customer_id = segment_results.customer_id
+      AND c.granted
+);
+
 CREATE OR REPLACE TEMP TABLE segment_ok AS
 SELECT segment FROM segment_runs WHERE error IS NULL;
 
@@ -58,6 +75,12 @@ WHERE NOT EXISTS (
     WHERE m.segment = r.segment AND m.customer_id = r.customer_id AND m.left_at IS NULL
 );
 
+CREATE OR REPLACE TEMP TABLE consent_missing AS
+SELECT c.purpose, count(*) FILTER (WHERE NOT c.granted) AS without_consent
+FROM consent c
+JOIN lifecycle l ON l.customer_id = c.customer_id AND l.stage <> 'erased'
+GROUP BY c.purpose;
+
 CREATE OR REPLACE TEMP TABLE segments_next AS
 SELECT r.segment, r.file, r.description,
        CASE WHEN r.error IS NULL
@@ -65,9 +88,13 @@ SELECT r.segment, r.file, r.description,
             ELSE s.members END AS members,
        CASE WHEN r.error IS NULL THEN getvariable('as_of') ELSE s.as_of END AS as_of,
        r.error AS last_error,
-       CASE WHEN r.error IS NOT NULL THEN getvariable('as_of') END AS last_error_as_of
+       CASE WHEN r.error IS NOT NULL THEN getvariable('as_of') END AS last_error_as_of,
+       r.consent,
+       CASE WHEN r.error IS NULL THEN coalesce(m.without_consent, 0)
+            ELSE s.without_consent END AS without_consent
 FROM segment_runs r
-LEFT JOIN segments s USING (segment);
+LEFT JOIN segments s USING (segment)
+LEFT JOIN consent_missing m ON m.purpose = r.consent;
 
 DELETE FROM segments;
-INSERT INTO segments SELECT * FROM segments_next;
+INSERT INTO segments BY NAME SELECT * FROM segments_next;

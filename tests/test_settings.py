@@ -25,6 +25,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_REFRESH_IDLE_S": "0.5", "LEDGER_REPORTING_CURRENCY": "GBP", "LEDGER_NEW_DAYS": "10",
         "LEDGER_ACTIVE_DAYS": "20", "LEDGER_CHURN_DAYS": "40", "LEDGER_SEGMENTS_DIR": str(tmp_path),
         "LEDGER_MAX_FUTURE_S": "60", "LEDGER_MAX_EVENT_BYTES": "5000",
+        "LEDGER_MASTER_KEY_FILE": str(tmp_path / "m.key"), "LEDGER_MASTER_KEY": "a2V5",
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -39,6 +40,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
         0.5, "GBP", 10, 20, 40)
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
+    assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     # Flat names of earlier versions still read.
     assert (s.intake_topic, s.refresh_idle_s, s.max_future_s) == ("i", 0.5, 60)
 

@@ -34,6 +34,7 @@ def strategy_for(avro: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
             "boolean": st.booleans(),
             "int": st.integers(-(2**31), 2**31 - 1),
             "long": st.integers(-(2**63), 2**63 - 1),
+            "bytes": st.binary(max_size=64),
         }[avro]
     logical = avro.get("logicalType")
     if logical == "uuid":

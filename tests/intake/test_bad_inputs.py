@@ -17,6 +17,7 @@ import pytest
 
 from ledger.contract.facts import event_id_for
 from ledger.intake.consumer import Intake
+from ledger.intake.dead_letters import readable
 from ledger.intake.ingest import ingest, read_csv, read_json_lines
 from ledger.write.application import Ledger
 from tests.support.facts import NOW
@@ -206,7 +207,10 @@ def test_every_bad_intake_record_is_dead_lettered_with_a_reason_and_the_next_one
     assert all(letter.source_offset % 2 == 0 for letter in letters)
     assert (stats.dead_letters, stats.recorded) == (len(cases), len(cases))
     assert all(recorded(ledger)[good_id(n)] == 1 for n in range(len(cases)))
-    assert sorted((letter.value or b"") for letter in letters) == sorted(v or b"" for _, v, _ in cases)
+    # Sealed under the key of the customer the record names (or its Kafka key), opened with it.
+    assert all(letter.sealed_for for letter in letters if letter.value)
+    opened = [readable(settings, letter).value or b"" for letter in letters]
+    assert sorted(opened) == sorted(v or b"" for _, v, _ in cases)
 
 
 # CSV rows: (case, file header, the bad row's cells, words the reason must contain).

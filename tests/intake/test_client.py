@@ -19,7 +19,7 @@ from tests.support.facts import NOW
 from tests.support.kafka import recorded
 
 WHEN = "2026-05-01T09:30:00Z"
-SET_BY_CLIENT_OR_LEDGER = {"event_id", "recorded_at", "source"}
+SET_BY_CLIENT_OR_LEDGER = {"event_id", "recorded_at", "source", "sealed"}
 
 
 def one_of_each(client: LedgerClient) -> list[str]:

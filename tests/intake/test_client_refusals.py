@@ -117,6 +117,6 @@ def test_changing_the_lines_after_sending_does_not_change_what_is_recorded(ledge
         lines[0]["quantity"] = None  # unchecked, it would fail the ledger's rules at the end
         lines.append({"sku": "B" * 20_000, "quantity": 7, "unit_price_minor": 1})
         attributes["tier"] = "x" * 20_000
-    facts = [ledger.codec.decode(n.state)[1] for n in ledger.notifications(0, 10)]
+    facts = [ledger.opened(n.state)[1] for n in ledger.notifications(0, 10)]
     assert facts[0]["attributes"] == {"tier": "gold"}
     assert facts[1]["lines"] == [{"sku": "A", "quantity": 1, "unit_price_minor": 500}]

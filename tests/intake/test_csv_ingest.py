@@ -28,7 +28,7 @@ def write(path: Path, header: list[str], rows: list[list[str]], encoding: str = 
 
 
 def stored(ledger: Ledger) -> list[tuple[str, dict]]:
-    return [ledger.codec.decode(n.state) for n in ledger.notifications(0, 1000)]
+    return [ledger.opened(n.state) for n in ledger.notifications(0, 1000)]
 
 
 def test_cells_are_read_by_the_type_of_their_schema_field(tmp_path: Path, ledger: Ledger) -> None:

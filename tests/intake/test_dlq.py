@@ -37,12 +37,12 @@ def cli(settings: Settings, *args: str):
 
 
 def codec_with_contact_v2() -> Codec:
-    """The contract plus ContactLogged v2, which adds an optional `sentiment`."""
+    """The contract plus a newer ContactLogged, which adds an optional `sentiment`."""
     v1 = default_codec().newest("ContactLogged").schema
     v2 = {**v1, "fields": [*v1["fields"],
                            {"name": "sentiment", "type": ["null", "string"], "default": None}]}
     return Codec([*default_codec().versions,
-                  load_schema_version("contact_logged.v2.avsc", json.dumps(v2))])
+                  load_schema_version("contact_logged.v9.avsc", json.dumps(v2))])
 
 
 def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(store_kafka_settings):

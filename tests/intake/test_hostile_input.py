@@ -267,7 +267,7 @@ def test_a_bad_csv_row_is_refused_on_its_line_and_the_others_recorded(
     assert all(words in reasons[number] for number, words in refused.items()), reasons
     assert report.recorded == len(kept)
     stored = {record["source_event_id"]: record["comment"]
-              for _, record in (ledger.codec.decode(n.state) for n in ledger.notifications(0, 100))}
+              for _, record in (ledger.opened(n.state) for n in ledger.notifications(0, 100))}
     assert stored == {f"s{n}": comment for n, comment in kept.items()}
 
 

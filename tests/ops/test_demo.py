@@ -140,3 +140,14 @@ def test_every_lifecycle_stage_occurs(facts) -> None:
     stages = Counter(stage(times) for times in purchases.values())
     assert set(stages) == {"new", "active", "at_risk", "churned", "reactivated", "prospect"}
     assert min(stages.values()) >= 50, stages
+
+
+def test_most_customers_but_not_all_hold_profiling_consent_at_the_end(facts) -> None:
+    latest: dict[str, tuple[datetime, bool]] = {}
+    for f in facts:
+        if f["type"] == "ConsentChanged" and f["purpose"] == "profiling":
+            if f["customer_id"] not in latest or f["occurred_at"] >= latest[f["customer_id"]][0]:
+                latest[f["customer_id"]] = (f["occurred_at"], f["granted"])
+    customers = {f["customer_id"] for f in facts if f["type"] == "CustomerRegistered"}
+    profiled = sum(granted for _, granted in latest.values()) / len(customers)
+    assert 0.6 < profiled < 0.85

@@ -12,6 +12,7 @@ from ledger.projection.catalogue import in_build_order, load_models, parse_model
 from ledger.projection.decode import RawDecoder
 from ledger.projection.engine import Projector
 from ledger.projection.readmodels import ReadModels
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import NotificationLogSource
 from tests.projection.tables import snapshot
 from tests.support.facts import DAY, T0, event_id, fact
@@ -73,5 +74,6 @@ def with_models(tmp_path: Path, models: list, batch_size: int = 1000) -> Harness
     h = Harness(tmp_path, batch_size=batch_size)
     h.models.close()
     h.models = ReadModels(tmp_path / "with-models.duckdb", models, settings=h.settings)
-    h.projector = Projector(h.models, NotificationLogSource(h.ledger), batch_size=batch_size)
+    h.projector = Projector(h.models, NotificationLogSource(h.ledger), batch_size=batch_size,
+                            keys=KeyReader(h.settings))
     return h

@@ -1,6 +1,8 @@
 """The read models whose sums were BIGINT, as they were before the `sums_in_hugeint` upgrade:
-their schema sections verbatim (checked against the upgrade's checksums), to build a file
-as that version of the ledger left it."""
+their schema sections verbatim (checked against the upgrades' checksums), to build a file
+as that version of the ledger left it. Where a later upgrade changed a model's tables too
+(`consent_drives_segments`: rfm, segments), the sections that wrote them then are kept as well,
+and the models added since (`consent`) are left out of the whole old catalogue."""
 
 from __future__ import annotations
 
@@ -132,19 +134,131 @@ CREATE TABLE customer_profile_keys (
 """
 
 
+RFM_REFRESH = """
+DELETE FROM rfm;
+INSERT INTO rfm
+WITH base AS (
+    SELECT o.customer_id,
+           max(o.purchased_at) AS last_purchase_at,
+           count(*) AS frequency,
+           coalesce(sum(o.net_minor) FILTER (WHERE o.currency = getvariable('reporting_currency')), 0)
+               AS monetary,
+           count(*) FILTER (WHERE o.currency <> getvariable('reporting_currency')) AS other_currency_orders
+    FROM orders o
+    JOIN lifecycle l ON l.customer_id = o.customer_id AND l.stage <> 'erased'
+    WHERE NOT o.fully_refunded
+    GROUP BY o.customer_id
+),
+valued AS (
+    SELECT *,
+           (epoch_us(getvariable('as_of')) - epoch_us(last_purchase_at)) // 86400000000 AS recency_days
+    FROM base
+),
+scored AS (
+    SELECT *,
+           (1 + (5 * (rank() OVER (ORDER BY recency_days DESC) - 1)) // count(*) OVER ())::INTEGER AS r_score,
+           (1 + (5 * (rank() OVER (ORDER BY frequency) - 1)) // count(*) OVER ())::INTEGER AS f_score,
+           (1 + (5 * (rank() OVER (ORDER BY monetary) - 1)) // count(*) OVER ())::INTEGER AS m_score
+    FROM valued
+)
+SELECT s.customer_id, s.last_purchase_at, s.recency_days, s.frequency, s.monetary,
+       getvariable('reporting_currency'), s.other_currency_orders,
+       s.r_score, s.f_score, s.m_score, (s.f_score + s.m_score + 1) // 2,
+       concat(s.r_score, s.f_score, s.m_score),
+       m.segment,
+       getvariable('as_of')
+FROM scored s
+JOIN rfm_segment_map m ON m.r_score = s.r_score AND m.fm_score = (s.f_score + s.m_score + 1) // 2;
+"""
+
+
+SEGMENTS = """
+CREATE TABLE segments (
+    segment           VARCHAR PRIMARY KEY,
+    file              VARCHAR NOT NULL,
+    description       VARCHAR,
+    members           BIGINT,
+    as_of             TIMESTAMP,
+    last_error        VARCHAR,
+    last_error_as_of  TIMESTAMP
+);
+
+CREATE TABLE segment_membership (
+    segment           VARCHAR NOT NULL,
+    customer_id       VARCHAR NOT NULL,
+    joined_at         TIMESTAMP NOT NULL,
+    left_at           TIMESTAMP
+);
+"""
+
+
+SEGMENTS_SEGMENTS = """
+CREATE OR REPLACE TEMP TABLE segment_ok AS
+SELECT segment FROM segment_runs WHERE error IS NULL;
+
+DELETE FROM segment_membership
+WHERE joined_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+UPDATE segment_membership SET left_at = NULL
+WHERE left_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+
+UPDATE segment_membership SET left_at = getvariable('as_of')
+WHERE left_at IS NULL
+  AND (segment NOT IN (SELECT segment FROM segment_runs)
+       OR (segment IN (SELECT segment FROM segment_ok)
+           AND NOT EXISTS (SELECT 1 FROM segment_results r
+                           WHERE r.segment = segment_membership.segment
+                             AND r.customer_id = segment_membership.customer_id)));
+
+INSERT INTO segment_membership
+SELECT r.segment, r.customer_id, getvariable('as_of'), NULL
+FROM segment_results r
+WHERE NOT EXISTS (
+    SELECT 1 FROM segment_membership m
+    WHERE m.segment = r.segment AND m.customer_id = r.customer_id AND m.left_at IS NULL
+);
+
+CREATE OR REPLACE TEMP TABLE segments_next AS
+SELECT r.segment, r.file, r.description,
+       CASE WHEN r.error IS NULL
+            THEN (SELECT count(*) FROM segment_results x WHERE x.segment = r.segment)
+            ELSE s.members END AS members,
+       CASE WHEN r.error IS NULL THEN getvariable('as_of') ELSE s.as_of END AS as_of,
+       r.error AS last_error,
+       CASE WHEN r.error IS NOT NULL THEN getvariable('as_of') END AS last_error_as_of
+FROM segment_runs r
+LEFT JOIN segments s USING (segment);
+
+DELETE FROM segments;
+INSERT INTO segments SELECT * FROM segments_next;
+"""
+
+
 SCHEMAS = {
     "customer_spend": CUSTOMER_SPEND, "orders": ORDERS, "rfm": RFM, "customer_profile": CUSTOMER_PROFILE,
+    "segments": SEGMENTS,
 }
+SECTIONS = {"rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS}}
+"""The sections that wrote the old tables, where the ones of now would not fit them."""
+DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": ()}
+NEWER = {"consent"}
+"""Models added since."""
 
 
 def with_old_schema(model: Model) -> Model:
-    """`model` with its schema section as it was; its other sections as they are now."""
-    others = "".join(f"-- section: {name}\n{sql}\n" for name, sql in model.sections.items() if name != "schema")
-    text = f"-- depends: {', '.join(model.depends)}\n-- section: schema\n{SCHEMAS[model.name]}\n{others}"
+    """`model` with its schema section as it was, and the sections of `SECTIONS`; its other
+    sections as they are now."""
+    sections = {**model.sections, **SECTIONS.get(model.name, {})}
+    others = "".join(f"-- section: {name}\n{sql}\n" for name, sql in sections.items() if name != "schema")
+    depends = DEPENDS.get(model.name, model.depends)
+    text = f"-- depends: {', '.join(depends)}\n-- section: schema\n{SCHEMAS[model.name]}\n{others}"
     return parse_model(model.name, text)
 
 
 def models_before(only: set[str] | None = None) -> list[Model]:
-    """The catalogue with the BIGINT tables of before (of the models in `only`, default all)."""
+    """The catalogue with the BIGINT tables of before (of the models in `only`, default all,
+    and then without the models added since)."""
     chosen = set(SCHEMAS) if only is None else only
-    return in_build_order([with_old_schema(m) if m.name in chosen else m for m in load_models()])
+    left_out = NEWER if only is None else set()
+    return in_build_order(
+        [with_old_schema(m) if m.name in chosen else m for m in load_models() if m.name not in left_out]
+    )

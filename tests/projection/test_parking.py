@@ -13,6 +13,7 @@ from ledger.errors import ReadModelError
 from ledger.projection.catalogue import in_build_order, load_models, parse_model
 from ledger.projection.engine import Projector
 from ledger.projection.readmodels import ReadModels
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import NotificationLogSource
 from tests.projection.bad_events import (
     AS_OF,
@@ -165,7 +166,8 @@ def test_a_replay_after_the_fix_applies_what_was_parked(tmp_path: Path) -> None:
         h.record(*facts)
         live = h.settings.readmodel_path
         with ReadModels(live, WITH_POISON, settings=h.settings) as models:
-            Projector(models, NotificationLogSource(h.ledger), publish_to=h.settings.published_path).catch_up(AS_OF)
+            Projector(models, NotificationLogSource(h.ledger), publish_to=h.settings.published_path,
+                      keys=KeyReader(h.settings)).catch_up(AS_OF)
         con = open_for_reading(h.settings.published_path)
         try:
             summary = parked_summary(con)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.projection.engine import Projector
 from ledger.projection.readmodels import ReadModels
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import NotificationLogSource
 from tests.projection.bad_events import AS_OF, WITH_POISON, clean_replay, contact, corrupt, positions
 from tests.projection.tables import snapshot
@@ -22,7 +23,8 @@ kinds = st.lists(st.sampled_from(["contact", "purchase", "poison", "truncated"])
 
 def project(h: Harness, path: Path, batch_size: int) -> dict[str, list[tuple]]:
     with ReadModels(path, WITH_POISON, settings=h.settings) as models:
-        Projector(models, NotificationLogSource(h.ledger), batch_size=batch_size).catch_up(AS_OF)
+        keys = KeyReader(h.settings)
+        Projector(models, NotificationLogSource(h.ledger), batch_size=batch_size, keys=keys).catch_up(AS_OF)
         return snapshot(models)
 
 

@@ -11,6 +11,7 @@ from ledger.projection.engine import Projector
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import NotificationLogSource
 from tests.support.crashes import kill_mid_stream
 from tests.support.facts import NOW, FactFactory
@@ -39,7 +40,8 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
 
 def project_all(settings: Settings, ledger: Ledger, path: Path, batch_size: int) -> None:
     with ReadModels(path) as models:
-        Projector(models, NotificationLogSource(ledger), batch_size=batch_size).catch_up(NOW)
+        projector = Projector(models, NotificationLogSource(ledger), batch_size=batch_size, keys=KeyReader(settings))
+        projector.catch_up(NOW)
 
 
 def test_a_projector_stopped_mid_stream_resumes_without_loss_or_double_count(
@@ -48,7 +50,7 @@ def test_a_projector_stopped_mid_stream_resumes_without_loss_or_double_count(
     ledger.record_many(history(fact))
     path = tmp_path / "stepwise.duckdb"
     with ReadModels(path) as models:
-        projector = Projector(models, NotificationLogSource(ledger), batch_size=37)
+        projector = Projector(models, NotificationLogSource(ledger), batch_size=37, keys=KeyReader(ledger.settings))
         for _ in range(5):
             projector.step()
         assert models.positions("store") == {"log": 5 * 37}

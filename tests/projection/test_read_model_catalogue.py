@@ -20,6 +20,7 @@ TABLES_BY_FILE = {
     "customer_spend": {"customer_spend"},
     "orders": {"orders"},
     "lifecycle": {"lifecycle", "lifecycle_transitions"},
+    "consent": {"consent"},
     "rfm": {"rfm", "rfm_segment_map"},
     "customer_profile": {"customer_profile", "customer_profile_keys"},
     "satisfaction": {
@@ -106,7 +107,8 @@ def test_every_documented_table_has_exactly_the_documented_columns(tmp_path: Pat
     documented = documented_columns()
     assert set(documented) >= {
         "events", "customer_profile", "customer_spend", "orders", "lifecycle",
-        "lifecycle_transitions", "rfm", "segments", "segment_membership", "satisfaction_daily",
+        "lifecycle_transitions", "consent", "rfm", "segments", "segment_membership",
+        "satisfaction_daily",
     }
     with ReadModels(tmp_path / "rm.duckdb") as models:
         for table, wanted in documented.items():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.facts import DAY, T0, buy, fact
+from tests.support.facts import DAY, T0, buy, consent, fact
 from tests.support.readmodels import Harness
 
 COLUMNS = (
@@ -177,6 +177,7 @@ def test_the_day_is_the_utc_date_of_the_feedback(h: Harness) -> None:
 
 def test_satisfaction_by_rfm_segment(h: Harness) -> None:
     h.record(
+        consent("C1", T0),  # scored: only a profiled customer has an RFM segment
         buy("C1", T0),
         feedback("csat", 5, T0 + DAY, customer="C1"),
         feedback("csat", 1, T0 + DAY, customer="C2"),

@@ -12,7 +12,7 @@ from ledger.errors import SegmentError
 from ledger.ops.projecting import project
 from ledger.projection.query import query
 from ledger.settings import Settings
-from tests.support.facts import DAY, T0, buy, fact, naive
+from tests.support.facts import DAY, T0, buy, consent, fact, naive
 from tests.support.readmodels import Harness
 
 AS_OF = T0 + 100 * DAY
@@ -34,7 +34,15 @@ COMPLAINERS = (
     "SELECT joined_at, left_at FROM segment_membership WHERE segment = 'complainers' "
     "ORDER BY joined_at"
 )
-SHIPPED = ["complainers", "detractors", "high_value", "lapsed_vip", "marketable_by_email"]
+SHIPPED = {
+    "complainers": "profiling",
+    "detractors": "profiling",
+    "high_value": "profiling",
+    "lapsed_vip": "profiling",
+    "marketable_by_email": "marketing_email",
+    "marketable_by_phone": "marketing_phone",
+    "marketable_by_sms": "marketing_sms",
+}
 
 
 @pytest.fixture
@@ -47,8 +55,11 @@ def h(tmp_path: Path) -> Iterator[Harness]:
 def orders(
     customer_id: str, last_days_ago: float, count: int, each_minor: int = 1000
 ) -> list[dict]:
+    """`count` daily orders of a customer who agreed to profiling (so RFM scores them)."""
     last = AS_OF - timedelta(days=last_days_ago)
-    return [buy(customer_id, last - i * DAY, total_minor=each_minor) for i in range(count)]
+    return [consent(customer_id, T0)] + [
+        buy(customer_id, last - i * DAY, total_minor=each_minor) for i in range(count)
+    ]
 
 
 def rfm(h: Harness) -> dict[str, tuple]:
@@ -86,6 +97,7 @@ def test_distinct_values_give_quintile_scores_and_named_segments(h: Harness) -> 
 
 def test_ties_get_the_score_of_the_lowest_position_of_their_group(h: Harness) -> None:
     h.record(
+        *(consent(customer, T0) for customer in ("P1", "P2", "P3")),
         buy("P1", AS_OF - 5 * DAY + 8 * HOUR),  # recency 4 days (4d 16h)
         buy("P2", AS_OF - 5 * DAY + 20 * HOUR),  # recency 4 days (4d 4h): a tie in whole days
         buy("P3", AS_OF - 50 * DAY, total_minor=3000),
@@ -141,10 +153,11 @@ def test_prospects_and_erased_customers_have_no_rfm_row(h: Harness) -> None:
         fact("CustomerRegistered", "P", T0),
         buy("X", T0),
         fact("CustomerErased", "X", T0 + DAY),
+        consent("C", T0),
         buy("C", T0),
     )
     h.project(AS_OF)
-    assert list(rfm(h)) == ["C"]
+    assert list(rfm(h)) == ["C"] and rfm(h)["C"][-1] is not None
     assert h.rows("SELECT customer_id, rfm_segment FROM customer_profile ORDER BY 1") == [
         ("C", rfm(h)["C"][-1]),
         ("P", None),
@@ -152,18 +165,24 @@ def test_prospects_and_erased_customers_have_no_rfm_row(h: Harness) -> None:
     ]
 
 
-def test_shipped_segments_are_listed_with_their_descriptions(h: Harness) -> None:
+def test_shipped_segments_are_listed_with_their_descriptions_and_consents(h: Harness) -> None:
     h.record(buy("C1", T0))
     h.project(AS_OF)
     rows = h.rows(
-        "SELECT segment, file, description IS NOT NULL, last_error FROM segments ORDER BY 1"
+        "SELECT segment, file, description IS NOT NULL, consent, last_error FROM segments "
+        "ORDER BY 1"
     )
-    assert rows == [(name, f"projections/segments/{name}.sql", True, None) for name in SHIPPED]
+    assert rows == [
+        (name, f"projections/segments/{name}.sql", True, purpose, None)
+        for name, purpose in sorted(SHIPPED.items())
+    ]
+    assert not any("consent:" in d for (d,) in h.rows("SELECT description FROM segments"))
 
 
 def test_membership_history_survives_leaving_and_rejoining(h: Harness) -> None:
     complaint = {"is_complaint": True}
     h.record(
+        consent("C1", T0),
         fact("ContactLogged", "C1", T0, **complaint),
         fact("ContactLogged", "C1", T0 + DAY, **complaint),
     )
@@ -210,6 +229,8 @@ def test_marketable_by_email_respects_consent_and_erasure(h: Harness) -> None:
 
 def test_detractors_and_lapsed_vips(h: Harness) -> None:
     h.record(
+        consent("D", T0),
+        consent("N", T0),
         fact("FeedbackGiven", "D", T0, kind="nps", score=9),
         fact("FeedbackGiven", "D", T0 + DAY, kind="nps", score=6),
         fact("FeedbackGiven", "N", T0 + DAY, kind="nps", score=2),
@@ -245,7 +266,12 @@ def test_a_broken_rule_is_reported_by_file_and_the_others_still_update(tmp_path:
     settings = Settings(data_dir=tmp_path / "data", segments_dir=rules)
     h = Harness(tmp_path, settings)
     try:
-        h.record(buy("C1", T0), fact("CustomerRegistered", "C2", T0))
+        h.record(
+            buy("C1", T0),
+            fact("CustomerRegistered", "C2", T0),
+            consent("C1", T0),
+            consent("C2", T0),
+        )
         stats = h.project(AS_OF)
         messages = sorted(str(e) for e in stats.segment_errors)
         assert [m.split(":")[0] for m in messages] == [
@@ -256,7 +282,7 @@ def test_a_broken_rule_is_reported_by_file_and_the_others_still_update(tmp_path:
             zip(["bad", "fails", "dup", "no_id", "sneaky", "typo"], messages, strict=True)
         )
         assert "exactly one SELECT" in by_file["sneaky"]
-        assert h.rows("SELECT count(*) FROM events") == [(2,)]
+        assert h.rows("SELECT count(*) FROM events") == [(4,)]
         assert "lower case" in by_file["bad"]
         assert "Could not convert" in by_file["fails"] or "Conversion" in by_file["fails"]
         assert "already defined" in by_file["dup"]
@@ -264,6 +290,7 @@ def test_a_broken_rule_is_reported_by_file_and_the_others_still_update(tmp_path:
         assert "lifecycel does not exist" in by_file["typo"] and "SELECT *" not in by_file["typo"]
         segments = dict(h.rows("SELECT segment, members FROM segments WHERE last_error IS NULL"))
         assert segments["everyone"] == 2 and set(SHIPPED) <= set(segments)
+        assert h.rows("SELECT consent FROM segments WHERE segment = 'everyone'") == [("profiling",)]
         # The duplicate high_value.sql is reported but the shipped high_value stays in use.
         assert h.rows("SELECT count(*) FROM segments WHERE last_error LIKE 'segment file %'") == [
             (5,)
@@ -291,10 +318,10 @@ def test_a_broken_segment_keeps_its_last_good_membership(tmp_path: Path) -> None
     write_rule(rules, "buyers", "SELECT customer_id FROM rfm")
     h = Harness(tmp_path, Settings(data_dir=tmp_path / "data", segments_dir=rules))
     try:
-        h.record(buy("C1", T0))
+        h.record(consent("C1", T0), buy("C1", T0))
         h.project(AS_OF)
         write_rule(rules, "buyers", "SELECT customer_id FROM rfmm")
-        h.record(buy("C2", T0))
+        h.record(consent("C2", T0), buy("C2", T0))
         assert len(h.project(AS_OF + DAY).segment_errors) == 1
         assert h.rows(
             "SELECT members, as_of, last_error IS NOT NULL, last_error_as_of "

@@ -60,6 +60,11 @@ def buy(customer_id: str, at: datetime, **fields: Any) -> dict[str, Any]:
     return fact("PurchaseMade", customer_id, at, **fields)
 
 
+def consent(customer_id: str, at: datetime, purpose: str = "profiling", granted: bool = True) -> dict[str, Any]:
+    """A ConsentChanged fact: `customer_id` grants (or withdraws) `purpose` at `at`."""
+    return fact("ConsentChanged", customer_id, at, purpose=purpose, granted=granted)
+
+
 def contact(customer_id: str, n: int, **fields: Any) -> dict[str, Any]:
     """A ContactLogged fact numbered `n`: source_event_id ``k<n>``, contact ``K<n>``, so the
     same `n` is the same fact (a resend)."""

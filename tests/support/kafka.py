@@ -97,3 +97,16 @@ def recorded(ledger: Ledger) -> Counter[str]:
 
 def dead_letters(settings: Settings) -> list[dlq.DeadLetter]:
     return list(dlq.read(settings))
+
+
+def kept_values(settings: Settings, letters: Iterable[dlq.DeadLetter]) -> list[bytes | None]:
+    """The intake bytes dead letters keep, opened with their customers' keys; None for one
+    whose customer was erased (its bytes were not kept), sorted."""
+    return sorted((None if letter.shredded else dlq.readable(settings, letter).value for letter in letters),
+                  key=lambda v: (v is not None, v or b""))
+
+
+def expected_values(invalid: Iterable[tuple[bytes, bytes]], erased: bytes = b"GONE") -> list[bytes | None]:
+    """What `kept_values` gives for these (key, value) intake records: None for an erased customer's."""
+    return sorted((None if key == erased else value for key, value in invalid),
+                  key=lambda v: (v is not None, v or b""))

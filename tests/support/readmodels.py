@@ -14,6 +14,7 @@ from ledger.projection.engine import Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import NotificationLogSource
 from tests.support.facts import CLOCK
 
@@ -26,7 +27,7 @@ class Harness:
         self.ledger = Ledger(self.settings, clock=lambda: CLOCK)
         self.models = ReadModels(tmp_path / "readmodels.duckdb", settings=self.settings)
         self.projector = Projector(
-            self.models, NotificationLogSource(self.ledger), batch_size=batch_size
+            self.models, NotificationLogSource(self.ledger), batch_size=batch_size, keys=KeyReader(self.settings)
         )
 
     def record(self, *facts: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.validation import validate
 
 from ledger.contract.explain import explain_record, safe_text
+from ledger.contract.sealing import personal_fields
 from ledger.errors import SchemaError
 
 MARKER = b"\xc3\x01"
@@ -52,6 +53,11 @@ class SchemaVersion:
     def defaults(self) -> dict[str, Any]:
         """Each field's default, for the fields that have one."""
         return {f["name"]: f["default"] for f in self.schema["fields"] if "default" in f}
+
+    @cached_property
+    def personal(self) -> dict[str, bool]:
+        """Its personal fields (``"pii": true``), sealed by the ledger: name -> holds a date."""
+        return personal_fields(self.schema)
 
     @cached_property
     def nested_records(self) -> dict[str, tuple[str, frozenset[str]]]:

@@ -7,6 +7,7 @@ Pure: no I/O, no clock (the caller passes `now`). A fact is ``(event_type, recor
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,8 +41,24 @@ _NON_NEGATIVE = {
 _CURRENCY_FIELDS = {"PurchaseMade", "PurchaseRefunded"}
 
 
+def normal_customer_id(value: Any) -> Any:
+    """A customer id as the ledger keeps it: one Unicode form (NFKC: a full-width ``Ｃ１`` is
+    ``C1``), without invisible format characters (zero-width spaces, bidi marks) and without
+    white space at either end. Ids that differ only in these are one customer, so an erased
+    customer cannot come back as ``"C1 "``. Anything but a string is left for the checks."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKC", value)
+    if not text.isascii():
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return text.strip()
+
+
 def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_future: timedelta) -> None:
     """Raise ValidationError for the first domain rule `record` breaks."""
+    if record.get("sealed") is not None:
+        raise ValidationError("sealed", "is written by the ledger only (it seals the personal fields itself); "
+                                        "send the personal fields in clear, over a protected connection")
     customer_id = record.get("customer_id")
     if not isinstance(customer_id, str) or not customer_id.strip():
         raise ValidationError("customer_id", "must not be empty")

@@ -48,6 +48,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError as ClientError
 
+from ledger.contract.rules import normal_customer_id
 from ledger.errors import LedgerError, SchemaError
 from ledger.intake.dead_letters import dead_letter
 from ledger.intake.decode import intake_fact
@@ -235,7 +236,20 @@ class Intake:
 
     def _send_dead_letters(self, dead: DeadLetters) -> None:
         now = datetime.now(UTC)
-        self.stats.dead_letters += self._dead_letters.send_all(dead_letter(r, e, now) for r, e in dead)
+        self.stats.dead_letters += self._dead_letters.send_all(
+            dead_letter(r, e, now, self._sealing(r)) for r, e in dead)
+
+    def _sealing(self, record: ConsumerRecord) -> tuple[str, bytes | None] | None:
+        """Whose key seals a dead letter: the customer its bytes name, or its key does."""
+        try:
+            customer_id = normal_customer_id(self.ledger.codec.decode(record.value or b"")[1]["customer_id"])
+        except (SchemaError, KeyError, TypeError):
+            customer_id = None
+        if not customer_id:
+            customer_id = normal_customer_id(record.key.decode("utf-8", "replace")) if record.key else None
+        if not customer_id:
+            return None
+        return customer_id, self.ledger.data_key(customer_id, create=True)
 
     def _connect(self, group: str | None) -> tuple[KafkaConsumer, list[TopicPartition]]:
         """A consumer of the intake topic: a member of `group` (each partition it is given is

@@ -24,7 +24,7 @@ key, so re-driving the same dead letter twice records it once.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -34,6 +34,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ledger.contract.codec import Codec, default_codec
+from ledger.contract.sealing import open_bytes, seal_bytes
 from ledger.errors import LedgerError
 from ledger.kafka.clients import (
     EVENT_TYPE_HEADER,
@@ -45,6 +46,7 @@ from ledger.kafka.clients import (
 )
 from ledger.kafka.topics import MissingTopicError
 from ledger.settings import Settings
+from ledger.write.key_reader import KeyReader
 
 PREFIX = "dlq-"
 REASON = "dlq-reason"
@@ -55,6 +57,8 @@ SOURCE_PARTITION = "dlq-source-partition"
 SOURCE_OFFSET = "dlq-source-offset"
 SOURCE_TIMESTAMP = "dlq-source-timestamp"
 FAILED_AT = "dlq-failed-at"
+SEALED_FOR = "dlq-sealed-for"
+SHREDDED = "dlq-shredded"
 REDRIVEN_FROM = "redriven-from"
 
 _POSITION = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
@@ -63,6 +67,15 @@ _STALL_S = 30.0
 
 class DeadLetterNotFound(LedgerError):
     """No dead letter at the position an operator named."""
+
+
+class DeadLetterErased(LedgerError):
+    """A dead letter whose customer was erased: it cannot be read or re-driven."""
+
+
+Keys = Callable[[list[str]], dict[str, bytes]]
+Sealing = tuple[str, "bytes | None"]
+"""``(customer_id, data key or None when erased)``."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,10 @@ class DeadLetter:
     source_offset: int
     source_timestamp: int | None
     failed_at: str
+    sealed_for: str | None = None
+    """The customer whose data key seals `value` (the intake record's bytes)."""
+    shredded: bool = False
+    """The value was not kept: its customer was erased."""
 
     @property
     def position(self) -> str:
@@ -123,7 +140,22 @@ class DeadLetter:
             source_offset=number(SOURCE_OFFSET),  # type: ignore[arg-type]
             source_timestamp=number(SOURCE_TIMESTAMP, None),
             failed_at=_text(ours.get(FAILED_AT)) or "",
+            sealed_for=_text(ours.get(SEALED_FOR)),
+            shredded=SHREDDED in ours,
         )
+
+    def opened(self, keys: Keys) -> DeadLetter:
+        """This dead letter with the intake record's bytes opened, if they are sealed; a
+        LedgerError if they cannot be (the customer was erased since)."""
+        if self.shredded:
+            raise DeadLetterErased(f"dead letter {self.position} was of an erased customer; its value was not kept")
+        if self.sealed_for is None or self.value is None:
+            return self
+        key = keys([self.sealed_for]).get(self.sealed_for)
+        if key is None:
+            raise DeadLetterErased(f"dead letter {self.position} is sealed for customer {self.sealed_for!r}, who "
+                                   "was erased since: it can no longer be read or re-driven")
+        return replace(self, value=open_bytes(self.value, key, self.sealed_for), sealed_for=None)
 
     def summary(self) -> dict[str, Any]:
         """One row of `ledger dlq list`."""
@@ -138,6 +170,8 @@ class DeadLetter:
             "key": _text(self.key),
             "size": len(self.value or b""),
             "redriven_from": self.redriven_from,
+            "sealed_for": self.sealed_for,
+            "shredded": self.shredded,
         }
 
     def describe(self, codec: Codec | None = None, hex_limit: int = 512) -> dict[str, Any]:
@@ -157,9 +191,14 @@ class DeadLetter:
         return details
 
 
-def dead_letter(record: ConsumerRecord, error: LedgerError, failed_at: datetime) -> Outgoing:
-    """The dead letter of an intake record: its key and value untouched, its own headers
-    plus the ones that say why and where it failed."""
+def dead_letter(
+    record: ConsumerRecord, error: LedgerError, failed_at: datetime, sealing: Sealing | None = None
+) -> Outgoing:
+    """The dead letter of an intake record: its key, its own headers, and the ones that say
+    why and where it failed. Its value is kept as it came when its customer is not known
+    (bytes that name none); otherwise `sealing` is ``(customer_id, data key)``: the value is
+    sealed under that customer's key (so erasing them shreds it), or dropped when they are
+    erased already (key None)."""
     headers = [(k, v) for k, v in record.headers or () if not k.startswith(PREFIX)]
     ours = [
         (REASON, str(error)),
@@ -174,7 +213,16 @@ def dead_letter(record: ConsumerRecord, error: LedgerError, failed_at: datetime)
     if field:
         ours.insert(2, (FIELD, field))
     value = record.value if record.key is not None or record.value is not None else b""
-    return record.key, value, headers + [(name, text.encode("utf-8")) for name, text in ours]
+    if sealing is not None and value:
+        customer_id, key = sealing
+        if key is None:
+            value = b""
+            ours.append((SHREDDED, f"the customer {customer_id!r} is erased: the value was not kept"))
+        else:
+            value = seal_bytes(value, key, customer_id)
+            ours.append((SEALED_FOR, customer_id))
+    encoded = [(name, text.encode("utf-8", "surrogateescape")) for name, text in ours]
+    return record.key, value, headers + encoded
 
 
 def parse_position(text: str) -> tuple[int, int]:
@@ -215,6 +263,17 @@ def get(settings: Settings, positions: Iterable[tuple[int, int]]) -> list[DeadLe
     return letters
 
 
+def readable(settings: Settings, letter: DeadLetter) -> DeadLetter:
+    """`letter` opened if it is sealed and its customer's key still exists; else as it is."""
+    keys = KeyReader(settings)
+    try:
+        return letter.opened(keys)
+    except DeadLetterErased:
+        return letter
+    finally:
+        keys.close()
+
+
 def redrive(
     settings: Settings,
     positions: Iterable[tuple[int, int]] | None = None,
@@ -231,7 +290,11 @@ def redrive(
     else:
         chosen = read(settings)
     needle = reason_contains.lower() if reason_contains else None
-    letters = [letter for letter in chosen if needle is None or needle in letter.reason.lower()]
+    keys = KeyReader(settings)
+    try:
+        letters = [letter.opened(keys) for letter in chosen if needle is None or needle in letter.reason.lower()]
+    finally:
+        keys.close()
     producer = Producer(settings, settings.kafka.intake_topic)
     try:
         producer.send_all(_redriven(settings, letter) for letter in letters)

@@ -20,6 +20,7 @@ from ledger.projection.engine import Progress, Projector, RunStats
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Clock, Ledger
+from ledger.write.key_reader import KeyReader
 from ledger.write.log import Source
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def project(
         try:
             with ReadModels(settings.readmodel_path, settings=settings) as models:
                 projector = Projector(
-                    models, source, batch_size=settings.batch_size, publish_to=settings.published_path
+                    models, source, batch_size=settings.batch_size, publish_to=settings.published_path,
+                    keys=KeyReader(settings),
                 )
                 stats = projector.catch_up(as_of, progress=progress, stop=stop)
         except TopicResetError as reset:
@@ -148,7 +150,8 @@ def _follow_until_reset(
     settings: Settings, clock: Clock, stop: threading.Event, source: Source, total: RunStats, idle_s: float
 ) -> None:
     with ReadModels(settings.readmodel_path, settings=settings) as models:
-        projector = Projector(models, source, batch_size=settings.batch_size, publish_to=settings.published_path)
+        projector = Projector(models, source, batch_size=settings.batch_size, publish_to=settings.published_path,
+                              keys=KeyReader(settings))
         refreshed_at = -math.inf
         while not stop.is_set():
             stats = projector.catch_up(clock(), stop=stop, finish=False)
@@ -193,7 +196,7 @@ def _replay(
     source = Deployment(settings).source(ledger)
     try:
         with ReadModels(scratch, settings=settings) as models:
-            stats = Projector(models, source, batch_size=settings.batch_size).catch_up(
+            stats = Projector(models, source, batch_size=settings.batch_size, keys=KeyReader(settings)).catch_up(
                 as_of, progress=progress
             )
     finally:

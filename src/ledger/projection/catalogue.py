@@ -156,6 +156,20 @@ UPGRADES = (
     Upgrade("sums_in_hugeint", "customer_profile", "5688e1cb062e188f", "e081e878943ecd02", (
         "ALTER TABLE customer_profile ALTER net_spend TYPE MAP(VARCHAR, HUGEINT)",
     )),
+    # Consent drives segments: only customers with profiling consent are scored, and a segment
+    # keeps only members holding its consent. rfm is rebuilt in full at every refresh, so its
+    # rows, scored without asking, go now; the next refresh scores whoever consented.
+    Upgrade("consent_drives_segments", "rfm", "cefeae5fad7eadcf", "c98a86f32543ecb4", (
+        "DELETE FROM rfm",
+        *(f"ALTER TABLE rfm ALTER {column} DROP NOT NULL"
+          for column in ("r_score", "f_score", "m_score", "fm_score", "rfm_cell", "segment")),
+        "ALTER TABLE rfm ADD COLUMN profiled BOOLEAN",
+        "ALTER TABLE rfm ALTER profiled SET NOT NULL",
+    )),
+    Upgrade("consent_drives_segments", "segments", "d2f012fda68c9fad", "193e1b83483dc2be", (
+        "ALTER TABLE segments ADD COLUMN consent VARCHAR",
+        "ALTER TABLE segments ADD COLUMN without_consent BIGINT",
+    )),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 

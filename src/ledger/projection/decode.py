@@ -8,7 +8,7 @@ one fastavro call.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,11 @@ import fastavro
 import pyarrow as pa
 
 from ledger.contract.codec import HEADER_LEN, Codec
+from ledger.contract.sealing import SEALED, SealError, unseal
 from ledger.errors import SchemaError
+
+Keys = Callable[[list[str]], dict[str, bytes]]
+"""Customer ids -> the data keys of those who have one."""
 
 TS = pa.timestamp("us")
 LINE = pa.struct([("sku", pa.string()), ("quantity", pa.int32()), ("unit_price_minor", pa.int64())])
@@ -89,8 +93,11 @@ class DecodedBatch:
 class RawDecoder:
     """Decodes payloads with logical types left as their underlying Avro values."""
 
-    def __init__(self, codec: Codec):
+    def __init__(self, codec: Codec, keys: Keys | None = None):
         self.codec = codec
+        self.keys = keys
+        """Customers' data keys, to open sealed personal fields; without, they read null."""
+        self._personal = {t: codec.newest(t).personal for t in codec.event_types}
         self._plain: dict[bytes, tuple[str, Any, Any]] = {}
         for version in codec.versions:
             newest = codec.newest(version.event_type)
@@ -115,7 +122,25 @@ class RawDecoder:
 
     def table(self, payloads: Iterable[bytes]) -> pa.Table:
         """One row per payload, columns as `EVENT_COLUMNS`; SchemaError on the first bad one."""
-        return _to_table([self.decode(data) for data in payloads])
+        records = [self.decode(data) for data in payloads]
+        for failed in self._unseal(records):
+            if failed:
+                raise SchemaError(failed)
+        return _to_table(records)
+
+    def _unseal(self, records: list[dict[str, Any]]) -> list[str | None]:
+        """Open the sealed personal fields of `records` in place, with the keys of their
+        customers (one lookup for the batch); per record, why it could not be opened, if so."""
+        sealed = [r["customer_id"] for r in records if r.get(SEALED) is not None]
+        keys = self.keys(sealed) if sealed and self.keys is not None else {}
+        failed: list[str | None] = []
+        for record in records:
+            try:
+                unseal(record, self._personal.get(record["event_type"], {}), keys.get(record["customer_id"]), days=True)
+                failed.append(None)
+            except SealError as exc:
+                failed.append(str(exc))
+        return failed
 
     def batch(self, payloads: Sequence[bytes]) -> DecodedBatch:
         """Every payload that decodes as a row, and the reason of each one that does not, so
@@ -129,6 +154,15 @@ class RawDecoder:
                 decoded.undecodable.append(Undecodable(index, str(exc), self._event_type_of(data)))
             else:
                 decoded.indexes.append(index)
+        failed = self._unseal(records)
+        if any(failed):
+            for index, why, record in zip(decoded.indexes, failed, records, strict=True):
+                if why:
+                    decoded.undecodable.append(Undecodable(index, why, record["event_type"], _text(record.get(
+                        "event_id")), _text(record.get("customer_id"))))
+            kept = [(i, r) for i, r, why in zip(decoded.indexes, records, failed, strict=True) if not why]
+            decoded.indexes, records = [i for i, _ in kept], [r for _, r in kept]
+            decoded.undecodable.sort(key=lambda u: u.index)
         try:
             decoded.table = _to_table(records)
         except (pa.ArrowException, TypeError, ValueError, OverflowError):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ledger.contract.codec import Codec, default_codec
 from ledger.errors import SegmentError, TopicResetError
-from ledger.projection.decode import DecodedBatch, RawDecoder
+from ledger.projection.decode import DecodedBatch, Keys, RawDecoder
 from ledger.projection.parked import ParkedEvent, is_content_error, rows_of, split_unappliable
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
@@ -59,11 +59,12 @@ class Projector:
         batch_size: int = Settings.batch_size,
         codec: Codec | None = None,
         publish_to: Path | None = None,
+        keys: Keys | None = None,
     ):
         self.models = models
         self.source = source
         self.batch_size = batch_size
-        self.decoder = RawDecoder(codec or default_codec())
+        self.decoder = RawDecoder(codec or default_codec(), keys)
         self.publish_to = publish_to
 
     def positions(self) -> dict[str, int]:

@@ -3,6 +3,10 @@
 Each rule is a query returning ``customer_id``, run at every refresh into the temp tables
 ``segment_results`` and ``segment_runs`` that ``projections/segments.sql`` turns into the
 membership history. A broken rule is reported, never fatal.
+
+Every segment is for one consent purpose: ``profiling`` unless a line of the file's leading
+comment declares another (``-- consent: marketing_sms``). segments.sql keeps only the members
+holding that consent as of the refresh, so a rule cannot reach customers who did not agree.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ import pyarrow as pa
 from ledger.errors import SegmentError, SettingsError
 
 _SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CONSENT_LINE = re.compile(r"^consent:\s*(\S*)\s*$")
+
+CONSENT_PURPOSES = ("marketing_email", "marketing_sms", "marketing_phone", "profiling")
+"""The purposes of ConsentChanged (schemas/consent_changed.*.avsc), as `consent` lists them."""
+PROFILING = "profiling"
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,8 @@ class SegmentRule:
     """Why the file cannot be used at all (bad name, duplicate, unreadable), if it cannot."""
     duplicate: bool = False
     """Another file already defines a segment of this name; that one stays in use."""
+    consent: str | None = None
+    """The consent purpose its members must hold as of the refresh (None if it cannot be used)."""
 
 
 def load_segment_rules(extra_dir: Path | None = None) -> list[SegmentRule]:
@@ -67,15 +78,22 @@ def _rule(name: str, file: str, text: str) -> SegmentRule:
     if not _SEGMENT_NAME.match(name):
         problem = "a segment file name must be lower case letters, digits and _ (NAME.sql)"
         return SegmentRule(name, file, "", None, problem)
-    comments = []
+    comments, consent = [], PROFILING
     for line in text.splitlines():
         if not line.startswith("--"):
             break
-        comments.append(line[2:].strip())
+        comment = line[2:].strip()
+        if declared := _CONSENT_LINE.match(comment):
+            consent = declared.group(1)
+        else:
+            comments.append(comment)
+    if consent not in CONSENT_PURPOSES:
+        problem = f"consent {consent!r} is not a purpose; use one of {', '.join(CONSENT_PURPOSES)}"
+        return SegmentRule(name, file, "", None, problem)
     sql = text.rstrip().rstrip(";").rstrip()
     if not sql:
         return SegmentRule(name, file, "", None, "the file is empty")
-    return SegmentRule(name, file, sql, " ".join(comments) or None)
+    return SegmentRule(name, file, sql, " ".join(comments) or None, consent=consent)
 
 
 class RetryRefresh(Exception):
@@ -116,7 +134,7 @@ def run_segment_rules(
     )
     con.execute(
         "CREATE OR REPLACE TEMP TABLE segment_runs "
-        "(segment VARCHAR, file VARCHAR, description VARCHAR, error VARCHAR)"
+        "(segment VARCHAR, file VARCHAR, description VARCHAR, consent VARCHAR, error VARCHAR)"
     )
     for rule in rules:
         if rule.file in broken:
@@ -134,12 +152,13 @@ def run_segment_rules(
             broken[rule.file] = SegmentError(f"segment file {rule.file}: {exc}")
             raise RetryRefresh from exc
     listed = [r for r in rules if not r.duplicate]
-    columns = ("segment", "file", "description", "error")
+    columns = ("segment", "file", "description", "consent", "error")
     runs = pa.table(
         {
             "segment": [r.name for r in listed],
             "file": [r.file for r in listed],
             "description": [r.description for r in listed],
+            "consent": [r.consent for r in listed],
             "error": [str(broken[r.file]) if r.file in broken else None for r in listed],
         },
         schema=pa.schema([(name, pa.string()) for name in columns]),

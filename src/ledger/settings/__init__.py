@@ -35,6 +35,7 @@ from ledger.settings.sections import (
     SECTIONS,
     IntakeSettings,
     KafkaSettings,
+    PrivacySettings,
     ProjectionSettings,
     Secret,
     StoreSettings,
@@ -44,7 +45,8 @@ from ledger.settings.sections import (
 from ledger.settings.sources import convert, read_config
 
 __all__ = [
-    "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "IntakeSettings", "KafkaSettings", "ProjectionSettings", "Secret",
+    "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "IntakeSettings", "KafkaSettings", "PrivacySettings", "ProjectionSettings",
+    "Secret",
     "Settings", "StoreSettings", "without_password",
 ]
 
@@ -87,6 +89,7 @@ class Settings:
     kafka: KafkaSettings = KafkaSettings()
     projection: ProjectionSettings = ProjectionSettings()
     intake: IntakeSettings = IntakeSettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     def __init__(self, **values: Any) -> None:
         """The defaults with `values`: top-level fields, whole sections, ``section.field``
@@ -108,6 +111,10 @@ class Settings:
     def store_shown(self) -> str:
         """`store_url` as it may be printed: never with a password."""
         return without_password(self.store_url) or ""
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.privacy.master_key_file or self.data_dir / "master.key"
 
     @property
     def readmodel_path(self) -> Path:

@@ -121,11 +121,25 @@ class IntakeSettings:
     """The largest event recorded, encoded: below Kafka's default 1 MB message limit."""
 
 
+@dataclass(frozen=True)
+class PrivacySettings:
+    """Crypto-shredding: the master key that wraps each customer's own data key."""
+
+    master_key_file: Path | None = None
+    """A file holding the master key (32 random bytes, base64); None: ``master.key`` in the
+    data directory, made with mode 0600 the first time the ledger needs one. Every process of
+    one ledger needs the same key; keep a copy apart from the data (without it nothing
+    personal can be read back; with it and a backup, everything not erased can)."""
+    master_key: Secret | None = None
+    """The master key itself (base64), e.g. from a secret store; wins over the file."""
+
+
 SECTIONS = {
     "store": StoreSettings,
     "kafka": KafkaSettings,
     "projection": ProjectionSettings,
     "intake": IntakeSettings,
+    "privacy": PrivacySettings,
 }
 
 

@@ -34,11 +34,15 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.contract.facts import event_id_for, to_record
-from ledger.contract.rules import check_rules
-from ledger.errors import LedgerError, StoreError, ValidationError
+from ledger.contract.facts import to_record
+from ledger.contract.rules import check_rules, normal_customer_id
+from ledger.contract.sealing import has_personal
+from ledger.errors import CustomerErasedError, LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
+from ledger.write.customer_keys import BatchKeys, CustomerKeys
 from ledger.write.domain import Customer, customer_uuid
+from ledger.write.idempotency import NEW_ID, already
+from ledger.write.keys import Keyring
 from ledger.write.recorders import EventIdRow, fingerprint, row_of
 from ledger.write.store import LedgerMapper, WriteTurns, persistence_env, prepared
 
@@ -53,43 +57,6 @@ cache rather than read which customers they were about."""
 
 WRITE_ATTEMPTS = 5
 """Decide-and-save rounds before giving up on a batch that other writers keep racing."""
-
-
-NEW_ID = object()
-"""What `_already` says of a new fact whose derived event id another fact took first."""
-
-
-def _already(
-    key: tuple[str, str, str, str | None], said: Callable[[], str],
-    by_id: dict[str, EventIdRow], by_pair: dict[tuple[str, str], EventIdRow],
-) -> str | object | None:
-    """The event id this fact was recorded under already, None if it is new; a fact that
-    would reuse another event's id, or another customer's ``(source, source_event_id)``, is
-    refused.
-
-    A new ``(source, source_event_id)`` whose event id is the one derived from it is never
-    refused for that id: another fact may have chosen it as its own (on purpose, or because
-    ids with the separator in them derive alike), and an adapter must not be able to block
-    another's facts. It gets `NEW_ID`: a fresh id; the pair still makes resends duplicates."""
-    event_id, customer_id, source, source_event_id = key
-    if source_event_id is not None and (source, source_event_id) in by_pair:
-        before = by_pair[(source, source_event_id)]
-        if before[1] == customer_id:
-            return before[0]
-        raise ValidationError(
-            "source_event_id", f"{source_event_id!r} from source {source!r} was already recorded for another "
-            f"customer ({before[1]!r}); one adapter id means one event"
-        )
-    before = by_id.get(event_id)
-    if before is None:
-        return None
-    if before[:4] == key and before[4] == said():
-        return event_id  # the same fact, sent again with its own event_id
-    if source_event_id is not None and event_id == str(event_id_for(source, source_event_id)):
-        return NEW_ID
-    raise ValidationError(
-        "event_id", f"{event_id} is already the id of another event (customer {before[1]!r}, source {before[2]!r})"
-    )
 
 
 def utc_now() -> datetime:
@@ -110,7 +77,7 @@ class Outcome:
         return self.status != "rejected"
 
 
-class Ledger(Application[UUID]):
+class Ledger(CustomerKeys, Application[UUID]):
     name = "Ledger"
     snapshotting_intervals = {Customer: 200}  # noqa: RUF012 - eventsourcing's class setting
     creates_tables = True
@@ -133,6 +100,9 @@ class Ledger(Application[UUID]):
                     }
                 )
             self._turns = WriteTurns(settings.store_url)
+            self._keyring: Keyring | None = None
+            self._data_keys: dict[UUID, bytes] = {}
+            """Unwrapped data keys of customers this writer has seen, by aggregate id."""
             self._head_written = -1
             """The log's head after this writer's last save, -1 before its first turn."""
         except (PersistenceError, sqlite3.Error, OSError) as exc:
@@ -197,17 +167,21 @@ class Ledger(Application[UUID]):
             return []
         with self._turns.turn():  # no other writer decides or saves until this batch is saved
             self._forget_if_others_wrote()
+            self._check_master()
             for attempt in range(WRITE_ATTEMPTS):
-                outcomes, touched, rows = self._decide(facts)
+                outcomes, touched, rows, keys = self._decide(facts)
+                stored = {"event_ids": rows, "erased": [touched[e].customer_id for e in keys.erased],
+                          "keys": [row for aggregate_id, (row, _) in keys.new.items() if aggregate_id in touched]}
                 try:
                     if tracking is not None:
                         processing = ProcessingEvent[UUID](tracking)
-                        processing.collect_events(*touched.values(), event_ids=rows)
+                        processing.collect_events(*touched.values(), **stored)
                         self._record(processing)
                         self._take_snapshots(processing)
                     elif touched:
-                        self.save(*touched.values(), event_ids=rows)
+                        self.save(*touched.values(), **stored)
                     self._head_written = self.head()
+                    self._keep_keys(keys, touched)
                     return outcomes
                 except (IntegrityError, OperationalError) as exc:
                     if isinstance(exc, OperationalError) and "pipeline aborted" not in str(exc):
@@ -226,7 +200,9 @@ class Ledger(Application[UUID]):
                         ) from exc
         raise AssertionError("unreachable")
 
-    def _decide(self, facts: list[TypedFact]) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow]]:
+    def _decide(
+        self, facts: list[TypedFact]
+    ) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow], BatchKeys]:
         """Check each fact and apply it to its customer; nothing is saved here.
 
         Idempotency and the uniqueness of event ids come from the store's index of event ids,
@@ -238,29 +214,39 @@ class Ledger(Application[UUID]):
         touched: dict[UUID, Customer] = {}
         outcomes: list[Outcome] = []
         rows: list[EventIdRow] = []
-        by_id, by_pair = self._known([record for _, record in facts])
-        for index, (event_type, given) in enumerate(facts):
-            # Distinct recorded_at values keep "recording order" a total order per batch.
-            record = {**given, "event_id": str(given["event_id"]), "recorded_at": now + timedelta(microseconds=index)}
+        keys = BatchKeys()
+        # Distinct recorded_at values keep "recording order" a total order per batch.
+        records = [{**given, "event_id": str(given["event_id"]), "recorded_at": now + timedelta(microseconds=index),
+                    "customer_id": normal_customer_id(given.get("customer_id"))}
+                   for index, (_, given) in enumerate(facts)]
+        by_id, by_pair = self._known(records)
+        self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
+                         if isinstance(r["customer_id"], str) and has_personal(r, self.codec.newest(t).personal)])
+        for (event_type, _), record in zip(facts, records, strict=True):
             try:
                 check_rules(event_type, record, now, max_future)
                 key = (record["event_id"], record["customer_id"], record["source"], record.get("source_event_id"))
-                existing = _already(key, partial(self._fingerprint, event_type, record), by_id, by_pair)
+                existing = already(key, partial(self._fingerprint, event_type, record), by_id, by_pair)
                 if existing is NEW_ID:
                     record["event_id"] = str(uuid4())
                 elif existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
                 customer = self._customer(record["customer_id"], touched)
-                data = self.codec.encode(event_type, record, checked=True)
+                if customer.erased:
+                    raise CustomerErasedError(customer.customer_id)
+                sealed = self._sealed(event_type, record, customer, keys)
+                data = self.codec.encode(event_type, sealed, checked=True)
                 if len(data) > max_bytes:
                     raise ValidationError(
                         event_type, f"the event is {len(data):,} bytes encoded, more than the {max_bytes:,} allowed "
                         "(LEDGER_MAX_EVENT_BYTES; below the topic's message limit); shorten its lines or attributes"
                     )
-                customer.record(event_type, record, data)
+                customer.record(event_type, sealed, data)
                 touched[customer.id] = customer
-                row = row_of(event_type, record, data, self.codec)
+                if event_type == "CustomerErased":
+                    keys.erased.append(customer.id)
+                row = row_of(event_type, sealed, data, self.codec)
                 rows.append(row)
                 by_id[row[0]] = row
                 if row[3] is not None:
@@ -268,7 +254,7 @@ class Ledger(Application[UUID]):
                 outcomes.append(Outcome("recorded", record["event_id"], event_type))
             except LedgerError as error:
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))
-        return outcomes, touched, rows
+        return outcomes, touched, rows, keys
 
     def _fingerprint(self, event_type: str, record: dict[str, Any]) -> str:
         return fingerprint(self.codec.encode(event_type, record, checked=True), self.codec)
@@ -295,6 +281,10 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
+    def turn(self) -> Any:
+        """This writer's turn: no other decides or saves while it lasts."""
+        return self._turns.turn()
+
     def _forget_if_others_wrote(self) -> None:
         """Customers cached before another writer's turn may be behind what it recorded, so
         a batch would be decided on old versions and fail to save: forget the customers the
@@ -315,6 +305,7 @@ class Ledger(Application[UUID]):
         self._head_written = head
 
     def _forget(self, aggregate_id: UUID) -> None:
+        self._data_keys.pop(aggregate_id, None)
         if self.repository.cache is not None:
             with contextlib.suppress(KeyError):
                 self.repository.cache.get(aggregate_id, evict=True)

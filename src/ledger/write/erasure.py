@@ -1,14 +1,22 @@
-"""Erasing a customer: one CustomerErased event, after which the ledger accepts nothing more
-about them (the aggregate refuses), and read models show them erased, without personal data.
+"""Erasing a customer, and what the ledger holds about one (the data subject's copy).
+
+Erasing records one CustomerErased; the transaction that records it deletes the customer's
+data key (ledger.write.keys), so every sealed copy of their personal data becomes noise. The
+ledger accepts nothing more about them (the aggregate refuses), and read models show them
+erased, without personal data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ledger.contract.facts import check_text
+from ledger.contract.rules import normal_customer_id
+from ledger.contract.sealing import SEALED
 from ledger.errors import InputError
 from ledger.write.application import Ledger
+from ledger.write.domain import Recorded, customer_uuid
 
 ERASE_SOURCE = "ledger-cli"
 
@@ -27,19 +35,57 @@ class Erasure:
 def erase(ledger: Ledger, customer_id: str, reason: str | None = None) -> Erasure:
     """Record CustomerErased for a known customer, once; refuse one the ledger never saw.
 
-    The idempotency key ``erase:<customer_id>`` makes two operators erasing at once record
-    one event.
+    A customer known only by a dead letter (a key, no fact yet) is known. The idempotency key
+    ``erase:<customer_id>`` makes two operators erasing at once record one event.
     """
-    check_text({"customer_id": customer_id})
+    customer_id = _known(ledger, customer_id)
     customer = ledger.customer(customer_id)
-    if customer is None:
-        raise InputError(
-            f"no customer {customer_id!r} is recorded in {ledger.settings.store_shown}; nothing to erase"
-        )
-    if customer.erased:
+    if customer is not None and customer.erased:
         return Erasure(customer_id, None)
     outcome = ledger.record({
         "type": "CustomerErased", "customer_id": customer_id, "occurred_at": ledger.clock(),
         "source": ERASE_SOURCE, "source_event_id": f"erase:{customer_id}", "reason": reason,
     })
     return Erasure(customer_id, None if outcome.status == "duplicate" else outcome.event_id)
+
+
+def unreadable_after_erasure(ledger: Ledger, customer_id: str) -> list[dict[str, Any]]:
+    """What erasing the customer makes unreadable: each event of theirs that holds personal
+    data, with the names of those fields (the values are not shown)."""
+    customer_id = _known(ledger, customer_id)
+    rows = []
+    for event, record in _history(ledger, customer_id):
+        personal = ledger.codec.newest(event.event_type).personal
+        held = [name for name in personal if record.get(name) is not None]
+        if held or event.record.get(SEALED) is not None:
+            rows.append({"event_id": str(record["event_id"]), "event_type": event.event_type,
+                         "occurred_at": record["occurred_at"], "personal_fields": held})
+    return rows
+
+
+def history(ledger: Ledger, customer_id: str) -> dict[str, Any]:
+    """Everything the ledger recorded about a customer, personal fields opened while their
+    key exists: the copy a data subject asking for access receives."""
+    customer_id = _known(ledger, customer_id)
+    customer = ledger.customer(customer_id)
+    events = [{"type": event.event_type, **record} for event, record in _history(ledger, customer_id)]
+    return {"customer_id": customer_id, "erased": bool(customer and customer.erased), "events": events}
+
+
+def _known(ledger: Ledger, customer_id: str) -> str:
+    check_text({"customer_id": customer_id})
+    customer_id = normal_customer_id(customer_id)
+    if not customer_id:
+        raise InputError("the customer id is empty (white space and invisible characters do not count)")
+    if ledger.customer(customer_id) is None and ledger.data_key(customer_id) is None:
+        raise InputError(f"no customer {customer_id!r} is recorded in {ledger.settings.store_shown}")
+    return customer_id
+
+
+def _history(ledger: Ledger, customer_id: str) -> list[tuple[Recorded, dict[str, Any]]]:
+    found = []
+    for stored in ledger.recorder.select_events(customer_uuid(customer_id)):
+        event = ledger.mapper.to_domain_event(stored)
+        if isinstance(event, Recorded):
+            found.append((event, ledger.opened(stored.state)[1]))
+    return found

@@ -25,13 +25,15 @@ from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
 
 from ledger.contract.codec import Codec, default_codec
+from ledger.contract.sealing import SEALED
+from ledger.write.key_table import PostgresKeyTable, SQLiteKeyTable
 
 EventIdRow = tuple[str, str, str, str | None, str]
 """``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
 same fact sent again under its own event_id from another fact under a reused one."""
 
 
-FINGERPRINT_FORMAT = "v2:"
+FINGERPRINT_FORMAT = "v3:"
 """The prefix of fingerprints made by `fingerprint`; rows of an older format are made again
 from their events when the store is opened (`_legacy_fingerprints`)."""
 
@@ -42,11 +44,18 @@ def fingerprint(data: bytes, codec: Codec) -> str:
     that are empty or hold their schema's default, with the keys of every record and map in
     order. The same fact sent again with its fields in another order, a default spelt out, or
     after a schema version added a field with a default, has the same fingerprint; a fact of
-    another type with the same fields has another."""
+    another type with the same fields has another.
+
+    Personal fields are left out (and so is their sealed form, which differs at each sealing):
+    a digest of them would outlive the customer's erasure, and let anyone with a guess of their
+    name confirm it. A fact that differs from one recorded under its event id only in personal
+    data is therefore taken as sent again."""
     event_type, record = codec.decode(data)
-    defaults = codec.newest(event_type).defaults
+    newest = codec.newest(event_type)
+    left_out = {"recorded_at", SEALED, *newest.personal}
+    defaults = newest.defaults
     said = {k: v for k, v in record.items()
-            if k != "recorded_at" and v is not None and not (k in defaults and v == defaults[k])}
+            if k not in left_out and v is not None and not (k in defaults and v == defaults[k])}
     text = repr((event_type, _canonical(said))).encode("utf-8", "surrogatepass")
     return FINGERPRINT_FORMAT + hashlib.blake2b(text, digest_size=16).hexdigest()
 
@@ -81,7 +90,7 @@ def _legacy_fingerprints(stored: Iterable[StoredEvent], legacy: set[str]) -> lis
     return [(row[4], row[0]) for row in _rows_from(stored) if row[0] in legacy]
 
 
-_LEGACY_ROWS = "SELECT event_id FROM {table} WHERE fingerprint <> '' AND substr(fingerprint, 1, 3) <> 'v2:'"
+_LEGACY_ROWS = "SELECT event_id FROM {table} WHERE fingerprint <> '' AND substr(fingerprint, 1, 3) <> 'v3:'"
 
 
 def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
@@ -94,14 +103,16 @@ def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
     return rows
 
 
-class SQLiteLedgerRecorder(SQLiteProcessRecorder):
+class SQLiteLedgerRecorder(SQLiteKeyTable, SQLiteProcessRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.event_ids_table = events_table_name.removesuffix("_events") + "_event_ids"
+        self.keys_table = events_table_name.removesuffix("_events") + "_keys"
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as c:
+            self.create_key_table(c)
             c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [self.event_ids_table])
             if c.fetchone():
                 c.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
@@ -127,6 +138,7 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
         self._insert_ids(c, kwargs.get("event_ids") or ())
+        self.write_keys(c, kwargs.get("keys") or (), kwargs.get("erased") or ())
         return returning
 
     def _insert_ids(self, c: Any, rows: Sequence[EventIdRow]) -> None:
@@ -153,7 +165,7 @@ class SQLiteLedgerRecorder(SQLiteProcessRecorder):
         return found
 
 
-class PostgresLedgerRecorder(PostgresProcessRecorder):
+class PostgresLedgerRecorder(PostgresKeyTable, PostgresProcessRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events",
                  tracking_table_name: str = "notification_tracking"):
         super().__init__(datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name)
@@ -161,11 +173,15 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
         self.check_identifier_length(name)
         self.event_ids_table = f'"{datastore.schema}"."{name}"'
         self.event_ids_name = f"{datastore.schema}.{name}"
+        keys = events_table_name.removesuffix("_events") + "_keys"
+        self.check_identifier_length(keys)
+        self.keys_table = f'"{datastore.schema}"."{keys}"'
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.event_ids_name])
+            self.create_key_table(curs)
             curs.execute("SELECT to_regclass(%s) AS found", [self.event_ids_name])
             row = curs.fetchone()
             if row and row["found"]:
@@ -206,7 +222,11 @@ class PostgresLedgerRecorder(PostgresProcessRecorder):
                 except psycopg.errors.PipelineAborted:
                     # The events' insert failed before this one (a customer's version taken by
                     # another writer): the pipeline's sync, next, raises that IntegrityError.
-                    pass
+                    return
+        try:
+            self.write_keys(curs, kwargs.get("keys") or (), kwargs.get("erased") or ())
+        except psycopg.errors.PipelineAborted:
+            return
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         if not event_ids and not pairs:
