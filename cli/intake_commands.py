@@ -190,13 +190,16 @@ def dlq_show(
     as_json: AsJson = False,
     kafka: Kafka = None,
     dlq_topic: DlqTopic = None,
+    data_dir: DataDir = None,
+    store: Store = None,
 ) -> None:
     """Show one dead letter: why it failed, where it came from, its headers and its value
-    (decoded if it can be, and as hex).
+    (decoded if it can be, and as hex). A value sealed for its customer is opened with their
+    key from the store (--store or --data-dir); once they are erased it stays sealed.
 
     Example: ledger dlq show 0:42 --kafka localhost:9092
     """
-    config = kafka_settings(kafka, dlq_topic=dlq_topic)
+    config = kafka_settings(kafka, dlq_topic=dlq_topic, data_dir=data_dir, store=store)
     (letter,) = dlq.get(config, [dlq.parse_position(position)])
     print_mapping(dlq.readable(config, letter).describe(), as_json)
 
@@ -219,15 +222,19 @@ def dlq_redrive(
     kafka: Kafka = None,
     intake_topic: IntakeTopic = None,
     dlq_topic: DlqTopic = None,
+    data_dir: DataDir = None,
+    store: Store = None,
 ) -> None:
     """Publish dead letters back to the intake topic, bytes and headers as they arrived.
 
     Use it once the cause is fixed (a schema version deployed, a clock corrected). A fact
-    that was re-driven before is recorded once, however often it is re-driven.
+    that was re-driven before is recorded once, however often it is re-driven. A value
+    sealed for its customer is opened with their key from the store (--store or
+    --data-dir); a dead letter of a customer erased since is refused.
 
     Example: ledger dlq redrive 0:42 1:7 --kafka localhost:9092
     """
-    config = kafka_settings(kafka, intake_topic, dlq_topic)
+    config = kafka_settings(kafka, intake_topic, dlq_topic, data_dir=data_dir, store=store)
     if bool(positions) == every:
         raise typer.BadParameter("give PARTITION:OFFSET positions or --all, not both, not neither")
     if reason_contains is not None and not every:

@@ -31,7 +31,9 @@ runner = StrictRunner()
 def cli(settings: Settings, *args: str):
     return runner.invoke(
         app,
-        [*args, "--kafka", str(settings.kafka), "--dlq-topic", settings.dlq_topic],
+        [*args, "--kafka", str(settings.kafka), "--dlq-topic", settings.dlq_topic,
+         *(("--store", settings.store_url, "--data-dir", str(settings.data_dir))
+           if args[1] in ("show", "redrive") else ())],
         catch_exceptions=False,
     )
 
@@ -66,7 +68,9 @@ def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(
     assert "3 dead letters" in table.stderr
 
     position = rows[0]["position"]
-    shown = json.loads(cli(settings, "dlq", "show", position, "--json").stdout)
+    shown_out = cli(settings, "dlq", "show", position, "--json")
+    assert shown_out.exit_code == 0, shown_out.output
+    shown = json.loads(shown_out.stdout)
     assert shown["position"] == position
     assert shown["value_hex"].startswith("c301")
     assert shown["decoded"] is None and "unknown schema fingerprint" in shown["decode_error"]

@@ -65,7 +65,8 @@ def test_read_models_from_kafka_equal_the_embedded_ones(tmp_path: Path, kafka_br
     stats = Relay(embedded, ledger).run_once()
     assert stats.sent == ledger.head() > 2000
 
-    from_kafka = Settings(data_dir=tmp_path / "c", kafka=kafka_broker.bootstrap, ledger_topic=topic, batch_size=900)
+    from_kafka = Settings(data_dir=tmp_path / "c", kafka=kafka_broker.bootstrap, ledger_topic=topic, batch_size=900,
+                          store=embedded.store_url, master_key_file=embedded.master_key_path)
     project(from_kafka, AS_OF)
     expected = read_models(embedded.readmodel_path)
     assert len(expected["events"]) == ledger.head()
@@ -82,7 +83,13 @@ def test_the_cli_relays_and_projects_into_another_data_dir(
     assert demo.exit_code == 0, demo.output
     relayed = runner.invoke(app, ["relay", "--once", "--kafka", kafka_broker.bootstrap, "--data-dir", a], env=env)
     assert relayed.exit_code == 0, relayed.output
-    projected = runner.invoke(app, ["project", "--once", "--kafka", kafka_broker.bootstrap, "--data-dir", c], env=env)
+    elsewhere = str(tmp_path / "blind")
+    blind = runner.invoke(app, ["project", "--once", "--kafka", kafka_broker.bootstrap, "--data-dir", elsewhere],
+                          env=env)
+    assert blind.exit_code != 0 and "give this process the ledger's store" in blind.output
+    # The projector reads customers' keys from the ledger's store, with its master key.
+    keys = {**env, "LEDGER_STORE": f"sqlite:///{a}/store.sqlite", "LEDGER_MASTER_KEY_FILE": f"{a}/master.key"}
+    projected = runner.invoke(app, ["project", "--once", "--kafka", kafka_broker.bootstrap, "--data-dir", c], env=keys)
     assert projected.exit_code == 0, projected.output
     for table in ("events", "customer_profile"):
         sql = f"SELECT * EXCLUDE (customer_id), customer_id FROM {table} ORDER BY ALL"
@@ -157,7 +164,8 @@ def test_a_kafka_projector_killed_mid_batch_ends_equal_to_a_clean_replay(
     Relay(source, ledger).run_once()
     target = tmp_path / "c"
     env = {**os.environ, "LEDGER_DATA_DIR": str(target), "LEDGER_KAFKA": kafka_broker.bootstrap,
-           "LEDGER_LEDGER_TOPIC": topic, "LEDGER_BATCH_SIZE": "150"}
+           "LEDGER_LEDGER_TOPIC": topic, "LEDGER_BATCH_SIZE": "150",
+           "LEDGER_STORE": source.store_url, "LEDGER_MASTER_KEY_FILE": str(source.master_key_path)}
     command = cli("project", "--once", "--as-of", AS_OF.isoformat(), env=env)
 
     def position() -> int:
@@ -170,6 +178,7 @@ def test_a_kafka_projector_killed_mid_batch_ends_equal_to_a_clean_replay(
     assert any(0 < p < ledger.head() for p in killed_at), killed_at
     subprocess.run(command, env=env, check=True, capture_output=True)
 
-    clean = source.with_(data_dir=tmp_path / "clean", batch_size=100_000)
+    clean = source.with_(data_dir=tmp_path / "clean", batch_size=100_000, store=source.store_url,
+                         master_key_file=source.master_key_path)
     project(clean, AS_OF)
     assert read_models(target / "readmodels.duckdb") == read_models(clean.readmodel_path)

@@ -64,7 +64,7 @@ def clean_replay(h: Harness, path: Path, models: list | None = None) -> dict[str
     parked = {p for (p,) in h.rows("SELECT position FROM parked_events")}
     payloads = [n.state for n in h.ledger.notifications(0, 10_000) if n.id not in parked]
     with ReadModels(path, models, settings=h.settings) as replayed:
-        replayed.apply(RawDecoder(CODEC).table(payloads), "store", {"log": h.ledger.head()})
+        replayed.apply(RawDecoder(CODEC, KeyReader(h.settings)).table(payloads), "store", {"log": h.ledger.head()})
         replayed.refresh(AS_OF)
         return snapshot(replayed, without=frozenset({"parked_events"}))
 

@@ -40,7 +40,8 @@ def snapshot(path: Path) -> dict[str, list[tuple]]:
 
 def project_all(settings: Settings, ledger: Ledger, path: Path, batch_size: int) -> None:
     with ReadModels(path) as models:
-        projector = Projector(models, NotificationLogSource(ledger), batch_size=batch_size, keys=KeyReader(settings))
+        keys = KeyReader(ledger.settings)
+        projector = Projector(models, NotificationLogSource(ledger), batch_size=batch_size, keys=keys)
         projector.catch_up(NOW)
 
 

@@ -114,7 +114,13 @@ class Settings:
 
     @property
     def master_key_path(self) -> Path:
-        return self.privacy.master_key_file or self.data_dir / "master.key"
+        """The master key file: as set, else beside an SQLite store (so a command given
+        another --data-dir but the same store finds it), else in the data directory."""
+        if self.privacy.master_key_file is not None:
+            return self.privacy.master_key_file
+        if self.store.url is not None and self.store.url.startswith("sqlite:///"):
+            return Path(self.store.url[len("sqlite:///"):]).parent / "master.key"
+        return self.data_dir / "master.key"
 
     @property
     def readmodel_path(self) -> Path:

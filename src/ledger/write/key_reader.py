@@ -3,6 +3,10 @@
 A reader of its own on the store's key table (read-only on SQLite), asked once per batch for
 the customers in it, and keeping nothing between batches: a key deleted by an erasure is not
 served from a cache afterwards.
+
+A customer without a row was erased: their personal fields read null. A store that is not
+there at all is a mistake in the settings (a Kafka projector not given the ledger's store), and
+is said: otherwise every personal column would quietly read null.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ class KeyReader:
             return self._postgres_rows(wanted)
         path = Path(self._env["SQLITE_DBNAME"])
         if not path.exists():
-            return []
+            raise StoreError(self._missing(f"there is no store at {path}"))
         found: list[KeyRow] = []
         connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60)
         try:
@@ -63,11 +67,15 @@ class KeyReader:
                     f"WHERE customer_id IN ({', '.join('?' * len(chunk))})", chunk))
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
-                return []  # a store from before keys: nothing in it is sealed
+                raise StoreError(self._missing(f"the store at {path} keeps no customer keys")) from None
             raise StoreError(f"cannot read customer keys from {self.settings.store_shown}: {exc}") from exc
         finally:
             connection.close()
         return found
+
+    def _missing(self, what: str) -> str:
+        return (f"facts with sealed personal fields came in, and {what}: give this process the ledger's store "
+                "(--store or LEDGER_STORE) and master key (LEDGER_MASTER_KEY_FILE or LEDGER_MASTER_KEY)")
 
     def _postgres_rows(self, wanted: list[str]) -> list[KeyRow]:
         import psycopg
@@ -80,7 +88,8 @@ class KeyReader:
                 f'SELECT customer_id, master, wrapped FROM "{schema}"."{PG_KEYS_TABLE}" WHERE customer_id = ANY(%s)',
                 [wanted]).fetchall()
         except psycopg.errors.UndefinedTable:
-            return []
+            self.close()
+            raise StoreError(self._missing(f"{self.settings.store_shown} keeps no customer keys")) from None
         except psycopg.Error as exc:
             self.close()
             raise StoreError(f"cannot read customer keys from {self.settings.store_shown}: {exc}") from exc
