@@ -16,16 +16,15 @@ import json
 import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
+from benchmarks.pipeline import AS_OF  # noqa: E402
 from ledger.contract.sealing import new_data_key, personal_fields, seal, unseal  # noqa: E402
-
-AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def facts(count: int, customers: int, seed: int = 1):
@@ -73,7 +72,8 @@ def main() -> None:
     for _ in range(rounds):
         unseal(dict(sealed), personal, key)
     opening = (time.perf_counter() - started) / rounds
-    print(f"wrote {args.events:,} facts to {args.out}; seal {sealing * 1e6:.1f} µs, open {opening * 1e6:.1f} µs per fact")
+    print(f"wrote {args.events:,} facts to {args.out}; "
+          f"seal {sealing * 1e6:.1f} µs, open {opening * 1e6:.1f} µs per fact")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from ledger.contract.codec import Codec, default_codec
 from ledger.contract.facts import to_record
 from ledger.contract.rules import check_rules, normal_customer_id
 from ledger.contract.sealing import has_personal
-from ledger.errors import CustomerErasedError, LedgerError, StoreError, ValidationError
+from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.customer_keys import BatchKeys, CustomerKeys
 from ledger.write.domain import Customer, customer_uuid
@@ -233,8 +233,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
                 customer = self._customer(record["customer_id"], touched)
-                if customer.erased:
-                    raise CustomerErasedError(customer.customer_id)
+                customer.refuse_if_erased()
                 sealed = self._sealed(event_type, record, customer, keys)
                 data = self.codec.encode(event_type, sealed, checked=True)
                 if len(data) > max_bytes:

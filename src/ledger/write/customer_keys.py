@@ -8,6 +8,7 @@ the transaction that deleted it commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -37,9 +38,7 @@ class CustomerKeys:
     recorder: Any
     _keyring: Keyring | None
     _data_keys: dict[UUID, bytes]
-
-    def customer(self, customer_id: str) -> Customer | None:
-        raise NotImplementedError
+    customer: Callable[[str], Customer | None]
 
     def _sealed(self, event_type: str, record: dict[str, Any], customer: Customer, keys: BatchKeys) -> dict[str, Any]:
         """`record` with its personal fields sealed under the customer's data key (made now

@@ -87,9 +87,13 @@ class Customer:
 
     Snapshot = CustomerSnapshot
 
-    def record(self, event_type: str, record: dict[str, Any], data: bytes) -> Recorded:
+    def refuse_if_erased(self) -> None:
+        """Nothing more is accepted about an erased customer (asked before their key is made)."""
         if self.erased:
             raise CustomerErasedError(self.customer_id)
+
+    def record(self, event_type: str, record: dict[str, Any], data: bytes) -> Recorded:
+        self.refuse_if_erased()
         event = Recorded(self.id, self.version + 1, event_type, record, data)
         event.mutate(self)
         self._pending.append(event)

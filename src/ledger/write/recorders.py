@@ -90,7 +90,8 @@ def _legacy_fingerprints(stored: Iterable[StoredEvent], legacy: set[str]) -> lis
     return [(row[4], row[0]) for row in _rows_from(stored) if row[0] in legacy]
 
 
-_LEGACY_ROWS = "SELECT event_id FROM {table} WHERE fingerprint <> '' AND substr(fingerprint, 1, 3) <> 'v3:'"
+_LEGACY_ROWS = ("SELECT event_id FROM {table} WHERE fingerprint <> '' "
+                f"AND substr(fingerprint, 1, {len(FINGERPRINT_FORMAT)}) <> '{FINGERPRINT_FORMAT}'")
 
 
 def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:

@@ -61,5 +61,3 @@ def new_key_text() -> str:
     """A new master key, as a key file holds it."""
     return MasterKey.generate().text()
 
-
-__all__ = ["Rotation", "SettingsError", "new_key_text", "rotate"]
