@@ -3,6 +3,8 @@ must fit (schemas)."""
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Annotated
 
 import typer
@@ -83,22 +85,25 @@ def erase(
     if dry_run:
         ledger = Ledger(config)
         try:
-            rows = unreadable_after_erasure(ledger, customer_id)
+            kept_as, rows = unreadable_after_erasure(ledger, customer_id)
         finally:
             ledger.close()
         print_rows(["event_id", "event_type", "occurred_at", "personal_fields"],
                    [(r["event_id"], r["event_type"], r["occurred_at"], ", ".join(r["personal_fields"])) for r in rows],
-                   as_json, title=f"erasing {printable(customer_id)} makes these unreadable")
+                   as_json, title=f"erasing {kept_as} makes these unreadable")
         return
     with recording(config, then_project=not no_project):
         ledger = Ledger(config)
         erasure = erase_customer(ledger, customer_id, reason)
-        if erasure.already:
-            out.print(f"{erasure.customer_id} was already erased", highlight=False, markup=False)
-            return
-        out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
-                  highlight=False, markup=False)
-        if not no_project:
+        if as_json:
+            sys.stdout.write(json.dumps({"customer_id": erasure.customer_id, "event_id": erasure.event_id,
+                                         "already_erased": erasure.already}, ensure_ascii=False) + "\n")
+        elif erasure.already:
+            out.print(f"{erasure.customer_id} was already erased", soft_wrap=True)
+        else:
+            out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
+                      soft_wrap=True)
+        if not erasure.already and not no_project:
             project_if_embedded(config, ledger)
 
 

@@ -41,17 +41,44 @@ _NON_NEGATIVE = {
 _CURRENCY_FIELDS = {"PurchaseMade", "PurchaseRefunded"}
 
 
+_IGNORABLE = frozenset(
+    [0x034F, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x3164, 0xFFA0, *range(0x180B, 0x1810), *range(0xFE00, 0xFE10)]
+)
+"""Default-ignorable code points outside category Cf (a combining grapheme joiner, Hangul
+fillers, variation selectors): invisible, so an id holding one looks like one without."""
+
+
+def _invisible(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf" or ord(ch) in _IGNORABLE or 0xE0100 <= ord(ch) <= 0xE01EF
+
+
 def normal_customer_id(value: Any) -> Any:
-    """A customer id as the ledger keeps it: one Unicode form (NFKC: a full-width ``Ｃ１`` is
-    ``C1``), without invisible format characters (zero-width spaces, bidi marks) and without
-    white space at either end. Ids that differ only in these are one customer, so an erased
-    customer cannot come back as ``"C1 "``. Anything but a string is left for the checks."""
+    """A customer id as the ledger keeps it: without invisible characters (zero-width spaces,
+    bidi marks, joiners, fillers), in one Unicode form (NFKC: a full-width ``Ｃ１`` is ``C1``,
+    ``e`` and a combining accent are ``é``), without white space at either end. Ids that differ
+    only in these are one customer, so an erased customer cannot come back as ``"C1 "``.
+
+    Normalising a normal id gives it back unchanged: the invisible characters go before NFKC
+    composes what they separated. Anything but a string is left for the checks."""
     if not isinstance(value, str):
         return value
-    text = unicodedata.normalize("NFKC", value)
-    if not text.isascii():
-        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return text.strip()
+    if not value.isascii():
+        value = "".join(ch for ch in value if not _invisible(ch))
+        value = unicodedata.normalize("NFKC", value)
+        value = "".join(ch for ch in value if not _invisible(ch))  # NFKC can make one (rarely)
+    return value.strip()
+
+
+def check_customer_id(customer_id: Any) -> None:
+    """ValidationError unless `customer_id` (normalised) can be a customer's id: text, not
+    empty, not too long, without control characters (a NUL, a line break, NEL inside it)."""
+    if not isinstance(customer_id, str) or not customer_id.strip():
+        raise ValidationError("customer_id", "must not be empty (white space and invisible characters do not count)")
+    if len(customer_id) > MAX_CUSTOMER_ID_LEN:
+        raise ValidationError("customer_id", f"longer than {MAX_CUSTOMER_ID_LEN} characters")
+    control = next((ch for ch in customer_id if unicodedata.category(ch) == "Cc"), None)
+    if control is not None:
+        raise ValidationError("customer_id", f"must not contain control characters (U+{ord(control):04X})")
 
 
 def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_future: timedelta) -> None:
@@ -59,13 +86,12 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
     if record.get("sealed") is not None:
         raise ValidationError("sealed", "is written by the ledger only (it seals the personal fields itself); "
                                         "send the personal fields in clear, over a protected connection")
-    customer_id = record.get("customer_id")
-    if not isinstance(customer_id, str) or not customer_id.strip():
-        raise ValidationError("customer_id", "must not be empty")
-    if len(customer_id) > MAX_CUSTOMER_ID_LEN:
-        raise ValidationError("customer_id", f"longer than {MAX_CUSTOMER_ID_LEN} characters")
+    check_customer_id(record.get("customer_id"))
     if not record.get("source"):
         raise ValidationError("source", "must not be empty")
+    for name in ("source", "source_event_id"):  # kept as text in the store's index of event ids
+        if "\x00" in (record.get(name) or ""):
+            raise ValidationError(name, "must not contain a NUL character (U+0000)")
     if record["occurred_at"] > now + max_future:
         raise ValidationError(
             "occurred_at", f"{record['occurred_at'].isoformat()} is more than {max_future} in the future"

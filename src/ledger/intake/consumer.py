@@ -50,7 +50,7 @@ from kafka.errors import KafkaError as ClientError
 
 from ledger.contract.rules import normal_customer_id
 from ledger.errors import LedgerError, SchemaError
-from ledger.intake.dead_letters import dead_letter
+from ledger.intake.dead_letters import Sealing, dead_letter
 from ledger.intake.decode import intake_fact
 from ledger.intake.positions import Positions
 from ledger.kafka.clients import (
@@ -239,7 +239,7 @@ class Intake:
         self.stats.dead_letters += self._dead_letters.send_all(
             dead_letter(r, e, now, self._sealing(r)) for r, e in dead)
 
-    def _sealing(self, record: ConsumerRecord) -> tuple[str, bytes | None] | None:
+    def _sealing(self, record: ConsumerRecord) -> Sealing | None:
         """Whose key seals a dead letter: the customer its bytes name, or its key does."""
         try:
             customer_id = normal_customer_id(self.ledger.codec.decode(record.value or b"")[1]["customer_id"])

@@ -34,7 +34,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
 from ledger.contract.codec import Codec, default_codec
-from ledger.contract.sealing import open_bytes, seal_bytes
+from ledger.contract.sealing import Key, open_bytes, seal_bytes
 from ledger.errors import LedgerError
 from ledger.kafka.clients import (
     EVENT_TYPE_HEADER,
@@ -74,7 +74,7 @@ class DeadLetterErased(LedgerError):
 
 
 Keys = Callable[[list[str]], dict[str, bytes]]
-Sealing = tuple[str, "bytes | None"]
+Sealing = tuple[str, "Key | None"]
 """``(customer_id, data key or None when erased)``."""
 
 

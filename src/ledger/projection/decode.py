@@ -16,7 +16,7 @@ import fastavro
 import pyarrow as pa
 
 from ledger.contract.codec import HEADER_LEN, Codec
-from ledger.contract.sealing import SEALED, SealError, unseal
+from ledger.contract.sealing import SEALED, SealError, cipher, unseal
 from ledger.errors import SchemaError
 
 Keys = Callable[[list[str]], dict[str, bytes]]
@@ -132,7 +132,7 @@ class RawDecoder:
         """Open the sealed personal fields of `records` in place, with the keys of their
         customers (one lookup for the batch); per record, why it could not be opened, if so."""
         sealed = [r["customer_id"] for r in records if r.get(SEALED) is not None]
-        keys = self.keys(sealed) if sealed and self.keys is not None else {}
+        keys = {c: cipher(k) for c, k in self.keys(sealed).items()} if sealed and self.keys is not None else {}
         failed: list[str | None] = []
         for record in records:
             try:

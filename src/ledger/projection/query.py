@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
-import tempfile
 import threading
 import time
 from datetime import datetime
@@ -15,6 +14,7 @@ from typing import Any
 import duckdb
 
 from ledger.errors import QueryRefusedError, ReadModelError
+from ledger.projection.publish import scratch_folder
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
@@ -152,8 +152,8 @@ def query(
         return _query(path, sql, timeout_s)
     if not path.exists():
         open_for_reading(path)  # raises the "no read models yet" error
-    with tempfile.TemporaryDirectory(prefix="ledger-as-of-") as scratch:
-        copy = Path(scratch) / path.name
+    with scratch_folder(path.parent) as scratch:
+        copy = scratch / path.name
         shutil.copyfile(path, copy)
         try:
             with ReadModels(copy, settings=settings) as models:

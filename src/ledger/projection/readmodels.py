@@ -20,7 +20,7 @@ import pyarrow as pa
 from ledger.errors import ReadModelError, SegmentError
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.parked import ParkedEvent, is_content_error, parked_table
-from ledger.projection.publish import publish_copy
+from ledger.projection.publish import publish_copy, remove_abandoned_copies
 from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
 from ledger.settings import Settings
 
@@ -88,6 +88,7 @@ class ReadModels:
         self.con.close()
         os.replace(scratch, self.path)
         self.con = self._connect()
+        remove_abandoned_copies(self.path.parent)
         return True
 
     def identity(self, source: str) -> str | None:

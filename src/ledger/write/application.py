@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
@@ -101,8 +102,8 @@ class Ledger(CustomerKeys, Application[UUID]):
                 )
             self._turns = WriteTurns(settings.store_url)
             self._keyring: Keyring | None = None
-            self._data_keys: dict[UUID, bytes] = {}
-            """Unwrapped data keys of customers this writer has seen, by aggregate id."""
+            self._data_keys: dict[UUID, AESGCM] = {}
+            """Ciphers of the data keys of customers this writer has seen, by aggregate id."""
             self._head_written = -1
             """The log's head after this writer's last save, -1 before its first turn."""
         except (PersistenceError, sqlite3.Error, OSError) as exc:
@@ -261,9 +262,11 @@ class Ledger(CustomerKeys, Application[UUID]):
     def _known(
         self, records: list[dict[str, Any]]
     ) -> tuple[dict[str, EventIdRow], dict[tuple[str, str], EventIdRow]]:
-        ids = list({str(r.get("event_id")) for r in records})
+        # Text with a NUL is refused by the rules; PostgreSQL cannot even look it up.
+        ids = [i for i in {str(r.get("event_id")) for r in records} if "\x00" not in i]
         pairs = list({(r["source"], r["source_event_id"]) for r in records
-                      if isinstance(r.get("source"), str) and isinstance(r.get("source_event_id"), str)})
+                      if isinstance(r.get("source"), str) and isinstance(r.get("source_event_id"), str)
+                      and "\x00" not in r["source"] + r["source_event_id"]})
         found = self.recorder.find(ids, pairs)  # type: ignore[attr-defined]
         return {row[0]: row for row in found}, {(row[2], row[3]): row for row in found if row[3] is not None}
 

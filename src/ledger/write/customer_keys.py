@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from ledger.contract.rules import normal_customer_id
-from ledger.contract.sealing import SEALED, has_personal, new_data_key, seal, unseal
+from ledger.contract.sealing import SEALED, cipher, has_personal, new_data_key, seal, unseal
 from ledger.errors import StoreError
 from ledger.write.domain import Customer, customer_uuid
 from ledger.write.keys import Keyring, KeyRow, master_keys
@@ -26,7 +28,7 @@ KEYS_CACHED_AT_MOST = 200_000
 class BatchKeys:
     """The key work of one batch: keys made for customers who had none, customers erased."""
 
-    new: dict[UUID, tuple[KeyRow, bytes]] = field(default_factory=dict)
+    new: dict[UUID, tuple[KeyRow, AESGCM]] = field(default_factory=dict)
     erased: list[UUID] = field(default_factory=list)
 
 
@@ -37,7 +39,7 @@ class CustomerKeys:
     codec: Any
     recorder: Any
     _keyring: Keyring | None
-    _data_keys: dict[UUID, bytes]
+    _data_keys: dict[UUID, AESGCM]
     customer: Callable[[str], Customer | None]
 
     def _sealed(self, event_type: str, record: dict[str, Any], customer: Customer, keys: BatchKeys) -> dict[str, Any]:
@@ -50,8 +52,9 @@ class CustomerKeys:
             return seal(record, personal, b"")
         key = self._data_keys.get(customer.id) or keys.new.get(customer.id, (None, None))[1]
         if key is None:
-            key = new_data_key()
-            keys.new[customer.id] = (self.keyring.wrap(customer.customer_id, key), key)
+            made = new_data_key()
+            key = cipher(made)
+            keys.new[customer.id] = (self.keyring.wrap(customer.customer_id, made), key)
         return seal(record, personal, key)
 
     def opened(self, data: bytes) -> tuple[str, dict[str, Any]]:
@@ -68,7 +71,7 @@ class CustomerKeys:
         if len(self._data_keys) > KEYS_CACHED_AT_MOST:
             self._data_keys.clear()
         for row in self.recorder.select_keys(wanted):  # type: ignore[attr-defined]
-            self._data_keys[customer_uuid(row[0])] = self.keyring.unwrap(row)
+            self._data_keys[customer_uuid(row[0])] = cipher(self.keyring.unwrap(row))
 
     @property
     def keyring(self) -> Keyring:
@@ -79,8 +82,9 @@ class CustomerKeys:
         """The master keys of this process, read (or made) the first time they are needed,
         and checked against the store's: a process with another master key is refused."""
         if self._keyring is None:
-            keyring = Keyring(master_keys(self.settings))
             found = self.recorder.a_master()
+            # A store that holds keys already needs its own master key: none is made for it.
+            keyring = Keyring(master_keys(self.settings, create=found is None, wrapping=found))
             if found is not None and found not in keyring.masters:
                 raise StoreError(keyring.unknown_master(found))
             self._keyring = keyring
@@ -102,7 +106,7 @@ class CustomerKeys:
         self._keyring = None
         self._data_keys.clear()
 
-    def data_key(self, customer_id: str, *, create: bool = False) -> bytes | None:
+    def data_key(self, customer_id: str, *, create: bool = False) -> AESGCM | None:
         """A customer's data key; None once they are erased (or, without `create`, if they
         have none). With `create`, one is made and kept for a customer who has none (a dead
         letter of a customer not recorded yet is sealed under it)."""
@@ -115,7 +119,7 @@ class CustomerKeys:
         if not create or (customer is not None and customer.erased):
             return None
         row = self.recorder.add_key(self.keyring.wrap(customer_id, new_data_key()))  # type: ignore[attr-defined]
-        self._data_keys[aggregate_id] = self.keyring.unwrap(row)
+        self._data_keys[aggregate_id] = cipher(self.keyring.unwrap(row))
         return self._data_keys[aggregate_id]
 
     def _keep_keys(self, keys: BatchKeys, touched: dict[UUID, Customer]) -> None:

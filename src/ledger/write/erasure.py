@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.contract.facts import check_text
-from ledger.contract.rules import normal_customer_id
+from ledger.contract.rules import check_customer_id, normal_customer_id
 from ledger.contract.sealing import SEALED
-from ledger.errors import InputError
+from ledger.errors import InputError, ValidationError
 from ledger.write.application import Ledger
 from ledger.write.domain import Recorded, customer_uuid
 
@@ -49,18 +49,22 @@ def erase(ledger: Ledger, customer_id: str, reason: str | None = None) -> Erasur
     return Erasure(customer_id, None if outcome.status == "duplicate" else outcome.event_id)
 
 
-def unreadable_after_erasure(ledger: Ledger, customer_id: str) -> list[dict[str, Any]]:
-    """What erasing the customer makes unreadable: each event of theirs that holds personal
-    data, with the names of those fields (the values are not shown)."""
+def unreadable_after_erasure(ledger: Ledger, customer_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The customer's id as the ledger keeps it, and what erasing them makes unreadable: each
+    event of theirs that holds personal data, with the names of those fields (the values are
+    not shown). Nothing, for a customer erased already."""
     customer_id = _known(ledger, customer_id)
-    rows = []
+    rows: list[dict[str, Any]] = []
+    customer = ledger.customer(customer_id)
+    if customer is not None and customer.erased:
+        return customer_id, rows
     for event, record in _history(ledger, customer_id):
         personal = ledger.codec.newest(event.event_type).personal
         held = [name for name in personal if record.get(name) is not None]
         if held or event.record.get(SEALED) is not None:
             rows.append({"event_id": str(record["event_id"]), "event_type": event.event_type,
                          "occurred_at": record["occurred_at"], "personal_fields": held})
-    return rows
+    return customer_id, rows
 
 
 def history(ledger: Ledger, customer_id: str) -> dict[str, Any]:
@@ -75,8 +79,10 @@ def history(ledger: Ledger, customer_id: str) -> dict[str, Any]:
 def _known(ledger: Ledger, customer_id: str) -> str:
     check_text({"customer_id": customer_id})
     customer_id = normal_customer_id(customer_id)
-    if not customer_id:
-        raise InputError("the customer id is empty (white space and invisible characters do not count)")
+    try:
+        check_customer_id(customer_id)
+    except ValidationError as error:
+        raise InputError(f"not a customer id: {error}") from None
     if ledger.customer(customer_id) is None and ledger.data_key(customer_id) is None:
         raise InputError(f"no customer {customer_id!r} is recorded in {ledger.settings.store_shown}")
     return customer_id

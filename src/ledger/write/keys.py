@@ -80,6 +80,7 @@ def write_key_file(path: Path, key: MasterKey) -> bool:
             out.flush()
             os.fsync(out.fileno())
         os.link(temporary, path)
+        sync_directory(path.parent)  # the new name survives a power cut, as the keys it wraps do
         return True
     except FileExistsError:
         return False
@@ -88,20 +89,30 @@ def write_key_file(path: Path, key: MasterKey) -> bool:
             temporary.unlink()
 
 
-def master_keys(settings: Settings, *, create: bool = True) -> list[MasterKey]:
+def sync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def master_keys(settings: Settings, *, create: bool = True, wrapping: str | None = None) -> list[MasterKey]:
     """The master keys this process can unwrap with, the one that wraps new keys first.
 
     With no key in the settings and no file at the default place, one is made there (0600)
     and the ledger says so on stderr: it is the one thing a backup of the data cannot replace.
-    A reader (`create` false) never makes one.
+    A reader (`create` false), or the writer of a store whose keys are wrapped already (by the
+    master key `wrapping`), never makes one.
     """
     if settings.privacy.master_key is not None:
         return [MasterKey.parse(settings.privacy.master_key.value, "LEDGER_MASTER_KEY")]
     path = settings.master_key_path
     if not path.exists():
         if settings.privacy.master_key_file is not None or not create:
-            raise SettingsError(f"no master key file at {path} (LEDGER_MASTER_KEY_FILE); "
-                                "`ledger keys new > FILE` makes one")
+            held = f"; the store's keys are wrapped by master key {wrapping}" if wrapping else ""
+            raise SettingsError(f"no master key file at {path} (LEDGER_MASTER_KEY_FILE){held}; give this process "
+                                "the ledger's master key (`ledger keys new > FILE` makes a new one)")
         if write_key_file(path, MasterKey.generate()):
             print(f"ledger: made a new master key in {path} (mode 0600). Personal data is sealed under keys it "
                   "wraps: keep a copy of it apart from the data, and give every process of this ledger the same one.",
