@@ -37,7 +37,6 @@ from eventsourcing.utils import Environment
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.facts import to_record
 from ledger.contract.rules import check_rules, normal_customer_id
-from ledger.contract.sealing import has_personal
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.customer_keys import BatchKeys, CustomerKeys
@@ -222,7 +221,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                    for index, (_, given) in enumerate(facts)]
         by_id, by_pair = self._known(records)
         self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
-                         if isinstance(r["customer_id"], str) and has_personal(r, self.codec.newest(t).personal)])
+                         if isinstance(r["customer_id"], str) and self.codec.newest(t).personal])
         for (event_type, _), record in zip(facts, records, strict=True):
             try:
                 check_rules(event_type, record, now, max_future)
