@@ -36,7 +36,7 @@ __all__ = [
     "read_json_lines",
 ]
 
-CHUNK = 2000
+CHUNK = 10_000
 CHUNK_BYTES = 16 * 1024 * 1024
 KEEP_REJECTIONS = 10_000
 MAX_REASON = 1000

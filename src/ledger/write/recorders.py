@@ -137,7 +137,18 @@ class SQLiteLedgerRecorder(SQLiteKeyTable, SQLiteProcessRecorder):
         return [StoredEvent(r[0], r[1], r[2], r[3]) for r in c.fetchall()]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        returning = super()._insert_events(c, stored_events, **kwargs)
+        """All the events in one ``executemany`` (eventsourcing's own executes one per event
+        to read back its rowid: 40 % of a batch's insert). Within one write transaction new
+        rowids follow each other, so the last one gives them all."""
+        c.executemany(self.insert_events_statement, [
+            (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+             s.originator_version, s.topic, s.state) for s in stored_events
+        ])
+        returning: list[int] = []
+        if stored_events:
+            c.execute("SELECT last_insert_rowid()")
+            last = c.fetchone()[0]
+            returning = list(range(last - len(stored_events) + 1, last + 1))
         self._insert_ids(c, kwargs.get("event_ids") or ())
         self.write_keys(c, kwargs.get("keys") or (), kwargs.get("erased") or ())
         return returning
@@ -145,6 +156,17 @@ class SQLiteLedgerRecorder(SQLiteKeyTable, SQLiteProcessRecorder):
     def _insert_ids(self, c: Any, rows: Sequence[EventIdRow]) -> None:
         if rows:
             c.executemany(f"INSERT INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", list(rows))
+
+    def existing(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        """Those of `aggregate_ids` that have an event in the store."""
+        found: set[UUID] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(aggregate_ids), _LOOKUP_CHUNK):
+                chunk = [i.hex for i in aggregate_ids[start : start + _LOOKUP_CHUNK]]
+                c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({', '.join('?' * len(chunk))})", chunk)
+                found.update(UUID(row[0]) for row in c.fetchall())
+        return found
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         """The recorded rows with one of `event_ids`, or one of the ``(source,
@@ -228,6 +250,12 @@ class PostgresLedgerRecorder(PostgresKeyTable, PostgresProcessRecorder):
             self.write_keys(curs, kwargs.get("keys") or (), kwargs.get("erased") or ())
         except psycopg.errors.PipelineAborted:
             return
+
+    def existing(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f'SELECT DISTINCT originator_id FROM "{self.datastore.schema}".'
+                         f'"{self.events_table_name}" WHERE originator_id = ANY(%s)', [list(aggregate_ids)])
+            return {UUID(str(r["originator_id"])) for r in curs.fetchall()}
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         if not event_ids and not pairs:
