@@ -42,7 +42,27 @@ CREATE TABLE events (
 );
 
 -- section: apply
-INSERT INTO events BY NAME SELECT * FROM batch_events;
+-- An event that arrives after its customer's erasure was applied (any arrival order) is stored
+-- without its personal data. Done as the batch is inserted (a few rows), not by an UPDATE of
+-- `events`, which found the batch's rows by scanning the whole timeline at every batch (2.3 s
+-- of a 1M-event replay). The batch itself is left as it came: the other models keep their own
+-- bookkeeping of it, and leave an erased customer's personal data out themselves.
+INSERT INTO events BY NAME
+SELECT * EXCLUDE (gone) REPLACE (
+    CASE WHEN gone THEN NULL ELSE name END AS name,
+    CASE WHEN gone THEN NULL ELSE email END AS email,
+    CASE WHEN gone THEN NULL ELSE phone END AS phone,
+    CASE WHEN gone THEN NULL ELSE city END AS city,
+    CASE WHEN gone THEN NULL ELSE birth_date END AS birth_date,
+    CASE WHEN gone THEN NULL ELSE attributes END AS attributes,
+    CASE WHEN gone THEN NULL ELSE reason END AS reason,
+    CASE WHEN gone THEN NULL ELSE agent_id END AS agent_id,
+    CASE WHEN gone THEN NULL ELSE comment END AS comment
+)
+FROM (
+    SELECT b.*, b.customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased') AS gone
+    FROM batch_events b
+);
 
 -- Erasure: the personal data of an erased customer leaves the timeline too. These are the
 -- columns of the fields the schemas mark "pii" (a test keeps them equal); their values come
@@ -52,10 +72,3 @@ INSERT INTO events BY NAME SELECT * FROM batch_events;
 UPDATE events SET name = NULL, email = NULL, phone = NULL, city = NULL, birth_date = NULL,
                   attributes = NULL, reason = NULL, agent_id = NULL, comment = NULL
 WHERE customer_id IN (SELECT customer_id FROM batch_events WHERE event_type = 'CustomerErased');
-
--- An event that arrives after its customer's erasure was applied (any arrival order) loses its
--- personal data too.
-UPDATE events SET name = NULL, email = NULL, phone = NULL, city = NULL, birth_date = NULL,
-                  attributes = NULL, reason = NULL, agent_id = NULL, comment = NULL
-WHERE event_id IN (SELECT event_id FROM batch_events)
-  AND customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased');

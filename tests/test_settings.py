@@ -26,6 +26,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_ACTIVE_DAYS": "20", "LEDGER_CHURN_DAYS": "40", "LEDGER_SEGMENTS_DIR": str(tmp_path),
         "LEDGER_MAX_FUTURE_S": "60", "LEDGER_MAX_EVENT_BYTES": "5000",
         "LEDGER_MASTER_KEY_FILE": str(tmp_path / "m.key"), "LEDGER_MASTER_KEY": "a2V5",
+        "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB",
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -39,6 +40,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     p = s.projection
     assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
         0.5, "GBP", 10, 20, 40)
+    assert (p.catch_up_batch_size, p.memory_limit) == (50_000, "512MB")
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     # Flat names of earlier versions still read.
@@ -58,6 +60,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_REFRESH_IDLE_S", "-1", r"refresh_idle_s \(LEDGER_REFRESH_IDLE_S\) must be 0 to"),
         ("LEDGER_REFRESH_IDLE_S", "1e300", "must be 0 to 31,622,400"),
         ("LEDGER_PARTITIONS", "1.5", "LEDGER_PARTITIONS must be a whole number"),
+        ("LEDGER_CATCH_UP_BATCH_SIZE", "0", r"catch_up_batch_size \(LEDGER_CATCH_UP_BATCH_SIZE\) must be 1 to"),
+        ("LEDGER_MEMORY_LIMIT", "lots", r"memory_limit \(LEDGER_MEMORY_LIMIT\) must be a size such as 512MB"),
+        ("LEDGER_MEMORY_LIMIT", "512MB; SET threads=1", "must be a size such as 512MB or 2GB"),
         ("LEDGER_REPORTING_CURRENCY", "eur", "reporting_currency must be an ISO 4217 code"),
         ("LEDGER_STORE", "mysql://x", r"store.url \(LEDGER_STORE\) must be sqlite:///PATH or postgresql://"),
         ("LEDGER_STORE", "postgresql://localhost:99999/x", r"store.url \(LEDGER_STORE\) is not a usable URL"),

@@ -43,7 +43,8 @@ def project(
         try:
             with ReadModels(settings.readmodel_path, settings=settings) as models:
                 projector = Projector(
-                    models, source, batch_size=settings.batch_size, publish_to=settings.published_path,
+                    models, source, batch_size=settings.batch_size,
+                    catch_up_batch_size=settings.projection.catch_up_batch_size, publish_to=settings.published_path,
                     keys=KeyReader(settings),
                 )
                 stats = projector.catch_up(as_of, progress=progress, stop=stop)
@@ -150,8 +151,9 @@ def _follow_until_reset(
     settings: Settings, clock: Clock, stop: threading.Event, source: Source, total: RunStats, idle_s: float
 ) -> None:
     with ReadModels(settings.readmodel_path, settings=settings) as models:
-        projector = Projector(models, source, batch_size=settings.batch_size, publish_to=settings.published_path,
-                              keys=KeyReader(settings))
+        projector = Projector(models, source, batch_size=settings.batch_size,
+                              catch_up_batch_size=settings.projection.catch_up_batch_size,
+                              publish_to=settings.published_path, keys=KeyReader(settings))
         refreshed_at = -math.inf
         while not stop.is_set():
             stats = projector.catch_up(clock(), stop=stop, finish=False)
@@ -196,9 +198,9 @@ def _replay(
     source = Deployment(settings).source(ledger)
     try:
         with ReadModels(scratch, settings=settings) as models:
-            stats = Projector(models, source, batch_size=settings.batch_size, keys=KeyReader(settings)).catch_up(
-                as_of, progress=progress
-            )
+            stats = Projector(models, source, batch_size=settings.batch_size,
+                              catch_up_batch_size=settings.projection.catch_up_batch_size,
+                              keys=KeyReader(settings)).catch_up(as_of, progress=progress)
     finally:
         source.close()
     _remove(Path(str(live) + ".wal"))

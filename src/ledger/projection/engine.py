@@ -60,10 +60,13 @@ class Projector:
         codec: Codec | None = None,
         publish_to: Path | None = None,
         keys: Keys | None = None,
+        catch_up_batch_size: int | None = None,
     ):
         self.models = models
         self.source = source
         self.batch_size = batch_size
+        self.catch_up_batch_size = max(batch_size, catch_up_batch_size or batch_size)
+        """The batch while at least that many events remain (ProjectionSettings)."""
         self.decoder = RawDecoder(codec or default_codec(), keys)
         self.publish_to = publish_to
 
@@ -87,8 +90,8 @@ class Projector:
         new, _ = self._apply(batch, decoded, as_of or datetime.now(UTC))
         return len(batch.payloads), new
 
-    def _fetch(self, positions: dict[str, int]) -> tuple[SourceBatch, DecodedBatch | None]:
-        batch = self.source.read(positions, self.batch_size)
+    def _fetch(self, positions: dict[str, int], size: int | None = None) -> tuple[SourceBatch, DecodedBatch | None]:
+        batch = self.source.read(positions, size or self.batch_size)
         return batch, self.decoder.batch(batch.payloads) if batch.payloads else None
 
     def _apply(self, batch: SourceBatch, decoded: DecodedBatch | None, as_of: datetime) -> tuple[int, int]:
@@ -159,8 +162,12 @@ class Projector:
         started = time.perf_counter()
         target = self.source.head()
         positions = self.positions()
+
+        def size(remaining: int) -> int:
+            return self.catch_up_batch_size if remaining >= self.catch_up_batch_size else self.batch_size
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetcher:
-            pending = fetcher.submit(self._fetch, positions)
+            pending = fetcher.submit(self._fetch, positions, size(lag(target, positions)))
             while True:
                 batch, decoded = pending.result()
                 read = len(batch.payloads)
@@ -171,7 +178,7 @@ class Projector:
                 if not done:
                     if read == 0:
                         time.sleep(0.05)  # a Kafka fetch can come back empty before the target
-                    pending = fetcher.submit(self._fetch, positions)
+                    pending = fetcher.submit(self._fetch, positions, size(remaining))
                 new, parked = self._apply(batch, decoded, as_of)
                 stats.new += new
                 stats.parked += parked

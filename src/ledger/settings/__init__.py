@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -190,9 +191,13 @@ class Settings:
             ("projection.refresh_idle_s", p.refresh_idle_s, 0, year),
             ("projection.new_days", p.new_days, 1, 36_600), ("projection.active_days", p.active_days, 1, 36_600),
             ("projection.churn_days", p.churn_days, 1, 36_600),
+            ("projection.catch_up_batch_size", p.catch_up_batch_size, 1, 1_000_000),
         ):
             if not low <= value <= high:
                 raise SettingsError(f"{self._named(where)} must be {low} to {high:,}, got {value:,}")
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", p.memory_limit, re.IGNORECASE):
+            raise SettingsError(f"{self._named('projection.memory_limit')} must be a size such as 512MB or 2GB, "
+                                f"got {p.memory_limit!r}")
         if not (0 < p.new_days and 0 < p.active_days < p.churn_days):
             raise SettingsError(
                 "lifecycle thresholds need 0 < new_days and 0 < active_days < churn_days, got "
