@@ -39,6 +39,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +124,8 @@ class Relay:
         self.generation = relay_generation(ledger, self.topic)
         self.acked: dict[int, int] = {}
         self._parking: Parking | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._ahead: tuple[int, Future[list[Notification]]] | None = None
 
     @property
     def tracking_name(self) -> str:
@@ -135,7 +138,7 @@ class Relay:
     def step(self) -> int:
         """Publish one batch after the stored position; return how many were read (sent or
         parked). Raises TopicResetError when Kafka's acks show the topic went backwards."""
-        notifications = self.ledger.notifications(self.position(), self.batch_size)
+        notifications = self._read(self.position())
         if not notifications:
             return 0
         sendable: list[tuple[Notification, Outgoing]] = []
@@ -145,6 +148,7 @@ class Relay:
                 sendable.append((n, (customer_key(n.state), n.state, [(EVENT_TYPE_HEADER, _event_type(n))])))
             except SchemaError as error:
                 refused[n.id] = f"cannot read the event's customer_id for its key: {error}"
+        self._read_ahead(notifications[-1].id)  # while Kafka acknowledges this batch
         delivery = self.producer.deliver([outgoing for _, outgoing in sendable])
         self.stats.producers = self.producer.built
         refused.update((sendable[index][0].id, reason) for index, reason in delivery.refused.items())
@@ -156,13 +160,40 @@ class Relay:
         if refused:
             self._park([n for n in notifications if n.id in refused], refused)
         self.parking.published(n.id for n, _ in sendable if n.id not in refused)
-        for partition, end in sorted(delivery.acked.items()):
-            self.ledger.recorder.insert_tracking(Tracking(f"{self.tracking_name}#{partition}", end))
-            self.acked[partition] = end
-        self.ledger.recorder.insert_tracking(Tracking(self.tracking_name, notifications[-1].id))
+        self.ledger.recorder.insert_trackings([  # the partitions' acks, then the position: one commit
+            *(Tracking(f"{self.tracking_name}#{partition}", end) for partition, end in sorted(delivery.acked.items())),
+            Tracking(self.tracking_name, notifications[-1].id),
+        ])
+        self.acked.update(delivery.acked)
         self.stats.sent += len(notifications) - len(refused)
         self.stats.batches += 1
         return len(notifications)
+
+    def _size(self, position: int) -> int:
+        """A batch: `batch_size`, or the projectors' catch-up batch while that far behind (a
+        batch's flush waits for its last acks, which larger batches pay less often)."""
+        catch_up = self.settings.projection.catch_up_batch_size
+        return catch_up if self.ledger.head() - position >= catch_up > self.batch_size else self.batch_size
+
+    def _read(self, position: int) -> list[Notification]:
+        """The batch after `position`: the one read ahead if it starts there, else read now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == position:
+            return ahead[1].result()
+        return self.ledger.notifications(position, self._size(position))
+
+    def _read_ahead(self, position: int) -> None:
+        """Read the batch after `position` in a thread while this one is sent; a step that
+        starts elsewhere (a failure, a reset) drops it."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-read")
+        self._ahead = (position, self._reader.submit(self.ledger.notifications, position, self._size(position)))
+
+    def _stop_reading(self) -> None:
+        self._ahead = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
 
     def run_once(self, *, from_start: bool = False) -> RelayStats:
         """Publish until the topic holds everything recorded when this call began."""
@@ -178,6 +209,7 @@ class Relay:
                     except TopicResetError as reset:
                         self.republish(str(reset))
             finally:
+                self._stop_reading()
                 self.producer.close()
                 self.stats.seconds += time.perf_counter() - started
         return self.stats
@@ -194,6 +226,7 @@ class Relay:
             try:
                 self._run(stop, idle_s, retry_s, from_start)
             finally:
+                self._stop_reading()
                 self.producer.close()
                 self.stats.seconds += time.perf_counter() - started
         return self.stats
