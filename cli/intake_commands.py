@@ -25,7 +25,7 @@ from ledger.cli.app import (
 )
 from ledger.intake import dead_letters as dlq
 from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
-from ledger.ops.projecting import projecting_alongside, recording
+from ledger.ops.projecting import project_if_embedded, recording
 from ledger.projection.parked import LISTED as PARKED_LISTED
 from ledger.projection.parked import parked_rows
 from ledger.projection.query import open_for_reading
@@ -110,16 +110,17 @@ def ingest_(
 
     with recording(config, then_project=not no_project):
         ledger = Ledger(config)
-        with projecting_alongside(config, ledger, enabled=not no_project) as saved:
-            with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
-                task = bar.add_task(printable(f"ingesting {file.name}"), total=facts.size)
-
-                def progress(_: IngestReport) -> None:
-                    bar.update(task, completed=facts.position())
-                    saved()
-
-                report: IngestReport = ingest(ledger, facts, progress=progress, on_rejection=show)
-            err.print(report.summary(), highlight=False)
+        with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task(printable(f"ingesting {file.name}"), total=facts.size)
+            report: IngestReport = ingest(
+                ledger,
+                facts,
+                progress=lambda _: bar.update(task, completed=facts.position()),
+                on_rejection=show,
+            )
+        err.print(report.summary(), highlight=False)
+        if not no_project:
+            project_if_embedded(config, ledger)
     if report.rejected_count:
         raise typer.Exit(EXIT_REJECTED)
 

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,49 +84,6 @@ def project_if_embedded(settings: Settings, ledger: Ledger) -> None:
     """After recording in embedded mode, bring the read models up to date (with Kafka, the
     projector following the topic does it)."""
     if Deployment(settings).projects_after_recording:
-        project(settings, datetime.now(UTC), ledger=ledger)
-
-
-@contextmanager
-def projecting_alongside(settings: Settings, ledger: Ledger, *, enabled: bool = True) -> Iterator[Callable[[], None]]:
-    """Around a command that records a lot (embedded): a projector in a thread of its own
-    applies what is saved so far while the rest is recorded, then, once the block is done, the
-    rest is projected, refreshed and published as `project_if_embedded` does. Applying a batch
-    is mostly DuckDB's work, which releases the GIL, so it runs on the second core beside the
-    recording. Yields `saved`, to call after each transaction; a failure of the projector is
-    raised when the block ends (what was recorded stays recorded)."""
-    if not enabled or not Deployment(settings).projects_after_recording:
-        yield lambda: None
-        return
-    saved, done = threading.Event(), threading.Event()
-    failure: list[BaseException] = []
-
-    def follow_saves() -> None:
-        source = Deployment(settings).source(ledger)
-        try:
-            with ReadModels(settings.readmodel_path, settings=settings) as models:
-                projector = Projector(models, source, batch_size=settings.batch_size,
-                                      catch_up_batch_size=settings.projection.catch_up_batch_size,
-                                      keys=KeyReader(settings))
-                while saved.wait() and not done.is_set():
-                    saved.clear()
-                    projector.catch_up(datetime.now(UTC), stop=done, finish=False)
-        except BaseException as exc:  # noqa: BLE001 - raised in the recording thread, below
-            failure.append(exc)
-        finally:
-            source.close()
-
-    thread = threading.Thread(target=follow_saves, name="project-alongside", daemon=True)
-    with writing(settings):
-        thread.start()
-        try:
-            yield saved.set
-        finally:
-            done.set()
-            saved.set()
-            thread.join()
-        if failure:
-            raise failure[0]
         project(settings, datetime.now(UTC), ledger=ledger)
 
 
