@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import Tracking
 
 from ledger.errors import CustomerErasedError, SchemaError, ValidationError
 from ledger.settings import Settings
@@ -221,3 +222,37 @@ def test_a_writer_waits_while_another_creates_the_tables_then_opens_the_store(se
         holder.close()  # releases the lock
     opener.join(timeout=60)
     assert len(opened) == 1 and opened[0].head() == 0
+
+
+def test_facts_and_their_upstream_position_commit_together(settings: Settings, fact: FactFactory) -> None:
+    app = Ledger(settings, clock=lambda: NOW)
+    first = fact("ContactLogged", source_event_id="up-1")
+    app.record_many([first], tracking=Tracking("intake#0", 7))
+    assert app.recorder.max_tracking_id("intake#0") == 7
+    app.record_many([first], tracking=Tracking("intake#0", 8))  # only a duplicate: the position still moves
+    assert app.recorder.max_tracking_id("intake#0") == 8 and app.head() == 1
+
+
+def test_a_writer_with_an_empty_cache_decides_on_what_the_store_holds(settings: Settings, fact: FactFactory) -> None:
+    app = Ledger(settings, clock=lambda: NOW)
+    app.record_many([fact("ContactLogged", customer_id=c) for c in ("C1", "C2", "C3")])
+    app.record(fact("ConsentChanged", customer_id="C2", purpose="profiling", granted=True))
+    app.record(fact("ConsentChanged", customer_id="C2", purpose="profiling", granted=False))
+    app.record(fact("ConsentChanged", customer_id="C2", purpose="marketing_email", granted=True))
+    app.record(fact("CustomerErased", customer_id="C3"))
+    ids = ("C1", "C2", "C3", "C4")
+    # The batch's customers, read in one query, are what replaying their events gives.
+    read = Ledger(settings, clock=lambda: NOW)._read_customers([{"customer_id": c} for c in ids])
+    replaying = Ledger(settings, clock=lambda: NOW)
+    replayed = replaying.repository
+    for customer_id in ids[:3]:
+        got, want = read[customer_uuid(customer_id)], replayed.get(customer_uuid(customer_id))
+        assert got is not None and (got.version, got.erased, got.consents) == (want.version, want.erased, want.consents)
+    assert read[customer_uuid("C2")].consents == {"profiling": False, "marketing_email": True}
+    assert read[customer_uuid("C3")].erased and read[customer_uuid("C4")] is None
+    # And a writer that starts cold decides on them: the erased one refused, versions follow on.
+    fresh = Ledger(settings, clock=lambda: NOW)
+    outcomes = fresh.record_many([fact("ContactLogged", customer_id=c) for c in ids])
+    assert [o.status for o in outcomes] == ["recorded", "recorded", "rejected", "recorded"]
+    versions = {n.originator_id: n.originator_version for n in fresh.notifications(0, 100)}
+    assert [versions[customer_uuid(c)] for c in ("C1", "C2", "C4")] == [2, 5, 1]

@@ -104,8 +104,8 @@ class Ledger(CustomerKeys, Application[UUID]):
             self._data_keys: dict[UUID, AESGCM] = {}
             """Ciphers of the data keys of customers this writer has seen, by aggregate id."""
             self._head_written = -1
-            self._absent: set[UUID] = set()
-            """Customers of the batch being decided that the store had no event of."""
+            self._read: dict[UUID, Customer | None] = {}
+            """The batch's customers read from the store (None: it has no event of them)."""
             """The log's head after this writer's last save, -1 before its first turn."""
         except (PersistenceError, sqlite3.Error, OSError) as exc:
             # sqlite3's own errors (a file that is not a database, a directory without write
@@ -231,7 +231,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                     "customer_id": normal_customer_id(given.get("customer_id"))}
                    for index, (_, given) in enumerate(facts)]
         by_id, by_pair = self._known(records)
-        self._absent = self._new_customers(records)
+        self._read = self._read_customers(records)
         self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
                          if isinstance(r["customer_id"], str) and self.codec.newest(t).personal])
         for (event_type, _), record in zip(facts, records, strict=True):
@@ -281,23 +281,33 @@ class Ledger(CustomerKeys, Application[UUID]):
         found = self.recorder.find(ids, pairs)  # type: ignore[attr-defined]
         return {row[0]: row for row in found}, {(row[2], row[3]): row for row in found if row[3] is not None}
 
-    def _new_customers(self, records: list[dict[str, Any]]) -> set[UUID]:
-        """The customers of `records` that the store has no event of (asked once for the
-        batch, not one lookup per customer) and the cache does not hold."""
+    def _read_customers(self, records: list[dict[str, Any]]) -> dict[UUID, Customer | None]:
+        """The customers of `records` that the cache lacks, read in one query for the batch
+        (None: the store has no event of them) instead of replaying each one's events: once
+        there were more customers than the cache holds, those lookups made recording a 3M-event
+        history five times slower than its first 100k."""
         cache = self.repository.cache
         held = cache.cache if isinstance(cache, LRUCache) else {}
-        ids = {customer_uuid(r["customer_id"]) for r in records if isinstance(r["customer_id"], str)}
-        unknown = [i for i in ids if i not in held]
+        wanted = {customer_uuid(r["customer_id"]): r["customer_id"] for r in records
+                  if isinstance(r["customer_id"], str)}
+        unknown = [i for i in wanted if i not in held]
         if not unknown:
-            return set()
-        return set(unknown) - self.recorder.existing(unknown)  # type: ignore[attr-defined]
+            return {}
+        read: dict[UUID, Customer | None] = dict.fromkeys(unknown)
+        for state in self.recorder.customer_states(unknown):  # type: ignore[attr-defined]
+            customer = Customer(state.id, wanted[state.id], version=state.version, erased=state.erased)
+            for data in state.consents:
+                _, consent = self.codec.decode(data)
+                customer.consents[consent["purpose"]] = consent["granted"]
+            read[state.id] = customer
+        return read
 
     def _customer(self, customer_id: str, touched: dict[UUID, Customer]) -> Customer:
         aggregate_id = customer_uuid(customer_id)
         if aggregate_id in touched:
             return touched[aggregate_id]
-        if aggregate_id in self._absent:
-            return Customer(aggregate_id, customer_id)
+        if aggregate_id in self._read:
+            return self._read[aggregate_id] or Customer(aggregate_id, customer_id)
         return self.customer(customer_id) or Customer(aggregate_id, customer_id)
 
     def customer(self, customer_id: str) -> Customer | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -36,6 +37,18 @@ same fact sent again under its own event_id from another fact under a reused one
 FINGERPRINT_FORMAT = "v3:"
 """The prefix of fingerprints made by `fingerprint`; rows of an older format are made again
 from their events when the store is opened (`_legacy_fingerprints`)."""
+
+
+@dataclass
+class CustomerState:
+    """What deciding about a customer needs, read for many customers in one query instead of
+    replaying each one's events: its version, whether a CustomerErased was recorded, and its
+    ConsentChanged events (encoded, in order)."""
+
+    id: UUID
+    version: int
+    erased: bool
+    consents: list[bytes] = field(default_factory=list)
 
 
 def fingerprint(data: bytes, codec: Codec) -> str:
@@ -80,6 +93,8 @@ def row_of(event_type: str, record: dict[str, Any], data: bytes, codec: Codec) -
 
 
 TOPIC_PREFIX = "ledger.events."
+_ERASED = TOPIC_PREFIX + "CustomerErased"
+_CONSENT = TOPIC_PREFIX + "ConsentChanged"
 _LOOKUP_CHUNK = 8000
 """Ids per SQLite lookup: below its 32,766 bound variables, pairs counting two."""
 
@@ -161,6 +176,8 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
             c.execute("SELECT last_insert_rowid()")
             last = c.fetchone()[0]
             returning = list(range(last - len(stored_events) + 1, last + 1))
+        if kwargs.get("tracking") is not None:  # what SQLiteProcessRecorder's own would do next
+            self._insert_tracking(c, kwargs["tracking"])
         self._insert_ids(c, kwargs.get("event_ids") or ())
         self.write_keys(c, kwargs.get("keys") or (), kwargs.get("erased") or ())
         return returning
@@ -169,16 +186,23 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
         if rows:
             c.executemany(f"INSERT INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", list(rows))
 
-    def existing(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
-        """Those of `aggregate_ids` that have an event in the store."""
-        found: set[UUID] = set()
+    def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
+        """What the store holds of these customers (those it has events of): see CustomerState."""
+        states: list[CustomerState] = []
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(aggregate_ids), _LOOKUP_CHUNK):
                 chunk = [i.hex for i in aggregate_ids[start : start + _LOOKUP_CHUNK]]
-                c.execute(f"SELECT DISTINCT originator_id FROM {self.events_table_name} "
-                          f"WHERE originator_id IN ({', '.join('?' * len(chunk))})", chunk)
-                found.update(UUID(row[0]) for row in c.fetchall())
-        return found
+                marks = ", ".join("?" * len(chunk))
+                c.execute(f"SELECT originator_id, max(originator_version), max(topic = ?) "
+                          f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) GROUP BY originator_id",
+                          [_ERASED, *chunk])
+                found = {row[0]: CustomerState(UUID(row[0]), row[1], bool(row[2])) for row in c.fetchall()}
+                c.execute(f"SELECT originator_id, state FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
+                          "AND topic = ? ORDER BY originator_id, originator_version", [*chunk, _CONSENT])
+                for row in c.fetchall():
+                    found[row[0]].consents.append(bytes(row[1]))
+                states.extend(found.values())
+        return states
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         """The recorded rows with one of `event_ids`, or one of the ``(source,
@@ -265,11 +289,19 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
         except psycopg.errors.PipelineAborted:
             return
 
-    def existing(self, aggregate_ids: Sequence[UUID]) -> set[UUID]:
+    def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
+        table = f'"{self.datastore.schema}"."{self.events_table_name}"'
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f'SELECT DISTINCT originator_id FROM "{self.datastore.schema}".'
-                         f'"{self.events_table_name}" WHERE originator_id = ANY(%s)', [list(aggregate_ids)])
-            return {UUID(str(r["originator_id"])) for r in curs.fetchall()}
+            curs.execute(f"SELECT originator_id, max(originator_version) AS version, bool_or(topic = %s) AS erased "
+                         f"FROM {table} WHERE originator_id = ANY(%s) GROUP BY originator_id",
+                         [_ERASED, list(aggregate_ids)])
+            found = {str(r["originator_id"]): CustomerState(UUID(str(r["originator_id"])), r["version"], r["erased"])
+                     for r in curs.fetchall()}
+            curs.execute(f"SELECT originator_id, state FROM {table} WHERE originator_id = ANY(%s) AND topic = %s "
+                         "ORDER BY originator_id, originator_version", [list(aggregate_ids), _CONSENT])
+            for r in curs.fetchall():
+                found[str(r["originator_id"])].consents.append(bytes(r["state"]))
+        return list(found.values())
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
         if not event_ids and not pairs:
