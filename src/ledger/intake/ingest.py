@@ -1,7 +1,7 @@
 """Record facts from files (JSON Lines, CSV): every valid row recorded, every bad row reported.
 
-Rows are recorded in chunks of `CHUNK` (one store transaction each), so memory stays bounded
-whatever the file's size: the chunk in hand, the counts, and the first `KEEP_REJECTIONS`
+Rows are recorded in chunks of `CHUNK`, or of ``batch_size`` if smaller (one store
+transaction each), so memory stays bounded whatever the file's size: the chunk in hand, the counts, and the first `KEEP_REJECTIONS`
 rejections (every one is also passed to `on_rejection` as it happens, in file order). A
 chunk also ends after `CHUNK_BYTES` of a file: a few thousand lines of megabytes each (to
 be refused as too large, most likely) would otherwise be held at once, some ten times their
@@ -87,6 +87,7 @@ def ingest(
     are recorded before the error propagates.
     """
     report = IngestReport()
+    size = min(CHUNK, ledger.settings.batch_size)  # a smaller LEDGER_BATCH_SIZE asks for smaller transactions
     chunk: list[tuple[int, TypedFact | str]] = []
     facts = 0
     position = lines.position if isinstance(lines, FactFile) else None
@@ -132,7 +133,7 @@ def ingest(
         chunk.append((number, converted))
         if not isinstance(converted, str):
             facts += 1
-        if facts >= CHUNK or len(chunk) >= 4 * CHUNK or (position and position() - chunk_start > CHUNK_BYTES):
+        if facts >= size or len(chunk) >= 4 * size or (position and position() - chunk_start > CHUNK_BYTES):
             flush()
             facts = 0
             chunk_start = position() if position else 0
