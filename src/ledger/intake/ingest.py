@@ -1,8 +1,9 @@
 """Record facts from files (JSON Lines, CSV): every valid row recorded, every bad row reported.
 
 Rows are recorded in chunks of `CHUNK`, or of ``batch_size`` if smaller (one store
-transaction each), so memory stays bounded whatever the file's size: the chunk in hand, the counts, and the first `KEEP_REJECTIONS`
-rejections (every one is also passed to `on_rejection` as it happens, in file order). A
+transaction each), so memory stays bounded whatever the file's size: the chunk in hand, the
+counts, and the first `KEEP_REJECTIONS` rejections (every one is also passed to
+`on_rejection` as it happens, in file order). A
 chunk also ends after `CHUNK_BYTES` of a file: a few thousand lines of megabytes each (to
 be refused as too large, most likely) would otherwise be held at once, some ten times their
 size as Python objects.
