@@ -40,7 +40,7 @@ from ledger.contract.rules import check_rules, normal_customer_id
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
 from ledger.write.customer_keys import BatchKeys, CustomerKeys
-from ledger.write.domain import Customer, customer_uuid
+from ledger.write.domain import Customer, Recorded, customer_uuid
 from ledger.write.idempotency import NEW_ID, already
 from ledger.write.keys import Keyring
 from ledger.write.recorders import EventIdRow, fingerprint, row_of
@@ -104,8 +104,6 @@ class Ledger(CustomerKeys, Application[UUID]):
             self._data_keys: dict[UUID, AESGCM] = {}
             """Ciphers of the data keys of customers this writer has seen, by aggregate id."""
             self._head_written = -1
-            self._read: dict[UUID, Customer | None] = {}
-            """The batch's customers read from the store (None: it has no event of them)."""
             """The log's head after this writer's last save, -1 before its first turn."""
         except (PersistenceError, sqlite3.Error, OSError) as exc:
             # sqlite3's own errors (a file that is not a database, a directory without write
@@ -231,7 +229,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                     "customer_id": normal_customer_id(given.get("customer_id"))}
                    for index, (_, given) in enumerate(facts)]
         by_id, by_pair = self._known(records)
-        self._read = self._read_customers(records)
+        read = self._read_customers(records)
         self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
                          if isinstance(r["customer_id"], str) and self.codec.newest(t).personal])
         for (event_type, _), record in zip(facts, records, strict=True):
@@ -244,7 +242,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                 elif existing is not None:
                     outcomes.append(Outcome("duplicate", existing, event_type))
                     continue
-                customer = self._customer(record["customer_id"], touched)
+                customer = self._customer(record["customer_id"], touched, read)
                 customer.refuse_if_erased()
                 sealed = self._sealed(event_type, record, customer, keys)
                 data = self.codec.encode(event_type, sealed, checked=True)
@@ -295,19 +293,19 @@ class Ledger(CustomerKeys, Application[UUID]):
             return {}
         read: dict[UUID, Customer | None] = dict.fromkeys(unknown)
         for state in self.recorder.customer_states(unknown):  # type: ignore[attr-defined]
-            customer = Customer(state.id, wanted[state.id], version=state.version, erased=state.erased)
-            for data in state.consents:
-                _, consent = self.codec.decode(data)
-                customer.consents[consent["purpose"]] = consent["granted"]
+            customer = Customer(state.id, wanted[state.id])
+            for version, data in state.events:  # the aggregate's own apply, on the events it reads
+                customer.apply(Recorded(state.id, version, *self.codec.decode(data), data))
+            customer.version = state.version
             read[state.id] = customer
         return read
 
-    def _customer(self, customer_id: str, touched: dict[UUID, Customer]) -> Customer:
+    def _customer(self, customer_id: str, touched: dict[UUID, Customer], read: dict[UUID, Customer | None]) -> Customer:
         aggregate_id = customer_uuid(customer_id)
         if aggregate_id in touched:
             return touched[aggregate_id]
-        if aggregate_id in self._read:
-            return self._read[aggregate_id] or Customer(aggregate_id, customer_id)
+        if aggregate_id in read:
+            return read[aggregate_id] or Customer(aggregate_id, customer_id)
         return self.customer(customer_id) or Customer(aggregate_id, customer_id)
 
     def customer(self, customer_id: str) -> Customer | None:

@@ -74,6 +74,11 @@ class CustomerSnapshot:
         return customer  # snapshots of earlier versions also hold "seen" ids: no longer needed
 
 
+STATE_EVENTS = ("CustomerErased", "ConsentChanged")
+"""The only event types `Customer.apply` reads beyond their version: a customer's state is its
+version and these events, applied in order."""
+
+
 @dataclass
 class Customer:
     """What the ledger must know about a customer to accept or refuse a fact."""

@@ -17,6 +17,15 @@ from ledger.write.keys import KeyRow
 _CHUNK = 16_000
 
 
+def insert_as_arrays(cursor: Any, table: str, rows: Sequence[Sequence[Any]], types: Sequence[str]) -> None:
+    """PostgreSQL: insert `rows` as one statement of one array per column (of these `types`),
+    not a statement per row: in a pipeline, executemany sent and dumped each row on its own
+    (3x slower for a batch's index of event ids)."""
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    cursor.execute(f"INSERT INTO {table} SELECT * FROM unnest({arrays})",
+                   [list(column) for column in zip(*rows, strict=True)])
+
+
 class SQLiteKeyTable:
     """Key-table statements for the SQLite recorder (mixed into it)."""
 
@@ -86,7 +95,7 @@ class PostgresKeyTable:
     def write_keys(self, curs: Any, keys: Sequence[KeyRow], erased: Sequence[str]) -> None:
         with curs.connection.cursor() as own:  # `curs` holds the new notification ids, read next
             if keys:
-                own.executemany(f"INSERT INTO {self.keys_table} VALUES (%s, %s, %s)", list(keys))
+                insert_as_arrays(own, self.keys_table, keys, ("text", "text", "bytea"))
             if erased:
                 own.execute(f"DELETE FROM {self.keys_table} WHERE customer_id = ANY(%s)", [list(erased)])
 

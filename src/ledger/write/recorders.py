@@ -27,7 +27,8 @@ from eventsourcing.sqlite import SQLiteProcessRecorder
 
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.sealing import SEALED
-from ledger.write.key_table import PostgresKeyTable, SQLiteKeyTable
+from ledger.write.domain import STATE_EVENTS
+from ledger.write.key_table import PostgresKeyTable, SQLiteKeyTable, insert_as_arrays
 
 EventIdRow = tuple[str, str, str, str | None, str]
 """``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
@@ -42,13 +43,12 @@ from their events when the store is opened (`_legacy_fingerprints`)."""
 @dataclass
 class CustomerState:
     """What deciding about a customer needs, read for many customers in one query instead of
-    replaying each one's events: its version, whether a CustomerErased was recorded, and its
-    ConsentChanged events (encoded, in order)."""
+    replaying every one of their events: its version, and its events of the types that change
+    its state (``(version, encoded)``, in order; `ledger.write.domain.STATE_EVENTS`)."""
 
     id: UUID
     version: int
-    erased: bool
-    consents: list[bytes] = field(default_factory=list)
+    events: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 def fingerprint(data: bytes, codec: Codec) -> str:
@@ -93,8 +93,7 @@ def row_of(event_type: str, record: dict[str, Any], data: bytes, codec: Codec) -
 
 
 TOPIC_PREFIX = "ledger.events."
-_ERASED = TOPIC_PREFIX + "CustomerErased"
-_CONSENT = TOPIC_PREFIX + "ConsentChanged"
+_STATE_TOPICS = [TOPIC_PREFIX + event_type for event_type in STATE_EVENTS]
 _LOOKUP_CHUNK = 8000
 """Ids per SQLite lookup: below its 32,766 bound variables, pairs counting two."""
 
@@ -189,18 +188,19 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         """What the store holds of these customers (those it has events of): see CustomerState."""
         states: list[CustomerState] = []
+        topics = ", ".join("?" * len(_STATE_TOPICS))
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(aggregate_ids), _LOOKUP_CHUNK):
                 chunk = [i.hex for i in aggregate_ids[start : start + _LOOKUP_CHUNK]]
                 marks = ", ".join("?" * len(chunk))
-                c.execute(f"SELECT originator_id, max(originator_version), max(topic = ?) "
-                          f"FROM {self.events_table_name} WHERE originator_id IN ({marks}) GROUP BY originator_id",
-                          [_ERASED, *chunk])
-                found = {row[0]: CustomerState(UUID(row[0]), row[1], bool(row[2])) for row in c.fetchall()}
-                c.execute(f"SELECT originator_id, state FROM {self.events_table_name} WHERE originator_id IN ({marks}) "
-                          "AND topic = ? ORDER BY originator_id, originator_version", [*chunk, _CONSENT])
+                c.execute(f"SELECT originator_id, max(originator_version) FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({marks}) GROUP BY originator_id", chunk)
+                found = {row[0]: CustomerState(UUID(row[0]), row[1]) for row in c.fetchall()}
+                c.execute(f"SELECT originator_id, originator_version, state FROM {self.events_table_name} "
+                          f"WHERE originator_id IN ({marks}) AND topic IN ({topics}) "
+                          "ORDER BY originator_id, originator_version", [*chunk, *_STATE_TOPICS])
                 for row in c.fetchall():
-                    found[row[0]].consents.append(bytes(row[1]))
+                    found[row[0]].events.append((row[1], bytes(row[2])))
                 states.extend(found.values())
         return states
 
@@ -276,10 +276,8 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
         rows = kwargs.get("event_ids") or ()
         if rows:  # on a cursor of its own: `curs` holds the new notification ids, read next
             with curs.connection.cursor() as ids:
-                try:  # one statement of five arrays, not a statement per row (3x faster)
-                    ids.execute(f"INSERT INTO {self.event_ids_table} SELECT * FROM unnest("
-                                "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])",
-                                [list(column) for column in zip(*rows, strict=True)])
+                try:
+                    insert_as_arrays(ids, self.event_ids_table, rows, ("text",) * 5)
                 except psycopg.errors.PipelineAborted:
                     # The events' insert failed before this one (a customer's version taken by
                     # another writer): the pipeline's sync, next, raises that IntegrityError.
@@ -292,15 +290,14 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         table = f'"{self.datastore.schema}"."{self.events_table_name}"'
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(f"SELECT originator_id, max(originator_version) AS version, bool_or(topic = %s) AS erased "
-                         f"FROM {table} WHERE originator_id = ANY(%s) GROUP BY originator_id",
-                         [_ERASED, list(aggregate_ids)])
-            found = {str(r["originator_id"]): CustomerState(UUID(str(r["originator_id"])), r["version"], r["erased"])
-                     for r in curs.fetchall()}
-            curs.execute(f"SELECT originator_id, state FROM {table} WHERE originator_id = ANY(%s) AND topic = %s "
-                         "ORDER BY originator_id, originator_version", [list(aggregate_ids), _CONSENT])
+            curs.execute(f"SELECT originator_id, max(originator_version) AS version FROM {table} "
+                         "WHERE originator_id = ANY(%s) GROUP BY originator_id", [list(aggregate_ids)])
+            found = {r["originator_id"]: CustomerState(r["originator_id"], r["version"]) for r in curs.fetchall()}
+            curs.execute(f"SELECT originator_id, originator_version, state FROM {table} "
+                         "WHERE originator_id = ANY(%s) AND topic = ANY(%s) ORDER BY originator_id, originator_version",
+                         [list(aggregate_ids), _STATE_TOPICS])
             for r in curs.fetchall():
-                found[str(r["originator_id"])].consents.append(bytes(r["state"]))
+                found[r["originator_id"]].events.append((r["originator_version"], bytes(r["state"])))
         return list(found.values())
 
     def find(self, event_ids: Sequence[str], pairs: Sequence[tuple[str, str]]) -> list[EventIdRow]:
