@@ -63,6 +63,8 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_CATCH_UP_BATCH_SIZE", "0", r"catch_up_batch_size \(LEDGER_CATCH_UP_BATCH_SIZE\) must be 1 to"),
         ("LEDGER_MEMORY_LIMIT", "lots", r"memory_limit \(LEDGER_MEMORY_LIMIT\) must be a size such as 512MB"),
         ("LEDGER_MEMORY_LIMIT", "512MB; SET threads=1", "must be a size such as 512MB or 2GB"),
+        ("LEDGER_MEMORY_LIMIT", "1KB", r"memory_limit \(LEDGER_MEMORY_LIMIT\) must be at least 64MiB"),
+        ("LEDGER_MEMORY_LIMIT", "60MiB", "must be at least 64MiB"),
         ("LEDGER_REPORTING_CURRENCY", "eur", "reporting_currency must be an ISO 4217 code"),
         ("LEDGER_STORE", "mysql://x", r"store.url \(LEDGER_STORE\) must be sqlite:///PATH or postgresql://"),
         ("LEDGER_STORE", "postgresql://localhost:99999/x", r"store.url \(LEDGER_STORE\) is not a usable URL"),

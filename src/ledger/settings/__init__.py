@@ -78,6 +78,11 @@ ENV_NAMES = {
 section "" is the top level."""
 
 
+MIN_MEMORY_LIMIT = 64 * 2**20
+"""The least `projection.memory_limit` taken: with 1KB DuckDB failed opening the read models,
+after the facts were recorded."""
+
+
 @dataclass(frozen=True, init=False)
 class Settings:
     data_dir: Path = Path("ledger-data")
@@ -195,9 +200,14 @@ class Settings:
         ):
             if not low <= value <= high:
                 raise SettingsError(f"{self._named(where)} must be {low} to {high:,}, got {value:,}")
-        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*", p.memory_limit, re.IGNORECASE):
+        size = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT])(i?)B\s*", p.memory_limit, re.IGNORECASE)
+        if not size:
             raise SettingsError(f"{self._named('projection.memory_limit')} must be a size such as 512MB or 2GB, "
                                 f"got {p.memory_limit!r}")
+        unit = (1024 if size[3] else 1000) ** ("KMGT".index(size[2].upper()) + 1)
+        if float(size[1]) * unit < MIN_MEMORY_LIMIT:
+            raise SettingsError(f"{self._named('projection.memory_limit')} must be at least 64MiB (DuckDB cannot "
+                                f"even open the read models with less), got {p.memory_limit!r}")
         if not (0 < p.new_days and 0 < p.active_days < p.churn_days):
             raise SettingsError(
                 "lifecycle thresholds need 0 < new_days and 0 < active_days < churn_days, got "
