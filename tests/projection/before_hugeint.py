@@ -1,8 +1,9 @@
 """The read models whose sums were BIGINT, as they were before the `sums_in_hugeint` upgrade:
 their schema sections verbatim (checked against the upgrades' checksums), to build a file
 as that version of the ledger left it. Where a later upgrade changed a model's tables too
-(`consent_drives_segments`: rfm, segments), the sections that wrote them then are kept as well,
-and the models added since (`consent`) are left out of the whole old catalogue."""
+(`consent_drives_segments`: rfm, segments; `timeline_index`: events), the sections that wrote
+them then are kept as well, and the models added since (`consent`) are left out of the whole
+old catalogue."""
 
 from __future__ import annotations
 
@@ -233,7 +234,12 @@ INSERT INTO segments SELECT * FROM segments_next;
 """
 
 
+EVENTS = next(m for m in load_models() if m.name == "events").sections["schema"].split("\n\n-- A customer's")[0]
+"""The timeline before `timeline_index`: the table without its index on customer_id."""
+
+
 SCHEMAS = {
+    "events": EVENTS,
     "customer_spend": CUSTOMER_SPEND, "orders": ORDERS, "rfm": RFM, "customer_profile": CUSTOMER_PROFILE,
     "segments": SEGMENTS,
 }

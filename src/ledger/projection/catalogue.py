@@ -170,6 +170,10 @@ UPGRADES = (
         "ALTER TABLE segments ADD COLUMN consent VARCHAR",
         "ALTER TABLE segments ADD COLUMN without_consent BIGINT",
     )),
+    # A customer's timeline is looked up by an index instead of a scan of every event.
+    Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "dfb65b646d63cbd1", (
+        "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
+    )),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 
