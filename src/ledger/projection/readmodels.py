@@ -133,8 +133,9 @@ class ReadModels:
             if identity is not None and positions:
                 self.set_state(identity_key(source), identity)
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            self._raise_if_out_of_memory(exc)
             raise
         return new
 
@@ -241,9 +242,24 @@ class ReadModels:
                 return list(broken.values())
             except RetryRefresh:
                 con.execute("ROLLBACK")
-            except BaseException:
+            except BaseException as exc:
                 con.execute("ROLLBACK")
+                self._raise_if_out_of_memory(exc)
                 raise
+
+    def _raise_if_out_of_memory(self, exc: BaseException) -> None:
+        """If DuckDB ran out of memory, an error that names the settings to change instead
+        (DuckDB's own advice is a SET the operator cannot give)."""
+        cause = exc if isinstance(exc, duckdb.OutOfMemoryException) else exc.__cause__
+        if not isinstance(cause, duckdb.OutOfMemoryException):
+            return
+        p = self.settings.projection
+        raise ReadModelError(
+            f"the read models need more memory than projection.memory_limit (LEDGER_MEMORY_LIMIT) "
+            f"{p.memory_limit.strip()!r} gives DuckDB: raise it, or lower projection.catch_up_batch_size "
+            f"(LEDGER_CATCH_UP_BATCH_SIZE, now {p.catch_up_batch_size:,}) so that a batch needs less; nothing "
+            f"of the batch that failed was applied ({str(cause).splitlines()[0]})"
+        ) from cause
 
     def _set_variables(self, as_of: datetime) -> None:
         p = self.settings.projection
