@@ -129,8 +129,8 @@ def intake_row(results: Results, work: Path, events: int, bootstrap: str) -> Non
 
 def history_rows(results: Results, work: Path, sizes: list[int]) -> None:
     """For each history length: record it (no projection), then replay every read model from
-    it in a fresh process, for its time and its peak memory. The longest history's read models
-    then answer the two queries an analyst runs most."""
+    it in a fresh process, for its time and its peak memory; then the two queries an analyst
+    runs most, on its published read models."""
     for size in sizes:
         source = write_facts(work / f"history-{size}.jsonl", size, customers_for(size))
         data_dir = work / f"history-{size}"
@@ -138,36 +138,52 @@ def history_rows(results: Results, work: Path, sizes: list[int]) -> None:
         source.unlink()
         replay = measured([LEDGER, "replay", "--data-dir", str(data_dir)])
         point = {"events": size, "record": record.rate(size), "record_peak_mib": record.peak_mib,
-                 "replay_s": replay.seconds, "replay": replay.rate(size), "replay_peak_mib": replay.peak_mib}
+                 "replay_s": replay.seconds, "replay": replay.rate(size), "replay_peak_mib": replay.peak_mib,
+                 **query_latencies(data_dir)}
         results.history.append(point)
         print(f"history {size:>10,}: record {point['record']:,.0f} ev/s ({record.peak_mib:,.0f} MiB), replay "
-              f"{replay.seconds:.1f} s = {point['replay']:,.0f} ev/s ({replay.peak_mib:,.0f} MiB)", flush=True)
+              f"{replay.seconds:.1f} s = {point['replay']:,.0f} ev/s ({replay.peak_mib:,.0f} MiB), timeline "
+              f"{point['timeline_ms']:.1f} ms, segment sizes {point['segment_sizes_ms']:.1f} ms", flush=True)
+        if size != sizes[-1]:
+            _remove(data_dir)
     query_rows(results, work / f"history-{sizes[-1]}", sizes[-1])
-    for size in sizes[:-1]:
-        _remove(work / f"history-{size}")
 
 
-def query_rows(results: Results, data_dir: Path, events: int) -> None:
-    """In-process latency of the query itself (open the published file, check, run), median of
-    20; and the whole `ledger query` command once (Python's start-up and imports included)."""
+QUERIES = {
+    "timeline": ("SELECT occurred_at, event_type, channel, total_minor FROM events "
+                 "WHERE customer_id = 'C000123' ORDER BY occurred_at"),
+    "segment_sizes": "SELECT segment, count(*) AS customers FROM segments GROUP BY segment ORDER BY segment",
+}
+"""A customer's timeline and the segment sizes, as an analyst asks them."""
+
+
+def query_latencies(data_dir: Path) -> dict[str, float]:
+    """In-process latency of each query (open the published file, check, run), median of 20."""
     from ledger.projection.query import query
     from ledger.settings import Settings
 
     path = Settings(data_dir=data_dir).published_path
-    customer = "C000123"
-    timeline = (f"SELECT occurred_at, event_type, channel, total_minor FROM events "
-                f"WHERE customer_id = '{customer}' ORDER BY occurred_at")
-    sizes = "SELECT segment, count(*) AS customers FROM segments GROUP BY segment ORDER BY segment"
-    for name, sql in (("timeline", timeline), ("segment_sizes", sizes)):
+    latencies = {}
+    for name, sql in QUERIES.items():
         query(path, sql)  # the first opening reads the file's metadata into the page cache
         times = []
         for _ in range(20):
             started = time.perf_counter()
             query(path, sql)
             times.append(time.perf_counter() - started)
+        latencies[f"{name}_ms"] = statistics.median(times) * 1000
+    return latencies
+
+
+def query_rows(results: Results, data_dir: Path, events: int) -> None:
+    """The queries' latency on the 1M-event history (the target's) when there is one, else
+    the longest; and the whole `ledger query` command once (Python's start-up and imports
+    included) on the longest."""
+    at = next((p for p in results.history if p["events"] == 1_000_000), results.history[-1])
+    for name, sql in QUERIES.items():
         whole = measured([LEDGER, "query", sql, "--data-dir", str(data_dir)])
-        results.put(f"query_{name}", events=events, median_ms=statistics.median(times) * 1000,
-                    command_ms=whole.seconds * 1000)
+        results.put(f"query_{name}", events=at["events"], median_ms=at[f"{name}_ms"],
+                    command_events=events, command_ms=whole.seconds * 1000)
 
 
 def _timed(action: Callable[[], Any]) -> float:

@@ -62,7 +62,7 @@ def test_a_projector_stopped_mid_stream_resumes_without_loss_or_double_count(
     assert len(snapshot(path)["events"]) == ledger.head() == 480
 
 
-def test_a_projector_far_behind_reads_larger_batches_and_ends_as_a_small_batch_replay(
+def test_a_projector_far_behind_reads_larger_batches_and_ends_as_a_small_batch_replay_would(
     settings: Settings, ledger: Ledger, fact: FactFactory, tmp_path: Path
 ) -> None:
     ledger.record_many(history(fact))  # 480 events
@@ -70,10 +70,21 @@ def test_a_projector_far_behind_reads_larger_batches_and_ends_as_a_small_batch_r
         projector = Projector(models, NotificationLogSource(ledger), batch_size=20, catch_up_batch_size=200,
                               keys=KeyReader(ledger.settings))
         stats = projector.catch_up(NOW)
-    # 200 and 200 while at least 200 remain, then the last 80 in batches of 20
-    assert (stats.read, stats.batches) == (480, 2 + 4)
+    # 200 and 200 while at least 200 remain, then the last 80 in one batch
+    assert (stats.read, stats.batches) == (480, 3)
     project_all(settings, ledger, tmp_path / "small.duckdb", batch_size=20)
     assert snapshot(tmp_path / "catching-up.duckdb") == snapshot(tmp_path / "small.duckdb")
+
+
+def test_a_projector_near_the_head_keeps_small_batches(
+    ledger: Ledger, fact: FactFactory, tmp_path: Path
+) -> None:
+    ledger.record_many(history(fact))  # 480 events, fewer than a catch-up batch
+    with ReadModels(tmp_path / "near.duckdb") as models:
+        projector = Projector(models, NotificationLogSource(ledger), batch_size=100, catch_up_batch_size=500,
+                              keys=KeyReader(ledger.settings))
+        stats = projector.catch_up(NOW)
+    assert (stats.read, stats.batches) == (480, 5)
 
 
 def test_events_delivered_twice_are_counted_once(

@@ -163,8 +163,14 @@ class Projector:
         target = self.source.head()
         positions = self.positions()
 
+        far_behind = lag(target, positions) >= self.catch_up_batch_size
+
         def size(remaining: int) -> int:
-            return self.catch_up_batch_size if remaining >= self.catch_up_batch_size else self.batch_size
+            """The catch-up batch while far behind; a catch-up does the rest of its way in one
+            batch (300,000 behind: 250,000 then 50,000, not then three of 20,000)."""
+            if remaining >= self.catch_up_batch_size:
+                return self.catch_up_batch_size
+            return max(self.batch_size, remaining) if far_behind else self.batch_size
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as fetcher:
             pending = fetcher.submit(self._fetch, positions, size(lag(target, positions)))
