@@ -87,6 +87,16 @@ def test_a_projector_near_the_head_keeps_small_batches(
     assert (stats.read, stats.batches) == (480, 5)
 
 
+def test_the_store_log_hands_projectors_exactly_the_facts_its_notifications_hold(
+    ledger: Ledger, fact: FactFactory
+) -> None:
+    ledger.record_many(history(fact, customers=5, per_customer=4))  # 20 events
+    for after, limit in ((0, 7), (3, 100), (0, 10_000), (19, 5), (ledger.head(), 5)):
+        expected = [(n.id, n.topic, n.state) for n in ledger.notifications(after, limit)]
+        assert ledger.log(after, limit) == expected
+    assert len(ledger.log(0, 100)) == 20
+
+
 def test_events_delivered_twice_are_counted_once(
     ledger: Ledger, fact: FactFactory, tmp_path: Path
 ) -> None:

@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 from urllib.request import pathname2url
 
-from eventsourcing.persistence import Notification, PersistenceError
+from eventsourcing.persistence import PersistenceError
 
 from ledger.contract.codec import default_codec
 from ledger.errors import LedgerError, StoreError
 from ledger.kafka.clients import customer_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from ledger.write.recorders import LogEntry
 from ledger.write.store import TOPIC_PREFIX, connect, persistence_env, prepared
 
 TABLE = "ledger_relay_parked"
@@ -55,7 +56,7 @@ class ParkedRelayEvent:
         return {name: getattr(self, name) for name in COLUMNS}
 
 
-def describe(topic: str, notification: Notification, reason: str, now: datetime) -> ParkedRelayEvent:
+def describe(topic: str, notification: LogEntry, reason: str, now: datetime) -> ParkedRelayEvent:
     """What is worth showing of a parked event, read from its bytes as far as they go."""
     event_type = notification.topic[len(TOPIC_PREFIX):] if notification.topic.startswith(TOPIC_PREFIX) else None
     event_id = customer_id = None

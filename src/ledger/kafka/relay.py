@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.persistence import Tracking
 
 from ledger.errors import KafkaError, SchemaError, TopicResetError
 from ledger.kafka import topics
@@ -53,6 +53,7 @@ from ledger.kafka.parking import Parking, describe
 from ledger.kafka.resets import confirmed, reset_error, reset_reason, topic_ends
 from ledger.settings import Settings
 from ledger.write.application import Ledger
+from ledger.write.recorders import LogEntry
 from ledger.write.store import TOPIC_PREFIX, store_lock
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Relay:
         self.acked: dict[int, int] = {}
         self._parking: Parking | None = None
         self._reader: ThreadPoolExecutor | None = None
-        self._ahead: tuple[int, Future[list[Notification]]] | None = None
+        self._ahead: tuple[int, Future[list[LogEntry]]] | None = None
 
     @property
     def tracking_name(self) -> str:
@@ -141,7 +142,7 @@ class Relay:
         notifications = self._read(self.position())
         if not notifications:
             return 0
-        sendable: list[tuple[Notification, Outgoing]] = []
+        sendable: list[tuple[LogEntry, Outgoing]] = []
         refused: dict[int, str] = {}
         for n in notifications:
             try:
@@ -175,19 +176,19 @@ class Relay:
         catch_up = self.settings.projection.catch_up_batch_size
         return catch_up if self.ledger.head() - position >= catch_up > self.batch_size else self.batch_size
 
-    def _read(self, position: int) -> list[Notification]:
+    def _read(self, position: int) -> list[LogEntry]:
         """The batch after `position`: the one read ahead if it starts there, else read now."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == position:
             return ahead[1].result()
-        return self.ledger.notifications(position, self._size(position))
+        return self.ledger.log(position, self._size(position))
 
     def _read_ahead(self, position: int) -> None:
         """Read the batch after `position` in a thread while this one is sent; a step that
         starts elsewhere (a failure, a reset) drops it."""
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-read")
-        self._ahead = (position, self._reader.submit(self.ledger.notifications, position, self._size(position)))
+        self._ahead = (position, self._reader.submit(self.ledger.log, position, self._size(position)))
 
     def _stop_reading(self) -> None:
         self._ahead = None
@@ -314,10 +315,10 @@ class Relay:
         if position == 0 or self.acked:
             return bool(self.acked)
         parked = self.parking.ids
-        first = self.ledger.notifications(0, len(parked) + 1)
+        first = self.ledger.log(0, len(parked) + 1)
         return any(n.id <= position and n.id not in parked for n in first)
 
-    def _park(self, notifications: list[Notification], reasons: dict[int, str]) -> None:
+    def _park(self, notifications: list[LogEntry], reasons: dict[int, str]) -> None:
         now = datetime.now(UTC)
         events = [describe(self.topic, n, reasons[n.id], now) for n in notifications]
         for event in events:
@@ -327,5 +328,5 @@ class Relay:
         self.stats.parked += len(events)
 
 
-def _event_type(notification: Notification) -> bytes:
+def _event_type(notification: LogEntry) -> bytes:
     return notification.topic[len(TOPIC_PREFIX):].encode()

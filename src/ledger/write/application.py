@@ -43,7 +43,7 @@ from ledger.write.customer_keys import BatchKeys, CustomerKeys
 from ledger.write.domain import Customer, Recorded, customer_uuid
 from ledger.write.idempotency import NEW_ID, already
 from ledger.write.keys import Keyring
-from ledger.write.recorders import EventIdRow, fingerprint, row_of
+from ledger.write.recorders import EventIdRow, LogEntry, fingerprint, row_of
 from ledger.write.store import LedgerMapper, WriteTurns, persistence_env, prepared
 
 Clock = Callable[[], datetime]
@@ -359,3 +359,8 @@ class Ledger(CustomerKeys, Application[UUID]):
             )
             if n.topic.startswith("ledger.events.")
         ]
+
+    def log(self, after: int, limit: int) -> list[LogEntry]:
+        """The facts `notifications` gives, with only what the relay and projectors read of
+        them (their id, topic and payload), at a quarter of the cost."""
+        return self.recorder.log_entries(after, limit)

@@ -54,14 +54,10 @@ class NotificationLogSource:
 
     def read(self, positions: Mapping[str, int], limit: int) -> SourceBatch:
         after = positions.get("log", 0)
-        notifications = self.ledger.notifications(after, limit)
-        if not notifications:
+        entries = self.ledger.log(after, limit)
+        if not entries:
             return SourceBatch([], {})
-        return SourceBatch(
-            [n.state for n in notifications],
-            {"log": notifications[-1].id},
-            [("log", n.id) for n in notifications],
-        )
+        return SourceBatch([e.state for e in entries], {"log": entries[-1].id}, [("log", e.id) for e in entries])
 
     def head(self) -> dict[str, int]:
         return {"log": self.ledger.head()}

@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
@@ -118,6 +118,16 @@ def _rows_from(stored: Iterable[StoredEvent]) -> list[EventIdRow]:
     return rows
 
 
+class LogEntry(NamedTuple):
+    """A fact of the notification log as the relay and the projectors read it."""
+
+    id: int
+    """Its notification id: its place in the log."""
+    topic: str
+    state: bytes
+    """The encoded event."""
+
+
 class Trackings:
     """Positions written together: the relay stores a batch's acknowledged partition ends and
     its position with one commit, not one commit (and one fsync) each."""
@@ -184,6 +194,15 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
     def _insert_ids(self, c: Any, rows: Sequence[EventIdRow]) -> None:
         if rows:
             c.executemany(f"INSERT INTO {self.event_ids_table} VALUES (?, ?, ?, ?, ?)", list(rows))
+
+    def log_entries(self, after: int, limit: int) -> list[LogEntry]:
+        """The facts among the `limit` notifications after id `after`: eventsourcing's
+        select_notifications without a Notification and a UUID made per row (6 µs an event, on
+        the critical path of a replay and of the relay)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT rowid, topic, state FROM {self.events_table_name} WHERE rowid > ? "
+                      "ORDER BY rowid LIMIT ?", [after, limit])
+            return [LogEntry(*row) for row in c.fetchall() if row[1].startswith(TOPIC_PREFIX)]
 
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         """What the store holds of these customers (those it has events of): see CustomerState."""
@@ -286,6 +305,14 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
             self.write_keys(curs, kwargs.get("keys") or (), kwargs.get("erased") or ())
         except psycopg.errors.PipelineAborted:
             return
+
+    def log_entries(self, after: int, limit: int) -> list[LogEntry]:
+        table = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT notification_id, topic, state FROM {table} WHERE notification_id > %s "
+                         "ORDER BY notification_id LIMIT %s", [after, limit])
+            return [LogEntry(r["notification_id"], r["topic"], bytes(r["state"])) for r in curs.fetchall()
+                    if r["topic"].startswith(TOPIC_PREFIX)]
 
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         table = f'"{self.datastore.schema}"."{self.events_table_name}"'
