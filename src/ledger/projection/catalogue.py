@@ -171,7 +171,7 @@ UPGRADES = (
         "ALTER TABLE segments ADD COLUMN without_consent BIGINT",
     )),
     # A customer's timeline is looked up by an index instead of a scan of every event.
-    Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "dfb65b646d63cbd1", (
+    Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "e1e6ae123e0de37a", (
         "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
     )),
 )

@@ -134,8 +134,9 @@ class ReadModels:
                 self.set_state(identity_key(source), identity)
             con.execute("COMMIT")
         except BaseException as exc:
-            con.execute("ROLLBACK")
-            self._raise_if_out_of_memory(exc)
+            with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
+                con.execute("ROLLBACK")
+            self._raise_if_out_of_memory(exc, "batch")
             raise
         return new
 
@@ -243,23 +244,26 @@ class ReadModels:
             except RetryRefresh:
                 con.execute("ROLLBACK")
             except BaseException as exc:
-                con.execute("ROLLBACK")
-                self._raise_if_out_of_memory(exc)
+                with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
+                    con.execute("ROLLBACK")
+                self._raise_if_out_of_memory(exc, "refresh")
                 raise
 
-    def _raise_if_out_of_memory(self, exc: BaseException) -> None:
-        """If DuckDB ran out of memory, an error that names the settings to change instead
-        (DuckDB's own advice is a SET the operator cannot give)."""
+    def _raise_if_out_of_memory(self, exc: BaseException, work: str) -> None:
+        """If DuckDB ran out of memory during a `work` ("batch" or "refresh"), an error that
+        names the settings to change instead (DuckDB's own advice is a SET the operator cannot
+        give); the failing statement's model and section stay in the message."""
         cause = exc if isinstance(exc, duckdb.OutOfMemoryException) else exc.__cause__
         if not isinstance(cause, duckdb.OutOfMemoryException):
             return
         p = self.settings.projection
+        smaller = (f", or lower projection.catch_up_batch_size (LEDGER_CATCH_UP_BATCH_SIZE, now "
+                   f"{p.catch_up_batch_size:,}) so that a batch needs less" if work == "batch" else "")
         raise ReadModelError(
             f"the read models need more memory than projection.memory_limit (LEDGER_MEMORY_LIMIT) "
-            f"{p.memory_limit.strip()!r} gives DuckDB: raise it, or lower projection.catch_up_batch_size "
-            f"(LEDGER_CATCH_UP_BATCH_SIZE, now {p.catch_up_batch_size:,}) so that a batch needs less; nothing "
-            f"of the batch that failed was applied ({str(cause).splitlines()[0]})"
-        ) from cause
+            f"{p.memory_limit.strip()!r} gives DuckDB: raise it{smaller}; nothing of the {work} that failed "
+            f"was applied ({str(exc).splitlines()[0]})"
+        ) from exc
 
     def _set_variables(self, as_of: datetime) -> None:
         p = self.settings.projection

@@ -21,9 +21,10 @@ from typing import Any, NamedTuple
 from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import StoredEvent, Tracking
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresProcessRecorder
 from eventsourcing.sqlite import SQLiteProcessRecorder
+from eventsourcing.utils import retry
 
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.sealing import SEALED
@@ -306,11 +307,14 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
         except psycopg.errors.PipelineAborted:
             return
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def log_entries(self, after: int, limit: int) -> list[LogEntry]:
+        """Retried as eventsourcing's select_notifications is: a pooled connection that
+        PostgreSQL dropped (a restart) gives way to a new one instead of stopping the relay."""
         table = f'"{self.datastore.schema}"."{self.events_table_name}"'
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(f"SELECT notification_id, topic, state FROM {table} WHERE notification_id > %s "
-                         "ORDER BY notification_id LIMIT %s", [after, limit])
+                         "ORDER BY notification_id LIMIT %s", [after, limit], prepare=True)
             return [LogEntry(r["notification_id"], r["topic"], bytes(r["state"])) for r in curs.fetchall()
                     if r["topic"].startswith(TOPIC_PREFIX)]
 
