@@ -94,7 +94,7 @@ def main() -> None:
 
         raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
         create_topic(broker.bootstrap, raw_topic)
-        size = len(ledger.notifications(0, 1)[0].state)
+        size = len(ledger.log(0, 1)[0].state)
         messages = make_messages(n, customers=args.customers, value_size=size)
         produce = measure_produce(broker.bootstrap, raw_topic, messages)
         print(f"{'raw kafka-python produce':<34} {produce:>10,.0f} ev/s")

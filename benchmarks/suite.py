@@ -85,7 +85,7 @@ def kafka_rows(results: Results, work: Path, events: int, bootstrap: str, *, qui
     del all_facts
     count = ledger.head()
     relay = _timed(lambda: Relay(settings, ledger).run_once())
-    size = len(ledger.notifications(0, 1)[0].state)
+    size = len(ledger.log(0, 1)[0].state)
     raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, raw_topic)
     produce = measure_produce(bootstrap, raw_topic, make_messages(count, value_size=size))

@@ -4,8 +4,11 @@ existed (upgraded in place)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from ledger.projection.engine import Projector
 from ledger.projection.query import query
@@ -38,61 +41,56 @@ def timeline_plan(published: Path, customer_id: str) -> str:
     return "\n".join(str(cell) for row in rows for cell in row)
 
 
-def test_the_published_timeline_of_a_customer_is_read_through_the_index(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
-    try:
-        h.record(*history(300))
-        h.project(AS_OF)
-        published = tmp_path / "published.duckdb"
-        h.models.publish(published, datetime.now(UTC))
-
-        assert "Index Scan" in timeline_plan(published, "C17")
-        _, rows = query(published, TIMELINE.replace("?", "'C17'"))
-        scanned = h.rows(TIMELINE.replace("customer_id = ?", "customer_id || '' = ?"), "C17")
-        assert [r[1] for r in rows] == ["CustomerRegistered", "PurchaseMade", "ContactLogged"]
-        assert rows == scanned
-    finally:
-        h.close()
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    yield harness
+    harness.close()
 
 
-def test_the_index_survives_the_rewrite_that_shreds_an_erased_customer(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
-    try:
-        h.record(*history(50))
-        h.project(AS_OF)
-        h.record(fact("CustomerErased", "C3", T0 + 3 * DAY))
-        h.project(AS_OF)
-        published = tmp_path / "published.duckdb"
-        h.models.publish(published, datetime.now(UTC))  # rewrites the file first (shred_if_erased)
+def test_the_published_timeline_of_a_customer_is_read_through_the_index(h: Harness, tmp_path: Path) -> None:
+    h.record(*history(300))
+    h.project(AS_OF)
+    published = tmp_path / "published.duckdb"
+    h.models.publish(published, datetime.now(UTC))
 
-        assert h.rows(INDEXES) == [("events_by_customer",)]
-        assert "Index Scan" in timeline_plan(published, "C4")
-        _, rows = query(published, "SELECT count(*), count(name) FROM events WHERE customer_id = 'C3'")
-        assert rows == [(4, 0)]
-    finally:
-        h.close()
+    assert "Index Scan" in timeline_plan(published, "C17")
+    _, rows = query(published, TIMELINE.replace("?", "'C17'"))
+    scanned = h.rows(TIMELINE.replace("customer_id = ?", "customer_id || '' = ?"), "C17")
+    assert [r[1] for r in rows] == ["CustomerRegistered", "PurchaseMade", "ContactLogged"]
+    assert rows == scanned
 
 
-def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(tmp_path: Path) -> None:
-    h = Harness(tmp_path)
-    try:
-        h.record(*history(40))
-        old_path = tmp_path / "old.duckdb"
-        with ReadModels(old_path, models_before({"events"}), settings=h.settings) as old:
-            Projector(old, NotificationLogSource(h.ledger)).catch_up(AS_OF)
-            assert old.con.execute(INDEXES).fetchall() == []
-            before = old.con.execute("SELECT * FROM events ORDER BY event_id").fetchall()
+def test_the_index_survives_the_rewrite_that_shreds_an_erased_customer(h: Harness, tmp_path: Path) -> None:
+    h.record(*history(50))
+    h.project(AS_OF)
+    h.record(fact("CustomerErased", "C3", T0 + 3 * DAY))
+    h.project(AS_OF)
+    published = tmp_path / "published.duckdb"
+    h.models.publish(published, datetime.now(UTC))  # rewrites the file first (shred_if_erased)
 
-        with ReadModels(old_path, settings=h.settings) as upgraded:
-            assert upgraded.con.execute(
-                "SELECT name FROM readmodel_upgrades WHERE model = 'events'"
-            ).fetchall() == [("timeline_index",)]
-            assert upgraded.con.execute("SELECT * FROM events ORDER BY event_id").fetchall() == before
-            h.record(buy("C5", T0 + 5 * DAY, total_minor=9))
-            Projector(upgraded, NotificationLogSource(h.ledger)).catch_up(AS_OF)
-            upgraded.publish(tmp_path / "published.duckdb", datetime.now(UTC))
-        assert "Index Scan" in timeline_plan(tmp_path / "published.duckdb", "C5")
-        _, rows = query(tmp_path / "published.duckdb", TIMELINE.replace("?", "'C5'"))
-        assert [r[1] for r in rows] == ["CustomerRegistered", "PurchaseMade", "ContactLogged", "PurchaseMade"]
-    finally:
-        h.close()
+    assert h.rows(INDEXES) == [("events_by_customer",)]
+    assert "Index Scan" in timeline_plan(published, "C4")
+    _, rows = query(published, "SELECT count(*), count(name) FROM events WHERE customer_id = 'C3'")
+    assert rows == [(4, 0)]
+
+
+def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(h: Harness, tmp_path: Path) -> None:
+    h.record(*history(40))
+    old_path = tmp_path / "old.duckdb"
+    with ReadModels(old_path, models_before({"events"}), settings=h.settings) as old:
+        Projector(old, NotificationLogSource(h.ledger)).catch_up(AS_OF)
+        assert old.con.execute(INDEXES).fetchall() == []
+        before = old.con.execute("SELECT * FROM events ORDER BY event_id").fetchall()
+
+    with ReadModels(old_path, settings=h.settings) as upgraded:
+        assert upgraded.con.execute(
+            "SELECT name FROM readmodel_upgrades WHERE model = 'events'"
+        ).fetchall() == [("timeline_index",)]
+        assert upgraded.con.execute("SELECT * FROM events ORDER BY event_id").fetchall() == before
+        h.record(buy("C5", T0 + 5 * DAY, total_minor=9))
+        Projector(upgraded, NotificationLogSource(h.ledger)).catch_up(AS_OF)
+        upgraded.publish(tmp_path / "published.duckdb", datetime.now(UTC))
+    assert "Index Scan" in timeline_plan(tmp_path / "published.duckdb", "C5")
+    _, rows = query(tmp_path / "published.duckdb", TIMELINE.replace("?", "'C5'"))
+    assert [r[1] for r in rows] == ["CustomerRegistered", "PurchaseMade", "ContactLogged", "PurchaseMade"]

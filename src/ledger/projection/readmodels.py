@@ -134,9 +134,7 @@ class ReadModels:
                 self.set_state(identity_key(source), identity)
             con.execute("COMMIT")
         except BaseException as exc:
-            with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
-                con.execute("ROLLBACK")
-            self._raise_if_out_of_memory(exc, "batch")
+            self._roll_back(exc, "batch")
             raise
         return new
 
@@ -244,15 +242,16 @@ class ReadModels:
             except RetryRefresh:
                 con.execute("ROLLBACK")
             except BaseException as exc:
-                with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
-                    con.execute("ROLLBACK")
-                self._raise_if_out_of_memory(exc, "refresh")
+                self._roll_back(exc, "refresh")
                 raise
 
-    def _raise_if_out_of_memory(self, exc: BaseException, work: str) -> None:
-        """If DuckDB ran out of memory during a `work` ("batch" or "refresh"), an error that
-        names the settings to change instead (DuckDB's own advice is a SET the operator cannot
-        give); the failing statement's model and section stay in the message."""
+    def _roll_back(self, exc: BaseException, work: str) -> None:
+        """Undo the transaction of a `work` ("batch" or "refresh") that failed with `exc`. If
+        DuckDB ran out of memory, raise instead an error that names the settings to change
+        (DuckDB's own advice is a SET the operator cannot give); the failing statement's model
+        and section stay in the message."""
+        with contextlib.suppress(duckdb.Error):  # a failed COMMIT may have ended it already
+            self.con.execute("ROLLBACK")
         cause = exc if isinstance(exc, duckdb.OutOfMemoryException) else exc.__cause__
         if not isinstance(cause, duckdb.OutOfMemoryException):
             return

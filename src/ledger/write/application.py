@@ -44,7 +44,7 @@ from ledger.write.domain import Customer, Recorded, customer_uuid
 from ledger.write.idempotency import NEW_ID, already
 from ledger.write.keys import Keyring
 from ledger.write.recorders import EventIdRow, LogEntry, fingerprint, row_of
-from ledger.write.store import LedgerMapper, WriteTurns, persistence_env, prepared
+from ledger.write.store import TOPIC_PREFIX, LedgerMapper, WriteTurns, persistence_env, prepared
 
 Clock = Callable[[], datetime]
 TypedFact = tuple[str, dict[str, Any]]
@@ -357,7 +357,7 @@ class Ledger(CustomerKeys, Application[UUID]):
             for n in self.recorder.select_notifications(
                 after, limit, inclusive_of_start=False
             )
-            if n.topic.startswith("ledger.events.")
+            if n.topic.startswith(TOPIC_PREFIX)
         ]
 
     def log(self, after: int, limit: int) -> list[LogEntry]:

@@ -30,6 +30,7 @@ from ledger.contract.codec import Codec, default_codec
 from ledger.contract.sealing import SEALED
 from ledger.write.domain import STATE_EVENTS
 from ledger.write.key_table import PostgresKeyTable, SQLiteKeyTable, insert_as_arrays
+from ledger.write.store import TOPIC_PREFIX, fact_topic
 
 EventIdRow = tuple[str, str, str, str | None, str]
 """``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
@@ -93,8 +94,7 @@ def row_of(event_type: str, record: dict[str, Any], data: bytes, codec: Codec) -
             "" if source_event_id is not None else fingerprint(data, codec))
 
 
-TOPIC_PREFIX = "ledger.events."
-_STATE_TOPICS = [TOPIC_PREFIX + event_type for event_type in STATE_EVENTS]
+_STATE_TOPICS = [fact_topic(event_type) for event_type in STATE_EVENTS]
 _LOOKUP_CHUNK = 8000
 """Ids per SQLite lookup: below its 32,766 bound variables, pairs counting two."""
 
