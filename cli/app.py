@@ -11,15 +11,12 @@ import contextlib
 import contextvars
 import functools
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from uuid import UUID
 
 import typer
 from rich.console import Console
@@ -36,6 +33,7 @@ from rich.text import Text
 
 from ledger.contract.facts import parse_timestamp
 from ledger.errors import LedgerError, SettingsError
+from ledger.projection.answers import distinct, plain
 from ledger.settings import Settings
 from ledger.text import printable
 
@@ -160,8 +158,8 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, t
     """Rows as a table for people or JSON for scripts; every value verbatim (rich reads no
     markup or emoji codes in data: ``[red]`` and ``:x:`` print as they are)."""
     if as_json:
-        names = _distinct(columns)
-        payload = [dict(zip(names, (_plain(v) for v in row), strict=True)) for row in rows]
+        names = distinct(columns)
+        payload = [dict(zip(names, (plain(v) for v in row), strict=True)) for row in rows]
         sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
         return
     table = Table(title=Text(printable(title)) if title else None)
@@ -172,28 +170,13 @@ def print_rows(columns: list[str], rows: list[tuple[Any, ...]], as_json: bool, t
     out.print(table)
 
 
-def _distinct(columns: list[str]) -> list[str]:
-    """Column names as JSON keys: a name that comes again (``SELECT 1 AS a, 2 AS a``, a join's
-    two ``customer_id``) gets ``_2``, ``_3``... instead of overwriting the first's values."""
-    seen: set[str] = set()
-    names = []
-    for column in columns:
-        name, n = column, 1
-        while name in seen:
-            n += 1
-            name = f"{column}_{n}"
-        seen.add(name)
-        names.append(name)
-    return names
-
-
 def print_mapping(values: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(_plain(values), indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(plain(values), indent=2, ensure_ascii=False) + "\n")
         return
     table = Table(show_header=False)
     for key, value in values.items():
-        shown = json.dumps(_plain(value), ensure_ascii=False) if isinstance(value, dict | list) else _shown(value)
+        shown = json.dumps(plain(value), ensure_ascii=False) if isinstance(value, dict | list) else _shown(value)
         table.add_row(Text(printable(str(key))), Text(printable(shown)))
     out.print(table)
 
@@ -203,45 +186,8 @@ def _shown(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list | tuple):
-        return printable(json.dumps(_plain(value), ensure_ascii=False))
+        return printable(json.dumps(plain(value), ensure_ascii=False))
     if isinstance(value, float):
         return str(value)  # nan and inf as they are; JSON alone has no word for them
-    plain = _plain(value)
-    return printable(plain if isinstance(plain, str) else str(plain))
-
-
-def _plain(value: Any) -> Any:
-    """A value as JSON can carry it: times ISO-8601 (aware ones with their UTC offset),
-    intervals ISO-8601 durations, decimals and UUIDs as text, bytes as hex, NaN as null."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(_plain(k)): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return _duration(value)
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).hex()
-    return str(value)
-
-
-def _duration(value: timedelta) -> str:
-    """ISO-8601: P3DT4H5M6.5S, PT0S, a negative one -P... (to the microsecond, as DuckDB keeps it)."""
-    sign = "-" if value < timedelta(0) else ""
-    value = abs(value)
-    hours, rest = divmod(value.seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    second = f"{seconds}.{value.microseconds:06d}".rstrip("0").rstrip(".") if value.microseconds else str(seconds)
-    clock = (f"{hours}H" if hours else "") + (f"{minutes}M" if minutes else "")
-    clock += f"{second}S" if seconds or value.microseconds else ""
-    days = f"{value.days}D" if value.days else ""
-    if not days and not clock:
-        return "PT0S"
-    return f"{sign}P{days}" + (f"T{clock}" if clock else "")
+    text = plain(value)
+    return printable(text if isinstance(text, str) else str(text))

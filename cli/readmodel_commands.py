@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,10 +23,20 @@ from ledger.cli.app import (
     print_rows,
     settings,
 )
+from ledger.errors import SettingsError
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
-from ledger.projection.query import DEFAULT_TIMEOUT_S
-from ledger.projection.query import query as run_query
+from ledger.projection.answers import (
+    FORMATS,
+    TABLE_ROWS,
+    Answer,
+    Take,
+    keep_rows,
+    output_file,
+    write_parquet,
+    write_text,
+)
+from ledger.projection.query import DEFAULT_TIMEOUT_S, answer
 
 
 @command("project")
@@ -72,9 +85,39 @@ def replay_(
     err.print(f"rebuilt read models from {stats.read} events in {stats.seconds:.1f}s", highlight=False)
 
 
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    jsonl = "jsonl"
+    parquet = "parquet"
+
+
+SQL_FILE_LIMIT = 1_000_000
+"""Bytes of SQL read from -f or stdin: far more than any real query, far less than memory."""
+
+
 @command()
 def query(
-    sql: Annotated[str, typer.Argument(help="Read-only SQL over the read models.")],
+    sql: Annotated[
+        str | None, typer.Argument(help="One read-only statement; '-' or none: read it from -f or stdin.")
+    ] = None,
+    sql_file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the statement from this file ('-': stdin).")
+    ] = None,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format", help="table (the default), csv, json, jsonl or parquet (needs --output); "
+            "with --output, its suffix says which unless given."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the answer to this file (whole, or not at all).")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=0, help=f"At most this many rows (a table shows {TABLE_ROWS} unless told)."),
+    ] = None,
     as_json: AsJson = False,
     as_of: Annotated[
         str | None,
@@ -93,21 +136,89 @@ def query(
 
     The connection is sandboxed: SELECT, WITH, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN and read
     PRAGMAs only, one per call, no files, no ATTACH, no extensions; Ctrl-C stops it. Times are
-    UTC; with --json, timestamps are ISO-8601 and intervals ISO-8601 durations.
+    UTC; in JSON, timestamps are ISO-8601 and intervals ISO-8601 durations.
+
+    A table shows the first 100 rows and says how many more there are; csv, json (an array of
+    objects, as --json), jsonl and parquet write every row (or --limit) as they come.
 
     With --as-of the time-dependent models are recomputed for that time in a temporary copy;
     the published file is left as it is.
 
-    Personal columns (the fields the schemas mark "pii"): in `events` name, email, phone,
-    city, birth_date, attributes, reason, agent_id and comment; in `customer_profile` name,
-    email, phone and city. They read NULL for an erased customer (docs/read-models.md).
+    Personal columns (`ledger models` lists them): they read NULL for an erased customer.
 
     Example: ledger query "SELECT stage, count(*) FROM lifecycle GROUP BY 1" --as-of 2026-03-31
+
+    Also: ledger query -f churn.sql --format parquet -o churn.parquet
     """
     config = settings(data_dir)
+    kind = _format(fmt, as_json, output)
+    statement = _statement(sql, sql_file)
     when = None if as_of is None else as_of_time(as_of)
-    columns, rows = run_query(config.published_path, sql, as_of=when, settings=config, timeout_s=timeout)
-    print_rows(columns, rows, as_json)
+
+    def run(take: Take) -> Answer:
+        return answer(config.published_path, statement, take, as_of=when, settings=config, timeout_s=timeout)
+
+    if kind == "table":
+        result = run(keep_rows(TABLE_ROWS if limit is None else limit))
+        print_rows(result.columns, result.rows, False)
+    elif output is None:
+        result = run(write_text(kind, sys.stdout, limit))
+    else:
+        with output_file(output, config.data_dir) as scratch:
+            if kind == "parquet":
+                result = run(write_parquet(scratch, limit))
+            else:
+                with scratch.open("w", encoding="utf-8", newline="") as stream:
+                    result = run(write_text(kind, stream, limit))
+        err.print(f"wrote {result.written} rows to {output}", highlight=False)
+    if result.more:
+        shown = "shown" if kind == "table" else "written"
+        err.print(f"{result.more} more rows not {shown} (--limit N to change how many)", highlight=False)
+
+
+def _format(fmt: Format | None, as_json: bool, output: Path | None) -> str:
+    """The format asked for: --json is --format json, kept for the scripts that use it."""
+    if as_json and fmt not in (None, Format.json):
+        raise SettingsError(f"--json and --format {fmt.value} disagree: give one of them")
+    kind = "json" if as_json else (fmt.value if fmt else _suffix_format(output))
+    if kind == "parquet" and output is None:
+        raise SettingsError("--format parquet needs --output FILE (Parquet is not for a terminal)")
+    if kind == "table" and output is not None:
+        raise SettingsError("--output takes csv, json, jsonl or parquet, not a table: give --format")
+    return kind
+
+
+def _suffix_format(output: Path | None) -> str:
+    if output is None:
+        return "table"
+    suffix = output.suffix.lower().lstrip(".")
+    kind = {"ndjson": "jsonl", "pq": "parquet"}.get(suffix, suffix)
+    if kind not in FORMATS or kind == "table":
+        raise SettingsError(f"--output {output}: say which format with --format csv|json|jsonl|parquet")
+    return kind
+
+
+def _statement(sql: str | None, sql_file: Path | None) -> str:
+    """The SQL: the argument, or a file (-f), or stdin ('-', or nothing on a pipe)."""
+    if sql not in (None, "-") and sql_file is not None:
+        raise SettingsError("give the SQL as an argument or with -f FILE, not both")
+    if sql not in (None, "-"):
+        return sql
+    if sql_file is None or str(sql_file) == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise SettingsError("no SQL: give it as an argument, with -f FILE, or on stdin")
+        source, data = "stdin", sys.stdin.buffer.read(SQL_FILE_LIMIT + 1)
+    else:
+        try:
+            source, data = str(sql_file), sql_file.open("rb").read(SQL_FILE_LIMIT + 1)
+        except OSError as exc:
+            raise SettingsError(f"cannot read the SQL file {sql_file}: {exc.strerror or exc}") from exc
+    if len(data) > SQL_FILE_LIMIT:
+        raise SettingsError(f"the SQL from {source} is longer than {SQL_FILE_LIMIT:,} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"the SQL from {source} is not UTF-8 text (byte {exc.start})") from exc
 
 
 @command()

@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from ledger.errors import QueryRefusedError, ReadModelError
+from ledger.errors import LedgerError, QueryRefusedError, ReadModelError
+from ledger.projection.answers import Answer, Take, keep_rows
 from ledger.projection.publish import scratch_folder
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
@@ -138,7 +139,18 @@ def query(
     path: Path, sql: str, *, as_of: datetime | None = None, settings: Settings | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run read-only SQL against the published read models; return column names and rows.
+    """Run read-only SQL against the published read models; return column names and rows
+    (`answer` with every row kept)."""
+    result = answer(path, sql, keep_rows(None), as_of=as_of, settings=settings, timeout_s=timeout_s)
+    return result.columns, result.rows
+
+
+def answer(
+    path: Path, sql: str, take: Take, *, as_of: datetime | None = None, settings: Settings | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> Answer:
+    """Run read-only SQL against the published read models and hand its result to `take`
+    (answers.py: keep the rows, or write them as CSV, JSON, Parquet...).
 
     With `as_of`, the published file is copied to a temporary directory, the "as of" models
     are refreshed there for that time (with `settings`), and the query runs on the copy; the
@@ -146,10 +158,10 @@ def query(
     `as_of`, as a refresh at that time would leave it.
 
     The SQL runs on a sandboxed read-only connection (`open_for_reading`): one read statement,
-    stopped after `timeout_s` seconds or by Ctrl-C.
+    stopped after `timeout_s` seconds or by Ctrl-C, writing included.
     """
     if as_of is None:
-        return _query(path, sql, timeout_s)
+        return _answer(path, sql, take, timeout_s)
     if not path.exists():
         open_for_reading(path)  # raises the "no read models yet" error
     with scratch_folder(path.parent) as scratch:
@@ -162,30 +174,29 @@ def query(
             if "interrupted" in str(exc).lower():
                 raise KeyboardInterrupt from exc
             raise
-        return _query(copy, sql, timeout_s)
+        return _answer(copy, sql, take, timeout_s)
 
 
-def _query(path: Path, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
+def _answer(path: Path, sql: str, take: Take, timeout_s: float) -> Answer:
     con = open_for_reading(path)
     try:
         statement = read_statement(con, sql)
-        return _run(con, statement, timeout_s)
+        return _run(con, statement, take, timeout_s)
     finally:
         with contextlib.suppress(duckdb.Error):  # busy: a query abandoned, which ends with the process
             con.close()
 
 
-def _run(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run `sql` in a worker thread, so that the timeout and Ctrl-C (KeyboardInterrupt in the
-    main thread, which DuckDB itself would not see for minutes) can interrupt it."""
+def _run(con: duckdb.DuckDBPyConnection, sql: str, take: Take, timeout_s: float) -> Answer:
+    """Run `sql` and `take` its result in a worker thread, so that the timeout and Ctrl-C
+    (KeyboardInterrupt in the main thread, which DuckDB itself would not see for minutes) can
+    interrupt it."""
     outcome: dict[str, Any] = {}
     finished = threading.Event()  # not Thread.join: a join cut short by Ctrl-C can lie about it
 
     def work() -> None:
         try:
-            result = con.execute(sql)
-            columns = [d[0] for d in result.description] if result.description else []
-            outcome["value"] = (columns, result.fetchall() if columns else [])
+            outcome["value"] = take(con, sql)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             outcome["error"] = exc
         finally:
@@ -208,6 +219,8 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, timeout_s: float) -> tuple[li
         raise ReadModelError(f"query took longer than {timeout_s:g} s and was stopped (--timeout)")
     if isinstance(error, duckdb.Error):
         raise ReadModelError(f"query failed: {error}") from error
+    if isinstance(error, LedgerError | OSError):
+        raise error
     if isinstance(error, Exception):  # a value Python cannot hold (an interval of 2^31 months)
         raise ReadModelError(f"query failed: a value in the result cannot be shown ({error})") from error
     if error is not None:
