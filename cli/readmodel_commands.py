@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -153,7 +154,7 @@ def query(
     config = settings(data_dir)
     kind = _format(fmt, as_json, output)
     statement = _statement(sql, sql_file)
-    when = None if as_of is None else as_of_time(as_of)
+    when = when_asked(as_of)
 
     def run(take: Take) -> Answer:
         return answer(config.published_path, statement, take, as_of=when, settings=config, timeout_s=timeout)
@@ -174,6 +175,11 @@ def query(
     if result.more:
         shown = "shown" if kind == "table" else "written"
         err.print(f"{result.more} more rows not {shown} (--limit N to change how many)", highlight=False)
+
+
+def when_asked(as_of: str | None) -> datetime | None:
+    """The time of an --as-of that recomputes in a copy; None: the published models as they are."""
+    return None if as_of is None else as_of_time(as_of)
 
 
 def _format(fmt: Format | None, as_json: bool, output: Path | None) -> str:

@@ -30,7 +30,7 @@ from tests.support.crashes import kill_mid_stream, kill_when
 pytestmark = pytest.mark.kafka
 
 AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
-BOOKKEEPING = {"projector_positions", "projector_state", "readmodel_migrations"}
+BOOKKEEPING = {"projector_positions", "projector_state", "readmodel_migrations", "ledger_position"}
 
 
 def record_history(settings: Settings, customers: int) -> Ledger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ledger.projection.readmodels import ReadModels
 
-BOOKKEEPING = {"readmodel_migrations", "readmodel_upgrades", "projector_positions"}
+BOOKKEEPING = {"readmodel_migrations", "readmodel_upgrades", "projector_positions", "ledger_position"}
 """How a file came to be, not what the events say: differs between equal read models."""
 
 

@@ -151,3 +151,16 @@ def test_a_query_that_writes_nothing_tabular_is_refused_as_parquet(data: Path, t
     result = ledger(data, "SELECT 1 AS one WHERE false", "-o", str(tmp_path / "none.parquet"))
     assert result.exit_code == 0  # no rows is an answer: a file with the columns and no rows
     assert pq.read_table(tmp_path / "none.parquet").column_names == ["one"]
+
+
+def test_ledger_position_says_which_position_and_when_the_copy_was_published(data: Path) -> None:
+    result = ledger(data, "SELECT source, partition, position, published_at FROM ledger_position", "--json")
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    with duckdb.connect(str(data / "readmodels.published.duckdb"), read_only=True) as con:
+        state = dict(con.execute("SELECT key, value FROM projector_state").fetchall())
+        (position,) = con.execute("SELECT position FROM projector_positions").fetchone()
+        (events,) = con.execute("SELECT count(*) FROM events").fetchone()
+    assert (row["source"], row["partition"], row["position"]) == ("store", "log", position)
+    assert position == events  # the demo's log holds only these events
+    assert row["published_at"] + "+00:00" == state["published_at"]

@@ -157,7 +157,7 @@ class SourceContract:
 
 def read_models(path: Path) -> dict[str, list[tuple]]:
     """Every read-model table's rows, sorted, without the source-specific bookkeeping."""
-    bookkeeping = {"projector_positions", "projector_state", "readmodel_migrations"}
+    bookkeeping = {"projector_positions", "projector_state", "readmodel_migrations", "ledger_position"}
     with ReadModels(path) as models:
         tables = [name for (name,) in models.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE NOT temporary ORDER BY 1").fetchall()

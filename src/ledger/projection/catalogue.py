@@ -40,7 +40,17 @@ CREATE TABLE IF NOT EXISTS parked_events (
     event_id VARCHAR, event_type VARCHAR, customer_id VARCHAR, reason VARCHAR NOT NULL,
     payload BLOB NOT NULL, parked_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS ledger_position (
+    source VARCHAR NOT NULL, partition VARCHAR NOT NULL, position BIGINT NOT NULL, as_of TIMESTAMP,
+    published_at TIMESTAMP NOT NULL, PRIMARY KEY (source, partition)
+);
 """
+BOOKKEEPING_TABLES = frozenset({
+    "readmodel_migrations", "readmodel_upgrades", "projector_positions", "projector_state", "parked_events",
+    "customer_profile_keys",
+})
+"""The projector's own tables: how far it got, what it ran, what it parked, the merge's keys.
+Not read models: exports leave them out (ledger_position is what says how fresh a copy is)."""
 
 
 @dataclass(frozen=True)

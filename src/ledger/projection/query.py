@@ -7,6 +7,7 @@ import re
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,17 @@ def answer(
     The SQL runs on a sandboxed read-only connection (`open_for_reading`): one read statement,
     stopped after `timeout_s` seconds or by Ctrl-C, writing included.
     """
+    with snapshot(path, as_of, settings) as readable:
+        return _answer(readable, sql, take, timeout_s)
+
+
+@contextlib.contextmanager
+def snapshot(path: Path, as_of: datetime | None, settings: Settings | None) -> Iterator[Path]:
+    """The read models to read: the published file, or with `as_of` a temporary copy of it
+    with the "as of" models refreshed for that time (removed afterwards)."""
     if as_of is None:
-        return _answer(path, sql, take, timeout_s)
+        yield path
+        return
     if not path.exists():
         open_for_reading(path)  # raises the "no read models yet" error
     with scratch_folder(path.parent) as scratch:
@@ -174,7 +184,7 @@ def answer(
             if "interrupted" in str(exc).lower():
                 raise KeyboardInterrupt from exc
             raise
-        return _answer(copy, sql, take, timeout_s)
+        yield copy
 
 
 def _answer(path: Path, sql: str, take: Take, timeout_s: float) -> Answer:
