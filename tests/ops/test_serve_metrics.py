@@ -16,6 +16,7 @@ from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.support.broker import TansuBroker
 from tests.support.facts import NOW
+from tests.support.kafka import avro, produce
 from tests.support.serving import Served, get, metric, port_is_closed, serve_environment, wait_for
 
 
@@ -79,7 +80,8 @@ def test_serve_logs_text_at_the_chosen_level(tmp_path, fact) -> None:
     assert quiet.lines == []  # nothing at warning when all is well
 
     loud = Served(["--log-level", "debug", "--metrics-port", "off"], serve_environment(settings))
-    wait_for(lambda: any("published the read models" in line for line in loud.lines), what="a publish logged")
+    wait_for(lambda: any("refreshed and published the read models" in line for line in loud.lines),
+             what="a publish logged")
     assert loud.stop() == 0
     assert any(" info ledger.ops.serve: projector started" in line for line in loud.lines)
     assert not any(line.startswith("{") for line in loud.lines)
@@ -131,6 +133,16 @@ def test_serve_with_kafka_counts_relayed_and_projected_events_and_the_lag_per_pa
         wait_for(lambda: all(scraped(port, "ledger_lag_events", part="projector", partition=str(p)) == 0
                              for p in range(4)), what="no lag on any of the 4 partitions")
         assert scraped(port, "ledger_intake_events_recorded_total") == 0
+        # Through the intake topic: 5 facts and 2 records no schema reads, after the topics exist.
+        produce(settings, [(f"K{i}".encode(), avro(fact("ContactLogged", customer_id=f"K{i}"))) for i in range(5)]
+                + [(b"bad", b"not avro"), (b"bad", b"\xc3\x01 nope")])
+        wait_for(lambda: scraped(port, "ledger_intake_events_recorded_total") == 5, what="5 facts recorded")
+        wait_for(lambda: scraped(port, "ledger_intake_dead_letters_total") == 2, what="2 dead letters")
+        wait_for(lambda: scraped(port, "ledger_projector_events_total") == 55, what="55 events projected")
+        assert scraped(port, "ledger_relay_events_total") == 55
+        _, body = get(port, "/metrics")
+        intake_lag = [line for line in body.splitlines() if line.startswith('ledger_lag_events{part="intake"')]
+        assert intake_lag and all(line.endswith(" 0.0") for line in intake_lag)
         _, body = get(port, "/healthz")
         assert {name: part["state"] for name, part in json.loads(body)["parts"].items()} == {
             "relay": "running", "intake": "running", "projector": "running"}
@@ -140,4 +152,5 @@ def test_serve_with_kafka_counts_relayed_and_projected_events_and_the_lag_per_pa
     assert port_is_closed(port)
     created = {r["topic"] for r in served.records if r.get("topic_state") == "created"}
     assert created == {topic, f"{topic}-in", f"{topic}-dlq"}
-    assert any(r.get("part") == "relay" and r.get("events") for r in served.records)
+    assert {r["message"] for r in served.records} >= {"relay started", "intake started", "projector started",
+                                                       "relay stopped", "intake stopped", "projector stopped"}

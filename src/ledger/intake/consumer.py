@@ -158,6 +158,19 @@ class Intake:
         """(next offset decided, next offset whose dead letters are on the DLQ topic)."""
         return self.stored.of(partition)
 
+    def lag(self) -> dict[int, int]:
+        """Per partition this process reads, the records after the furthest of its two stored
+        positions (a batch of dead letters alone moves only the second), as of the last fetch;
+        partitions not fetched yet are left out."""
+        if self._consumer is None:
+            return {}
+        lag: dict[int, int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                lag[tp.partition] = max(0, end - max(self.stored.of(tp.partition)))
+        return lag
+
     def step(self) -> int:
         """Poll once and handle what came; return how many records were handled."""
         client = self._consumer or self._connect(self.settings.kafka.intake_group)[0]

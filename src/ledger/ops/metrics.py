@@ -62,7 +62,8 @@ class Metrics:
                               "or the relay (refused by Kafka).", ["part"], registry=r)
         self.lag = Gauge("ledger_lag_events", "Events not yet processed, per part and partition (the projector: "
                          "source head minus stored position, after each round; the relay: store head minus "
-                         "relay position, after each batch).", ["part", "partition"], registry=r)
+                         "relay position, and the intake: intake topic end minus decided position, after "
+                         "each batch).", ["part", "partition"], registry=r)
         self.batch_seconds = Histogram("ledger_batch_duration_seconds", "How long one batch took, per part.",
                                        ["part"], buckets=BATCH_BUCKETS, registry=r)
         self.publish_seconds = Histogram("ledger_publish_duration_seconds", "How long refreshing and publishing "
@@ -85,11 +86,14 @@ class Metrics:
         if lag is not None:
             self.lag.labels("relay", "log").set(lag)
 
-    def intake_batch(self, stats: Any, seconds: float) -> None:
-        """After an intake batch: `stats` is the intake's IntakeStats (cumulative)."""
+    def intake_batch(self, stats: Any, seconds: float, lag: dict[str, int] | None = None) -> None:
+        """After an intake batch: `stats` is the intake's IntakeStats (cumulative), `lag` per
+        partition of the intake topic."""
         self._advance("intake.recorded", self.recorded, stats.recorded)
         self._advance("intake.dead_letters", self.dead_letters, stats.dead_letters)
         self.batch_seconds.labels("intake").observe(seconds)
+        for partition, behind in (lag or {}).items():
+            self.lag.labels("intake", partition).set(behind)
 
     def projector_batch(self, seconds: float) -> None:
         self.batch_seconds.labels("projector").observe(seconds)

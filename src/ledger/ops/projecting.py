@@ -174,24 +174,19 @@ def _follow_until_reset(
         while not stop.is_set():
             timer = _BatchTimer(observer)
             stats = projector.catch_up(clock(), stop=stop, finish=False, progress=timer)
-            behind = _lag(source.head(), models.positions(source.name))
-            if stats.read:
-                log.info("projected %d events (%d new, %d parked) in %d batches, %.3f s; lag %d", stats.read,
-                         stats.new, stats.parked, stats.batches, stats.seconds, sum(behind.values()),
-                         extra={"part": "projector", "events": stats.read, "new": stats.new, "parked": stats.parked,
-                                "batches": stats.batches, "seconds": round(stats.seconds, 3), "lag": behind})
+            position = models.positions(source.name)
+            behind = _lag(source.head(), position)
             if observer is not None:
                 observer.projector_round(stats.new, stats.parked, behind)
+            published = None
             if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
                 began = time.perf_counter()
                 projector.finish(clock())
-                seconds = time.perf_counter() - began
+                published = time.perf_counter() - began
                 refreshed_at = time.monotonic()
-                log.log(logging.INFO if stats.new else logging.DEBUG, "published the read models in %.3f s",
-                        seconds, extra={"part": "projector", "seconds": round(seconds, 3),
-                                        "position": models.positions(source.name)})
                 if observer is not None:
-                    observer.published(seconds)
+                    observer.published(published)
+            _log_round(stats, published, position, behind)
             total.read += stats.read
             total.new += stats.new
             total.parked += stats.parked
@@ -199,6 +194,19 @@ def _follow_until_reset(
             total.seconds += stats.seconds
             if stats.read == 0:
                 stop.wait(idle_s)
+
+
+def _log_round(stats: RunStats, published: float | None, position: dict[str, int], lag: dict[str, int]) -> None:
+    """One line per round that brought events (info), or per idle republish (debug)."""
+    fields = {"part": "projector", "events": stats.read, "new": stats.new, "parked": stats.parked,
+              "batches": stats.batches, "seconds": round(stats.seconds, 3), "position": position, "lag": lag,
+              "publish_seconds": None if published is None else round(published, 3)}
+    if stats.read:
+        log.info("projected %d events (%d new, %d parked) in %d batches, %.3f s%s; lag %d", stats.read, stats.new,
+                 stats.parked, stats.batches, stats.seconds,
+                 "" if published is None else f", published in {published:.3f} s", sum(lag.values()), extra=fields)
+    elif published is not None:
+        log.debug("nothing new; refreshed and published the read models in %.3f s", published, extra=fields)
 
 
 class _BatchTimer:

@@ -60,7 +60,7 @@ def parts(settings: Settings, only: Collection[str] = PART_NAMES) -> list[Part]:
         raise SettingsError(f"{' and '.join(missing)} need Kafka: give --kafka or LEDGER_KAFKA")
     runners: dict[str, Runner] = {
         "relay": lambda stop, metrics: _relay(settings, stop, metrics),
-        "intake": lambda stop, metrics: Intake(settings, Ledger(settings), on_batch=_intake_batch(metrics)).run(stop),
+        "intake": lambda stop, metrics: _intake(settings, stop, metrics),
         "projector": lambda stop, metrics: follow(settings, lambda: datetime.now(UTC), stop, observer=metrics),
     }
     return [Part(name, runners[name]) for name in PART_NAMES if name in only]
@@ -75,7 +75,7 @@ def _relay(settings: Settings, stop: threading.Event, metrics: Metrics) -> objec
         position = relay.position()
         lag = max(0, relay.ledger.head() - position)
         metrics.relay_batch(stats, seconds, lag)
-        log.info("relayed %d events in %.3f s; position %d, lag %d", stats.sent - sent, seconds, position, lag,
+        log.debug("relayed %d events in %.3f s; position %d, lag %d", stats.sent - sent, seconds, position, lag,
                  extra={"part": "relay", "events": stats.sent - sent, "seconds": round(seconds, 3),
                         "position": position, "lag": lag})
         sent = stats.sent
@@ -84,14 +84,19 @@ def _relay(settings: Settings, stop: threading.Event, metrics: Metrics) -> objec
     return relay.run(stop, held=True)
 
 
-def _intake_batch(metrics: Metrics) -> Callable[[IntakeStats, float], None]:
-    def batch(stats: IntakeStats, seconds: float) -> None:
-        metrics.intake_batch(stats, seconds)
-        log.debug("intake batch in %.3f s; %d recorded, %d dead letters so far", seconds, stats.recorded,
-                  stats.dead_letters, extra={"part": "intake", "seconds": round(seconds, 3),
-                                             "recorded": stats.recorded, "dead_letters": stats.dead_letters})
+def _intake(settings: Settings, stop: threading.Event, metrics: Metrics) -> object:
+    intake = Intake(settings, Ledger(settings))
 
-    return batch
+    def batch(stats: IntakeStats, seconds: float) -> None:
+        lag = intake.lag()
+        metrics.intake_batch(stats, seconds, {str(p): behind for p, behind in lag.items()})
+        log.debug("intake batch in %.3f s; %d recorded, %d dead letters so far; lag %d", seconds, stats.recorded,
+                  stats.dead_letters, sum(lag.values()), extra={
+                      "part": "intake", "seconds": round(seconds, 3), "recorded": stats.recorded,
+                      "dead_letters": stats.dead_letters, "lag": lag})
+
+    intake.on_batch = batch
+    return intake.run(stop)
 
 
 def serve(settings: Settings, stop: threading.Event, chosen: list[Part] | None = None) -> None:
