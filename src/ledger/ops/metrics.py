@@ -23,6 +23,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
+from ledger.intake.consumer import IntakeStats
+from ledger.kafka.relay import RelayStats
+
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Seconds: a small batch near the head takes milliseconds, a 250,000-event catch-up tens of seconds."""
 
@@ -78,7 +81,7 @@ class Metrics:
 
     # The parts' hooks, each called from that part's thread.
 
-    def relay_batch(self, stats: Any, seconds: float, lag: int | None = None) -> None:
+    def relay_batch(self, stats: RelayStats, seconds: float, lag: int | None = None) -> None:
         """After a relay batch: `stats` is the relay's RelayStats (cumulative)."""
         self._advance("relay.sent", self.relayed, stats.sent)
         self._advance("relay.parked", self.parked.labels("relay"), stats.parked)
@@ -86,7 +89,7 @@ class Metrics:
         if lag is not None:
             self.lag.labels("relay", "log").set(lag)
 
-    def intake_batch(self, stats: Any, seconds: float, lag: dict[str, int] | None = None) -> None:
+    def intake_batch(self, stats: IntakeStats, seconds: float, lag: dict[str, int] | None = None) -> None:
         """After an intake batch: `stats` is the intake's IntakeStats (cumulative), `lag` per
         partition of the intake topic."""
         self._advance("intake.recorded", self.recorded, stats.recorded)

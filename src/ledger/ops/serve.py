@@ -76,8 +76,8 @@ def _relay(settings: Settings, stop: threading.Event, metrics: Metrics) -> objec
         lag = max(0, relay.ledger.head() - position)
         metrics.relay_batch(stats, seconds, lag)
         log.debug("relayed %d events in %.3f s; position %d, lag %d", stats.sent - sent, seconds, position, lag,
-                 extra={"part": "relay", "events": stats.sent - sent, "seconds": round(seconds, 3),
-                        "position": position, "lag": lag})
+                  extra={"part": "relay", "events": stats.sent - sent, "seconds": round(seconds, 3),
+                         "position": position, "lag": lag})
         sent = stats.sent
 
     relay.on_batch = batch
