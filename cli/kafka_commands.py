@@ -149,9 +149,10 @@ def serve(
     config = settings(data_dir, store, kafka)
     flags: dict[str, object] = {"log_level": log_level and log_level.value,
                                 "log_format": log_format and log_format.value, "metrics_host": metrics_host}
+    flags = {name: value for name, value in flags.items() if value is not None}
     if metrics_port is not None:
-        flags["metrics_port"] = _port(metrics_port)
-    config = config.with_(**{name: value for name, value in flags.items() if value is not None})
+        flags["metrics_port"] = _port(metrics_port)  # None (off) included: it overrides the variable
+    config = config.with_(**flags)
     chosen = parts(config, only or PART_NAMES)
     handler = logs.configure(config.serve.log_level, config.serve.log_format)
     try:

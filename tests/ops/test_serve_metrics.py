@@ -70,7 +70,7 @@ def test_serve_counts_the_events_it_projects_and_reports_health_and_readiness(se
     assert len(rounds) <= 50
 
 
-def test_serve_logs_text_at_the_chosen_level(tmp_path, fact) -> None:
+def test_serve_logs_text_at_the_chosen_level_and_its_endpoint_can_be_switched_off(tmp_path, fact) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     Ledger(settings, clock=lambda: NOW).record_many([fact("ContactLogged", customer_id=f"C{i}") for i in range(3)])
     env = serve_environment(settings, LEDGER_LOG_LEVEL="warning", LEDGER_METRICS_PORT="off")
@@ -79,12 +79,19 @@ def test_serve_logs_text_at_the_chosen_level(tmp_path, fact) -> None:
     assert quiet.stop() == 0
     assert quiet.lines == []  # nothing at warning when all is well
 
-    loud = Served(["--log-level", "debug", "--metrics-port", "off"], serve_environment(settings))
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:  # would stop a serve that listened
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = serve_environment(settings, LEDGER_METRICS_PORT=str(port))
+        loud = Served(["--log-level", "debug", "--metrics-port", "off"], env)
+        wait_for(lambda: any("projector started" in line for line in loud.lines), what="the projector started")
     wait_for(lambda: any("refreshed and published the read models" in line for line in loud.lines),
              what="a publish logged")
     assert loud.stop() == 0
     assert any(" info ledger.ops.serve: projector started" in line for line in loud.lines)
     assert not any(line.startswith("{") for line in loud.lines)
+    assert not any("metrics and health on" in line for line in loud.lines)  # --metrics-port off won
 
 
 def test_a_metrics_port_already_taken_stops_serve_at_once_with_exit_2(tmp_path) -> None:
