@@ -11,8 +11,10 @@ import sys
 def main() -> None:
     try:
         from ledger.cli.main import app
+        from ledger.ops.logs import quiet_libraries
     except KeyboardInterrupt:
         sys.exit(130)
+    quiet_libraries()  # a Kafka client's own log lines would repeat our error message, as noise
     app(prog_name="ledger")
 
 

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import threading
+from enum import Enum
 from typing import Annotated
 
 import typer
 
 from ledger.cli.app import AsJson, DataDir, Kafka, Store, command, err, print_rows, settings
 from ledger.cli.intake_commands import dlq_app
+from ledger.errors import SettingsError
 from ledger.kafka import topics
 from ledger.kafka.parking import COLUMNS as PARKED_COLUMNS
 from ledger.kafka.parking import relay_parked
 from ledger.kafka.relay import Relay
+from ledger.ops import logs
 from ledger.ops.serve import PART_NAMES, parts
 from ledger.ops.serve import serve as run_serve
 from ledger.ops.signals import stop_on_signals
+from ledger.settings.sections import LOG_FORMATS, LOG_LEVELS
 from ledger.write.application import Ledger
+
+LogLevel = Enum("LogLevel", {name: name for name in LOG_LEVELS}, type=str)  # type: ignore[misc]
+LogFormat = Enum("LogFormat", {name: name for name in LOG_FORMATS}, type=str)  # type: ignore[misc]
 
 
 @command()
@@ -106,6 +113,25 @@ def serve(
         list[str] | None,
         typer.Option("--only", help=f"Run only this part ({', '.join(PART_NAMES)}); repeatable."),
     ] = None,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option("--log-level", help="What serve logs on stderr (env LEDGER_LOG_LEVEL; default info).",
+                     case_sensitive=False),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option("--log-format", help="text, or json: one object per line (env LEDGER_LOG_FORMAT).",
+                     case_sensitive=False),
+    ] = None,
+    metrics_port: Annotated[
+        str | None,
+        typer.Option("--metrics-port", help="Port of /metrics, /healthz and /readyz (env LEDGER_METRICS_PORT; "
+                     "default 9464; 0 picks a free one; off runs no HTTP server)."),
+    ] = None,
+    metrics_host: Annotated[
+        str | None,
+        typer.Option("--metrics-host", help="Address they listen on (env LEDGER_METRICS_HOST; default 127.0.0.1)."),
+    ] = None,
     data_dir: DataDir = None,
     store: Store = None,
     kafka: Kafka = None,
@@ -113,14 +139,35 @@ def serve(
     """Run relay, intake and projector together until SIGTERM or SIGINT (embedded: projector only).
 
     With Kafka, creates the ledger's topics that do not exist yet, as `ledger topics create` does.
+    Logs on stderr what starts and stops and each projector round and relay batch; serves
+    Prometheus metrics on /metrics and health on /healthz and /readyz (docs/operators.md).
 
     Example: ledger serve --kafka localhost:9092 --store postgresql://postgres@db/ledger
 
-    Also: ledger serve --only intake --kafka localhost:9092 (one part per process)
+    Also: ledger serve --only intake --kafka localhost:9092 --log-format json --metrics-port 9465
     """
     config = settings(data_dir, store, kafka)
+    flags: dict[str, object] = {"log_level": log_level and log_level.value,
+                                "log_format": log_format and log_format.value, "metrics_host": metrics_host}
+    flags = {name: value for name, value in flags.items() if value is not None}
+    if metrics_port is not None:
+        flags["metrics_port"] = _port(metrics_port)  # None (off) included: it overrides the variable
+    config = config.with_(**flags)
     chosen = parts(config, only or PART_NAMES)
-    stop = threading.Event()
-    with stop_on_signals(stop):
-        run_serve(config, stop, chosen)
-    err.print("stopped", highlight=False)
+    handler = logs.configure(config.serve.log_level, config.serve.log_format)
+    try:
+        stop = threading.Event()
+        with stop_on_signals(stop):
+            run_serve(config, stop, chosen)
+    finally:
+        logs.unconfigure(handler)
+
+
+def _port(text: str) -> int | None:
+    """--metrics-port: a port, 0 (any free one) or off; anything else is a usage error (exit 2)."""
+    if text.strip().lower() == "off":
+        return None
+    if not (text.strip().isascii() and text.strip().isdigit() and int(text) <= 65535):
+        raise SettingsError(f"--metrics-port must be a port number (0 to 65535, 0 picks a free one) or off, "
+                            f"got {text!r}")
+    return int(text)

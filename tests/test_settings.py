@@ -27,6 +27,8 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_MAX_FUTURE_S": "60", "LEDGER_MAX_EVENT_BYTES": "5000",
         "LEDGER_MASTER_KEY_FILE": str(tmp_path / "m.key"), "LEDGER_MASTER_KEY": "a2V5",
         "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB",
+        "LEDGER_KAFKA_TIMEOUT": "2.5", "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json",
+        "LEDGER_METRICS_HOST": "0.0.0.0", "LEDGER_METRICS_PORT": "9100",
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -37,6 +39,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     assert k.sasl_password == Secret("hunter2") and "hunter2" not in repr(s)
     assert k.client_options()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
     assert k.client_options()["sasl_plain_password"] == "hunter2"
+    assert k.timeout_s == 2.5 and k.client_options()["bootstrap_timeout_ms"] == 2500
+    assert (s.serve.log_level, s.serve.log_format, s.serve.metrics_host, s.serve.metrics_port) == (
+        "debug", "json", "0.0.0.0", 9100)
     p = s.projection
     assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
         0.5, "GBP", 10, 20, 40)
@@ -81,11 +86,21 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_DATA_DIR", "a\\b", r"must not contain '\\\\'"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),
         ("LEDGER_DATA_DIR", "/tmp/a?b=1", r"data_dir \(LEDGER_DATA_DIR\) must not contain '\?'"),
+        ("LEDGER_KAFKA_TIMEOUT", "0", r"kafka.timeout_s \(LEDGER_KAFKA_TIMEOUT\) must be 0.1 to 3,600 seconds"),
+        ("LEDGER_LOG_LEVEL", "loud", r"serve.log_level \(LEDGER_LOG_LEVEL\) must be one of debug, info"),
+        ("LEDGER_LOG_FORMAT", "xml", r"serve.log_format \(LEDGER_LOG_FORMAT\) must be one of text, json"),
+        ("LEDGER_METRICS_PORT", "70000", r"serve.metrics_port \(LEDGER_METRICS_PORT\) must be 0 to 65,535 or off"),
+        ("LEDGER_METRICS_PORT", "soon", "LEDGER_METRICS_PORT must be a whole number"),
     ],
 )
 def test_a_bad_variable_is_refused_naming_it(variable: str, value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({variable: value})
+
+
+def test_the_metrics_port_can_be_switched_off() -> None:
+    assert Settings.from_env({"LEDGER_METRICS_PORT": "off"}).serve.metrics_port is None
+    assert Settings.from_env({}).serve.metrics_port == 9464
 
 
 def test_the_config_file_sets_sections_and_the_environment_and_flags_override_it(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ def published_events(settings: Settings) -> int:
 @pytest.mark.kafka
 def environment(settings: Settings) -> dict[str, str]:
     """The environment of a `ledger serve` process on `settings`' store."""
-    env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir)}
+    env = {**os.environ, "LEDGER_DATA_DIR": str(settings.data_dir), "LEDGER_METRICS_PORT": "0"}
     env.pop("LEDGER_KAFKA", None)
     if settings.store:
         env["LEDGER_STORE"] = settings.store.url

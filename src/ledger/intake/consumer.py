@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,7 +134,13 @@ class Intake:
     one's position is refused (IntegrityError) and it resumes from the stored one.
     """
 
-    def __init__(self, settings: Settings, ledger: Ledger, *, poll_ms: int = 500, **consumer_options: Any):
+    def __init__(
+        self, settings: Settings, ledger: Ledger, *, poll_ms: int = 500,
+        on_batch: Callable[[IntakeStats, float], None] | None = None, **consumer_options: Any,
+    ):
+        """`on_batch(stats, seconds)`: called by `run` after each poll that brought records,
+        with the running totals (how `ledger serve` counts, in ops, without this room knowing
+        of metrics)."""
         self.settings = settings
         self.ledger = ledger
         self.topic = settings.kafka.intake_topic
@@ -143,6 +149,7 @@ class Intake:
         self.batch_size = settings.batch_size
         self.consumer_options = consumer_options
         self.stats = IntakeStats()
+        self.on_batch = on_batch
         self.stored = Positions(ledger, self.topic)
         self._dead_letters = Producer(settings, self.dlq_topic)
         self._consumer: KafkaConsumer | None = None
@@ -150,6 +157,19 @@ class Intake:
     def positions(self, partition: int) -> tuple[int, int]:
         """(next offset decided, next offset whose dead letters are on the DLQ topic)."""
         return self.stored.of(partition)
+
+    def lag(self) -> dict[int, int]:
+        """Per partition this process reads, the records after the furthest of its two stored
+        positions (a batch of dead letters alone moves only the second), as of the last fetch;
+        partitions not fetched yet are left out."""
+        if self._consumer is None:
+            return {}
+        lag: dict[int, int] = {}
+        for tp in self._consumer.assignment():
+            end = self._consumer.highwater(tp)
+            if end is not None:
+                lag[tp.partition] = max(0, end - max(self.stored.of(tp.partition)))
+        return lag
 
     def step(self) -> int:
         """Poll once and handle what came; return how many records were handled."""
@@ -165,7 +185,9 @@ class Intake:
         with self._running():
             while not stop.is_set():
                 try:
-                    self.step()
+                    started = time.perf_counter()
+                    if self.step() and self.on_batch is not None:
+                        self.on_batch(self.stats, time.perf_counter() - started)
                 except (LedgerError, PersistenceError, ClientError) as error:
                     log.warning("intake: %s; resuming from the stored positions in %.1fs", error, retry_s)
                     self._dead_letters.discard()

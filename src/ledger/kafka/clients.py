@@ -24,7 +24,7 @@ from kafka.errors import KafkaError as ClientError
 
 from ledger.contract.codec import HEADER_LEN
 from ledger.errors import KafkaError, SchemaError
-from ledger.kafka.topics import MissingTopicError, require
+from ledger.kafka.topics import MissingTopicError, require, unreachable
 from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     try:
         return KafkaProducer(**options)
     except ClientError as exc:
-        raise KafkaError(f"cannot connect a producer to {settings.kafka}: {exc}") from exc
+        raise unreachable(settings, exc, "a producer") from exc
 
 
 def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
@@ -94,7 +94,7 @@ def consumer(settings: Settings, **overrides: Any) -> KafkaConsumer:
     try:
         return KafkaConsumer(**options)
     except ClientError as exc:
-        raise KafkaError(f"cannot connect a consumer to {settings.kafka}: {exc}") from exc
+        raise unreachable(settings, exc, "a consumer") from exc
 
 
 def partitions_of(client: KafkaConsumer, topic: str, settings: Settings) -> list[TopicPartition]:

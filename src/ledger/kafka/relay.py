@@ -38,7 +38,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,10 +116,13 @@ class Relay:
         max_request_size: int | None = None,
         check_s: float = 10.0,
         confirm_s: float = 1.0,
+        on_batch: Callable[[RelayStats, float], None] | None = None,
     ):
         """`max_request_size` overrides the producer's (records above it are parked);
         `check_s`: how often an idle relay checks the topic for a reset; `confirm_s`: how long
-        a reset must persist before the relay acts on it."""
+        a reset must persist before the relay acts on it; `on_batch(stats, seconds)`: called by
+        `run` after each batch with the running totals (how `ledger serve` counts, in ops,
+        without this room knowing of metrics)."""
         self.settings = settings
         self.ledger = ledger
         self.topic = settings.kafka.ledger_topic
@@ -129,6 +132,7 @@ class Relay:
         self.check_s = check_s
         self.confirm_s = confirm_s
         self.stats = RelayStats()
+        self.on_batch = on_batch
         self.generation = relay_generation(ledger, self.topic)
         self.acked: dict[int, int] = {}
         self._parking: Parking | None = None
@@ -252,10 +256,13 @@ class Relay:
                     elif time.monotonic() >= next_check:
                         self.check(stop)
                         next_check = time.monotonic() + self.check_s
+                    started = time.perf_counter()
                     if self.step() == 0:
                         stop.wait(idle_s)
                     else:  # while busy, Kafka's acks are the check
                         next_check = time.monotonic() + self.check_s
+                        if self.on_batch is not None:
+                            self.on_batch(self.stats, time.perf_counter() - started)
                 except TopicResetError as reset:
                     self.republish(str(reset))
             except KafkaError as error:

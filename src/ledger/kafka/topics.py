@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.errors import KafkaError as ClientError
-from kafka.errors import TopicAlreadyExistsError
 
 from ledger.errors import KafkaError
 from ledger.settings import Settings
@@ -81,12 +81,23 @@ def require(settings: Settings, name: str) -> None:
         raise MissingTopicError(name, settings)
 
 
+def unreachable(settings: Settings, exc: ClientError, client: str = "a client") -> KafkaError:
+    """The error of a client that could not even bootstrap: the servers, the time given, and
+    what to check, rather than kafka-python's own words alone."""
+    if isinstance(exc, KafkaTimeoutError | KafkaConnectionError):
+        return KafkaError(
+            f"cannot reach Kafka at {settings.kafka} within {settings.kafka.timeout_s:g} s (LEDGER_KAFKA_TIMEOUT): "
+            "is the broker up and the address right?"
+        )
+    return KafkaError(f"cannot connect {client} to Kafka at {settings.kafka}: {exc}")
+
+
 @contextmanager
 def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
     try:
         admin = KafkaAdminClient(**settings.kafka.client_options())
     except ClientError as exc:
-        raise KafkaError(f"cannot reach Kafka at {settings.kafka}: {exc}") from exc
+        raise unreachable(settings, exc, "an admin client") from exc
     try:
         yield admin
     except ClientError as exc:

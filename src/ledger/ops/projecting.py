@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 
@@ -27,6 +28,16 @@ log = logging.getLogger(__name__)
 
 KAFKA_RETRY_S = 1.0
 """How long a following projector waits before reading a topic it could not reach again."""
+
+
+class Observer(Protocol):
+    """What a following projector reports as it goes (`ledger serve`'s Metrics), from its thread."""
+
+    def projector_batch(self, seconds: float) -> None: ...
+
+    def projector_round(self, new: int, parked: int, lag: dict[str, int]) -> None: ...
+
+    def published(self, seconds: float) -> None: ...
 
 
 def project(
@@ -103,19 +114,23 @@ def follow(
     *,
     ledger: Ledger | None = None,
     idle_s: float = 1.0,
+    observer: Observer | None = None,
 ) -> RunStats:
     """Keep projecting until `stop` is set, refreshing and publishing after each catch-up that
     brought new events, and otherwise every ``settings.projection.refresh_idle_s`` (time moves stages).
 
     A broken segment rule does not stop the follower: it stays recorded in the read models
     (``segments.last_error``, and ``segment_errors`` in ``ledger status``) until fixed.
+    Each round that brought events is logged at info (events, batches, seconds, lag), each
+    publish too; `observer` hears of every batch, round and publish.
     """
     with writing(settings):
-        return _follow(settings, clock, stop, ledger=ledger, idle_s=idle_s)
+        return _follow(settings, clock, stop, ledger=ledger, idle_s=idle_s, observer=observer)
 
 
 def _follow(
-    settings: Settings, clock: Clock, stop: threading.Event, *, ledger: Ledger | None, idle_s: float
+    settings: Settings, clock: Clock, stop: threading.Event, *, ledger: Ledger | None, idle_s: float,
+    observer: Observer | None = None,
 ) -> RunStats:
     total = RunStats()
     started = False
@@ -135,7 +150,7 @@ def _follow(
         started = True
         try:
             try:
-                _follow_until_reset(settings, clock, stop, source, total, idle_s)
+                _follow_until_reset(settings, clock, stop, source, total, idle_s, observer)
             except TopicResetError as reset:
                 source.close()  # before the rebuild opens a source of its own (closing twice is harmless)
                 _rebuild_after(reset, settings, clock(), ledger=ledger)
@@ -148,7 +163,8 @@ def _follow(
 
 
 def _follow_until_reset(
-    settings: Settings, clock: Clock, stop: threading.Event, source: Source, total: RunStats, idle_s: float
+    settings: Settings, clock: Clock, stop: threading.Event, source: Source, total: RunStats, idle_s: float,
+    observer: Observer | None = None,
 ) -> None:
     with ReadModels(settings.readmodel_path, settings=settings) as models:
         projector = Projector(models, source, batch_size=settings.batch_size,
@@ -156,10 +172,21 @@ def _follow_until_reset(
                               publish_to=settings.published_path, keys=KeyReader(settings))
         refreshed_at = -math.inf
         while not stop.is_set():
-            stats = projector.catch_up(clock(), stop=stop, finish=False)
+            timer = _BatchTimer(observer)
+            stats = projector.catch_up(clock(), stop=stop, finish=False, progress=timer)
+            position = models.positions(source.name)
+            behind = _lag(source.head(), position)
+            if observer is not None:
+                observer.projector_round(stats.new, stats.parked, behind)
+            published = None
             if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
+                began = time.perf_counter()
                 projector.finish(clock())
+                published = time.perf_counter() - began
                 refreshed_at = time.monotonic()
+                if observer is not None:
+                    observer.published(published)
+            _log_round(stats, published, position, behind)
             total.read += stats.read
             total.new += stats.new
             total.parked += stats.parked
@@ -167,6 +194,44 @@ def _follow_until_reset(
             total.seconds += stats.seconds
             if stats.read == 0:
                 stop.wait(idle_s)
+
+
+def _log_round(stats: RunStats, published: float | None, position: dict[str, int], lag: dict[str, int]) -> None:
+    """One line per round that brought events (info), or per idle republish (debug)."""
+    fields = {"part": "projector", "events": stats.read, "new": stats.new, "parked": stats.parked,
+              "batches": stats.batches, "seconds": round(stats.seconds, 3), "position": position, "lag": lag,
+              "publish_seconds": None if published is None else round(published, 3)}
+    if stats.read:
+        log.info("projected %d events (%d new, %d parked) in %d batches, %.3f s%s; lag %d", stats.read, stats.new,
+                 stats.parked, stats.batches, stats.seconds,
+                 "" if published is None else f", published in {published:.3f} s", sum(lag.values()), extra=fields)
+    elif published is not None:
+        log.debug("nothing new; refreshed and published the read models in %.3f s", published, extra=fields)
+
+
+class _BatchTimer:
+    """The projector's progress callback (called after each batch) as batch durations: the time
+    since the round began or the batch before (reading the next batch overlaps with applying
+    this one, so this is the pace of the pipeline, which is what an operator watches)."""
+
+    def __init__(self, observer: Observer | None):
+        self.observer = observer
+        self.read = 0
+        self.since = time.perf_counter()
+
+    def __call__(self, read: int, remaining: int) -> None:
+        now = time.perf_counter()
+        if read > self.read:
+            log.debug("projector batch of %d events in %.3f s; %d to go", read - self.read, now - self.since,
+                      remaining, extra={"part": "projector", "events": read - self.read,
+                                        "seconds": round(now - self.since, 3), "lag": remaining})
+            if self.observer is not None:
+                self.observer.projector_batch(now - self.since)
+        self.read, self.since = read, now
+
+
+def _lag(head: dict[str, int], positions: dict[str, int]) -> dict[str, int]:
+    return {key: max(0, end - positions.get(key, 0)) for key, end in head.items()}
 
 
 def replay(

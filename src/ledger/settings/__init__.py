@@ -39,8 +39,10 @@ from ledger.settings.sections import (
     PrivacySettings,
     ProjectionSettings,
     Secret,
+    ServeSettings,
     StoreSettings,
     check_kafka,
+    check_serve,
     without_password,
 )
 from ledger.settings.sources import convert, read_config
@@ -48,11 +50,11 @@ from ledger.settings.sources import convert, read_config
 __all__ = [
     "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "IntakeSettings", "KafkaSettings", "PrivacySettings", "ProjectionSettings",
     "Secret",
-    "Settings", "StoreSettings", "without_password",
+    "ServeSettings", "Settings", "StoreSettings", "without_password",
 ]
 
 
-_RENAMED = {"kafka": ("kafka", "bootstrap"), "store": ("store", "url")}
+_RENAMED = {"kafka": ("kafka", "bootstrap"), "store": ("store", "url"), "kafka_timeout": ("kafka", "timeout_s")}
 _KAFKA_PREFIXED = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
 
 
@@ -96,6 +98,7 @@ class Settings:
     projection: ProjectionSettings = ProjectionSettings()
     intake: IntakeSettings = IntakeSettings()
     privacy: PrivacySettings = PrivacySettings()
+    serve: ServeSettings = ServeSettings()
 
     def __init__(self, **values: Any) -> None:
         """The defaults with `values`: top-level fields, whole sections, ``section.field``
@@ -234,6 +237,7 @@ class Settings:
             if mark in str(self.data_dir):
                 raise SettingsError(f"{self._named('data_dir')} must not contain {mark!r}, got {str(self.data_dir)!r}")
         check_kafka(self.kafka, self._named)
+        check_serve(self.serve, self._named)
 
 
 def _apply(settings: Settings, values: Mapping[str, tuple[Any, str]]) -> Settings:

@@ -65,6 +65,12 @@ class KafkaSettings:
     intake_group: str | None = None
     """A consumer group to share the intake topic's partitions among several intake processes
     (a PostgreSQL store); None: the intake reads every partition itself."""
+    timeout_s: float = 5.0
+    """How long a client waits to reach the cluster at first (its bootstrap: a connection and
+    the cluster's metadata) before the command fails naming the servers (``LEDGER_KAFKA_TIMEOUT``).
+    kafka-python's own default is 30 s, a long silence for `ledger status` against a dead
+    broker; a healthy broker answers in milliseconds. Requests after that keep the library's
+    timeouts, which a loaded broker acknowledging a large batch may need."""
 
     def __bool__(self) -> bool:
         """True when Kafka is configured: the production path rather than embedded."""
@@ -80,6 +86,7 @@ class KafkaSettings:
         options: dict[str, object] = {
             "bootstrap_servers": self.bootstrap.split(","),
             "security_protocol": self.security_protocol,
+            "bootstrap_timeout_ms": round(self.timeout_s * 1000),
         }
         if self.sasl_mechanism:
             options["sasl_mechanism"] = self.sasl_mechanism
@@ -145,12 +152,33 @@ class PrivacySettings:
     """The master key itself (base64), e.g. from a secret store; wins over the file."""
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What `ledger serve` tells operators: its log and its HTTP endpoint (metrics, health)."""
+
+    log_level: str = "info"
+    """debug, info, warning or error. At info a running serve says what started and stopped,
+    the topics it created and each projector round and publish; never a line per event."""
+    log_format: str = "text"
+    """text (for people) or json (one object per line, for a log shipper)."""
+    metrics_host: str = "127.0.0.1"
+    """Where /metrics, /healthz and /readyz listen; 0.0.0.0 to be scraped from elsewhere
+    (a container). Loopback by default: nothing is exposed that was not asked for."""
+    metrics_port: int | None = 9464
+    """Their port; 0 picks a free one (logged); ``off`` (None) runs no HTTP server."""
+
+
 SECTIONS = {
     "store": StoreSettings,
     "kafka": KafkaSettings,
     "projection": ProjectionSettings,
     "intake": IntakeSettings,
     "privacy": PrivacySettings,
+    "serve": ServeSettings,
 }
 
 
@@ -180,7 +208,23 @@ def check_kafka(kafka: KafkaSettings, named: Callable[[str], str]) -> None:
         if not _TOPIC.fullmatch(topic) or topic in (".", ".."):
             raise SettingsError(f"{named('kafka.' + name)} must be a Kafka topic name (letters, digits, '.', "
                                 f"'_', '-'; at most 249), got {topic!r}")
+    if not 0.1 <= kafka.timeout_s <= 3600:
+        raise SettingsError(f"{named('kafka.timeout_s')} must be 0.1 to 3,600 seconds, got {kafka.timeout_s:g}")
     for name in ("consumer_group", "intake_group"):
         group = getattr(kafka, name)
         if group is not None and not group.strip():
             raise SettingsError(f"{named('kafka.' + name)} must not be empty")
+
+
+def check_serve(serve: ServeSettings, named: Callable[[str], str]) -> None:
+    """Refuse a log level, log format or port that `ledger serve` could only fail on later."""
+    if serve.log_level not in LOG_LEVELS:
+        raise SettingsError(f"{named('serve.log_level')} must be one of {', '.join(LOG_LEVELS)}, "
+                            f"got {serve.log_level!r}")
+    if serve.log_format not in LOG_FORMATS:
+        raise SettingsError(f"{named('serve.log_format')} must be one of {', '.join(LOG_FORMATS)}, "
+                            f"got {serve.log_format!r}")
+    if serve.metrics_port is not None and not 0 <= serve.metrics_port <= 65535:
+        raise SettingsError(f"{named('serve.metrics_port')} must be 0 to 65,535 or off, got {serve.metrics_port}")
+    if not serve.metrics_host.strip():
+        raise SettingsError(f"{named('serve.metrics_host')} must not be empty")

@@ -26,6 +26,8 @@ def convert(value: Any, annotation: Any, origin: str) -> Any:
         raise SettingsError(f"{origin}: a value is required")
     kind = next(o for o in options if o is not type(None))
     text = value if isinstance(value, str) else None
+    if kind is int and type(None) in options and text is not None and text.strip().lower() == "off":
+        return None  # an optional number switched off (LEDGER_METRICS_PORT=off)
     try:
         if kind is int:
             if isinstance(value, bool) or isinstance(value, float):
