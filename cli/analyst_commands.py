@@ -1,4 +1,4 @@
-"""Commands for analysts beyond `query`: models, export."""
+"""Commands for analysts beyond `query`: models, export, report."""
 
 from __future__ import annotations
 
@@ -86,3 +86,31 @@ def models(
         out.print(f"{table.name} ({table.kind}): {table.description}", soft_wrap=True)
         rows = [(c.name, c.type, "personal" if c.personal else "", c.description) for c in table.columns]
         print_rows(["column", "type", "personal", "description"], rows, False)
+
+
+@command()
+def report(
+    to: Annotated[
+        Path | None, typer.Option("--to", help="The HTML file to write (default: ledger-report-DATE.html).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Report as of this ISO-8601 time: models recomputed, later events left out."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write one self-contained HTML report with charts of the read models.
+
+    Lifecycle funnel and transitions by month, CSAT, NPS and CES by month and channel (with
+    their counts), complaint rate, segment sizes over time, the RFM grid, revenue and refunds
+    by month, and cohort retention. It opens offline (the charting library is inside the
+    file) and holds aggregates only, no personal data.
+
+    Example: ledger report --to report.html --as-of 2026-06-30
+    """
+    from ledger.ops.report import default_target
+    from ledger.ops.report import report as write_report
+
+    config = settings(data_dir)
+    written = write_report(config, to or default_target(), when_asked(as_of))
+    err.print(f"wrote {written}", highlight=False)
