@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ledger.cli.app import AsJson, DataDir, command, err, out, print_mapping, print_rows, settings
-from ledger.cli.readmodel_commands import when_asked
+from ledger.cli.readmodel_commands import KnownAt, when_asked
 from ledger.errors import SettingsError
 from ledger.projection.descriptions import read_models
 from ledger.projection.export import export as run_export
@@ -30,8 +30,9 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", help="parquet or csv.")] = ExportFormat.parquet,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Export the time-dependent models as of this ISO-8601 time (as `query`)."),
+        typer.Option("--as-of", help="Every model as of this ISO-8601 event time (as `query`)."),
     ] = None,
+    known_at: KnownAt = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
@@ -45,7 +46,8 @@ def export(
     Example: ledger export customer_profile lifecycle --to exports/2026-12 --format parquet
     """
     config = settings(data_dir)
-    with snapshot(config.published_path, when_asked(as_of), config) as readable:
+    when, known = when_asked(as_of), when_asked(known_at, "--known-at")
+    with snapshot(config.published_path, when, config, known) as readable:
         manifest = run_export(readable, list(tables or []), fmt.value, to, config.data_dir)
     if as_json:
         print_mapping(manifest, True)
@@ -95,8 +97,9 @@ def report(
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option("--as-of", help="Report as of this ISO-8601 time: models recomputed, later events left out."),
+        typer.Option("--as-of", help="Report as of this ISO-8601 event time: later events left out."),
     ] = None,
+    known_at: KnownAt = None,
     data_dir: DataDir = None,
 ) -> None:
     """Write one self-contained HTML report with charts of the read models.
@@ -112,5 +115,6 @@ def report(
     from ledger.ops.report import report as write_report
 
     config = settings(data_dir)
-    written = write_report(config, to or default_target(), when_asked(as_of))
+    known = when_asked(known_at, "--known-at")
+    written = write_report(config, to or default_target(), when_asked(as_of), known)
     err.print(f"wrote {written}", highlight=False)

@@ -24,7 +24,8 @@ from ledger.cli.app import (
     print_rows,
     settings,
 )
-from ledger.errors import SettingsError
+from ledger.contract.facts import parse_timestamp
+from ledger.errors import LedgerError, SettingsError
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
 from ledger.projection.answers import (
@@ -38,6 +39,16 @@ from ledger.projection.answers import (
     write_text,
 )
 from ledger.projection.query import DEFAULT_TIMEOUT_S, answer
+
+KnownAt = Annotated[
+    str | None,
+    typer.Option(
+        "--known-at",
+        help="Every model as the ledger knew it at this ISO-8601 time: only events recorded by then "
+        "(recorded_at), in a temporary copy. With --as-of too: events that happened by --as-of and were "
+        "recorded by --known-at.",
+    ),
+]
 
 
 @command("project")
@@ -124,10 +135,11 @@ def query(
         str | None,
         typer.Option(
             "--as-of",
-            help="Recompute lifecycle, RFM, segments and the profile's stage as of this ISO-8601 "
-            "time, in a temporary copy of the published read models (default: as published).",
+            help="Every model as of this ISO-8601 event time (only events that happened by then, the "
+            "time-dependent models computed for then), in a temporary copy (default: as published).",
         ),
     ] = None,
+    known_at: KnownAt = None,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.001, help="Stop the query after this many seconds.")
     ] = DEFAULT_TIMEOUT_S,
@@ -142,8 +154,10 @@ def query(
     A table shows the first 100 rows and says how many more there are; csv, json (an array of
     objects, as --json), jsonl and parquet write every row (or --limit) as they come.
 
-    With --as-of the time-dependent models are recomputed for that time in a temporary copy;
-    the published file is left as it is.
+    Time travel, in a temporary copy (the published file is left as it is): --as-of T gives
+    every model as of the event time T, late events that happened by T included; --known-at K
+    gives them as the ledger knew them at K (events recorded by K). The copy is built from the
+    published `events`, which takes a while on a long history.
 
     Personal columns (`ledger models` lists them): they read NULL for an erased customer.
 
@@ -154,10 +168,11 @@ def query(
     config = settings(data_dir)
     kind = _format(fmt, as_json, output)
     statement = _statement(sql, sql_file)
-    when = when_asked(as_of)
+    when, known = when_asked(as_of), when_asked(known_at, "--known-at")
 
     def run(take: Take) -> Answer:
-        return answer(config.published_path, statement, take, as_of=when, settings=config, timeout_s=timeout)
+        return answer(config.published_path, statement, take, as_of=when, settings=config, timeout_s=timeout,
+                      known_at=known)
 
     if kind == "table":
         result = run(keep_rows(TABLE_ROWS if limit is None else limit))
@@ -177,9 +192,17 @@ def query(
         err.print(f"{result.more} more rows not {shown} (--limit N to change how many)", highlight=False)
 
 
-def when_asked(as_of: str | None) -> datetime | None:
-    """The time of an --as-of that recomputes in a copy; None: the published models as they are."""
-    return None if as_of is None else as_of_time(as_of)
+def when_asked(as_of: str | None, flag: str = "--as-of") -> datetime | None:
+    """The time of an --as-of or --known-at that recomputes in a copy; None: the published
+    models as they are."""
+    if as_of is None:
+        return None
+    try:
+        return parse_timestamp(flag, as_of)
+    except LedgerError as error:
+        raise SettingsError(str(error)) from error
+
+
 
 
 def _format(fmt: Format | None, as_json: bool, output: Path | None) -> str:

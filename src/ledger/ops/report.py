@@ -184,18 +184,20 @@ section.chart{{margin:2rem 0}} h2{{margin-bottom:.2rem}} p{{margin-top:0;color:#
 """
 
 
-def report(settings: Settings, target: Path, as_of: datetime | None = None) -> Path:
-    """Write the report of the published read models (recomputed as of `as_of` if given) to
-    `target`, whole or not at all; return its path."""
+def report(
+    settings: Settings, target: Path, as_of: datetime | None = None, known_at: datetime | None = None
+) -> Path:
+    """Write the report of the published read models (as of the event time `as_of`, or as
+    known at `known_at`, if given) to `target`, whole or not at all; return its path."""
     where, home = target.expanduser().resolve(), settings.data_dir.expanduser().resolve()
     if where == home or home in where.parents:
         raise SettingsError(f"--to {target}: not inside the data directory {settings.data_dir}")
     if where.is_dir():
         raise SettingsError(f"--to {target} is a directory: give a file name")
-    with snapshot(settings.published_path, as_of, settings) as readable:
+    with snapshot(settings.published_path, as_of, settings, known_at) as readable:
         con = open_for_reading(readable)
         try:
-            data = gather(con, as_of)
+            data = gather(con, as_of or known_at)
         finally:
             con.close()
     page = render(data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ import duckdb
 from ledger.errors import LedgerError, QueryRefusedError, ReadModelError
 from ledger.projection.answers import Answer, Take, keep_rows
 from ledger.projection.publish import scratch_folder
-from ledger.projection.readmodels import ReadModels
+from ledger.projection.timetravel import copy_and_refresh, nothing_after, rebuild
 from ledger.settings import Settings
 
 SANDBOX = {
@@ -148,43 +147,51 @@ def query(
 
 def answer(
     path: Path, sql: str, take: Take, *, as_of: datetime | None = None, settings: Settings | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
+    timeout_s: float = DEFAULT_TIMEOUT_S, known_at: datetime | None = None,
 ) -> Answer:
     """Run read-only SQL against the published read models and hand its result to `take`
     (answers.py: keep the rows, or write them as CSV, JSON, Parquet...).
 
-    With `as_of`, the published file is copied to a temporary directory, the "as of" models
-    are refreshed there for that time (with `settings`), and the query runs on the copy; the
-    published file is never changed. Segment membership history in the copy is rewound to
-    `as_of`, as a refresh at that time would leave it.
+    With `as_of` (event time) or `known_at` (recorded time) the query runs on a temporary
+    copy with every model as of then (`snapshot`, with `settings`); the published file is
+    never changed.
 
     The SQL runs on a sandboxed read-only connection (`open_for_reading`): one read statement,
     stopped after `timeout_s` seconds or by Ctrl-C, writing included.
     """
-    with snapshot(path, as_of, settings) as readable:
+    with snapshot(path, as_of, settings, known_at) as readable:
         return _answer(readable, sql, take, timeout_s)
 
 
 @contextlib.contextmanager
-def snapshot(path: Path, as_of: datetime | None, settings: Settings | None) -> Iterator[Path]:
-    """The read models to read: the published file, or with `as_of` a temporary copy of it
-    with the "as of" models refreshed for that time (removed afterwards)."""
-    if as_of is None:
+def snapshot(
+    path: Path, as_of: datetime | None, settings: Settings | None, known_at: datetime | None = None
+) -> Iterator[Path]:
+    """The read models to read: the published file, or a temporary copy with every model as
+    of the event time `as_of` and/or as known at the recorded time `known_at` (timetravel.py),
+    removed afterwards. When nothing happened after `as_of` and `known_at` is not given, the
+    copy only has its as-of models refreshed, which is the same and much quicker."""
+    if as_of is None and known_at is None:
         yield path
         return
-    if not path.exists():
-        open_for_reading(path)  # raises the "no read models yet" error
-    with scratch_folder(path.parent) as scratch:
-        copy = scratch / path.name
-        shutil.copyfile(path, copy)
-        try:
-            with ReadModels(copy, settings=settings) as models:
-                models.refresh(as_of)
-        except RuntimeError as exc:  # DuckDB's answer to Ctrl-C while it refreshes
-            if "interrupted" in str(exc).lower():
-                raise KeyboardInterrupt from exc
-            raise
-        yield copy
+    source = open_for_reading(path)  # raises the "no read models yet" error
+    try:
+        with scratch_folder(path.parent) as scratch:
+            copy = scratch / path.name
+            try:
+                if known_at is None and as_of is not None and nothing_after(source, as_of):
+                    copy_and_refresh(path, copy, as_of, settings)
+                else:
+                    rebuild(path, source, copy, as_of=as_of, known_at=known_at, settings=settings)
+            except RuntimeError as exc:  # DuckDB's answer to Ctrl-C while it refreshes
+                if "interrupted" in str(exc).lower():
+                    raise KeyboardInterrupt from exc
+                raise
+            source.close()
+            yield copy
+    finally:
+        with contextlib.suppress(duckdb.Error):
+            source.close()
 
 
 def _answer(path: Path, sql: str, take: Take, timeout_s: float) -> Answer:

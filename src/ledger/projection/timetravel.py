@@ -1,0 +1,96 @@
+"""Time travel: every read model as it was at an event time T, or as the ledger knew it at a
+recorded time K, built in a scratch file from the published copy's own `events`.
+
+`events` holds every applied event with both of its times, so the read models of any moment
+are a projection of a subset of it: ``occurred_at <= T`` for "as of T" (a late event that
+happened before T counts: the corrected history), ``recorded_at <= K`` for "known at K" (only
+what had been recorded by then: the history as it was reported). The same SQL builds them as
+builds the live models, so the answer is the one a projector would have given.
+
+Personal data comes from `events` as it is now: what an erasure blanked stays blank, even
+"known at" a time before the erasure.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ledger.errors import ReadModelError
+from ledger.projection.readmodels import SHRED_PENDING, ReadModels
+from ledger.settings import Settings
+
+SOURCE = "time-travel"
+
+
+def _naive(when: datetime | None) -> datetime | None:
+    if when is None or when.tzinfo is None:
+        return when
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def nothing_after(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
+    """True if no event in the file happened after `as_of`: then its event models are already
+    those of T, and refreshing the as-of models in a copy is the whole of the work."""
+    ((later,),) = con.execute("SELECT count(*) FROM events WHERE occurred_at > ?", [_naive(as_of)]).fetchall()
+    return later == 0
+
+
+def copy_and_refresh(published: Path, copy: Path, as_of: datetime, settings: Settings | None) -> None:
+    shutil.copyfile(published, copy)
+    with ReadModels(copy, settings=settings) as models:
+        models.refresh(as_of)
+        _copy_is_as_of(models, as_of)
+
+
+def _copy_is_as_of(models: ReadModels, when: datetime) -> None:
+    """ledger_position in a copy says where its source stood, and the T the copy is of."""
+    models.con.execute("UPDATE ledger_position SET as_of = ?", [_naive(when)])
+
+
+def rebuild(
+    published: Path, source: duckdb.DuckDBPyConnection, copy: Path, *,
+    as_of: datetime | None, known_at: datetime | None, settings: Settings | None,
+) -> None:
+    """Project into `copy` the events of `source` (a read-only connection to `published`)
+    with ``occurred_at <= as_of`` and ``recorded_at <= known_at``, then refresh the as-of
+    models at `as_of` (default `known_at`). The copy says where its source stood
+    (projector_positions, ledger_position, published_at), not where the rebuild did."""
+    when = as_of or known_at
+    assert when is not None
+    batch = (settings or Settings()).projection.catch_up_batch_size
+    try:
+        positions = source.execute("SELECT source, key, position FROM projector_positions").fetchall()
+        where = source.execute("SELECT * FROM ledger_position").fetchall()
+        published_at = source.execute("SELECT value FROM projector_state WHERE key = 'published_at'").fetchall()
+        # Last: the reader streams, and the connection runs nothing else until it is done.
+        events = source.sql(
+            "SELECT * FROM events WHERE ($1::TIMESTAMP IS NULL OR occurred_at <= $1) "
+            "AND ($2::TIMESTAMP IS NULL OR recorded_at <= $2) ORDER BY recorded_at, event_id",
+            params=[_naive(as_of), _naive(known_at)],
+        ).to_arrow_reader(batch)
+    except duckdb.Error as exc:
+        raise ReadModelError(f"cannot read the events of {published}: {exc}") from exc
+    with ReadModels(copy, settings=settings) as models:
+        for part in events:
+            models.apply(_table(part), SOURCE, {})
+        models.refresh(when)
+        con = models.con
+        con.execute("DELETE FROM projector_state WHERE key = ?", [SHRED_PENDING])  # nothing personal to shred here
+        # A row per source partition, a handful: no batch to speak of.
+        con.executemany("INSERT INTO projector_positions VALUES (?, ?, ?)", positions)
+        con.executemany("INSERT INTO ledger_position VALUES (?, ?, ?, ?, ?)", where)
+        if published_at:
+            models.set_state("published_at", published_at[0][0])
+        if known_at is not None:
+            models.set_state("known_at", known_at.isoformat())
+        _copy_is_as_of(models, when)
+
+
+def _table(batch: object) -> object:
+    import pyarrow as pa
+
+    return pa.Table.from_batches([batch])  # type: ignore[list-item]
