@@ -11,7 +11,7 @@ import typer
 from ledger.cli.app import AsJson, DataDir, command, err, out, print_mapping, print_rows, settings
 from ledger.cli.readmodel_commands import KnownAt, when_asked
 from ledger.errors import SettingsError
-from ledger.projection.descriptions import read_models
+from ledger.projection.catalogue_docs import read_models
 from ledger.projection.export import export as run_export
 from ledger.projection.query import snapshot
 

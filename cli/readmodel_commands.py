@@ -83,15 +83,45 @@ def project_(
 @command("replay")
 def replay_(
     as_of: AsOf = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Rebuild into a scratch file and print what a replay would change, per "
+                     "table; swap nothing (by default as of the published copy's own time)."),
+    ] = False,
+    as_json: AsJson = False,
     data_dir: DataDir = None,
     store: Store = None,
     kafka: Kafka = None,
 ) -> None:
     """Rebuild every read model from the first event into a new file, then swap it in.
 
+    With --dry-run nothing is swapped and no writer is stopped: the rebuild goes to a scratch
+    folder and is compared with the published copy, table by table (rows added, removed and
+    changed by primary key). Exit 0 either way; --json for scripts.
+
     Example: ledger replay --as-of 2026-06-30T00:00:00Z
+
+    Also: ledger replay --dry-run
     """
     config = settings(data_dir, store, kafka)
+    if dry_run:
+        from ledger.ops.replay_diff import dry_run as rebuild_and_compare
+        from ledger.ops.replay_diff import published_as_of
+
+        when = as_of_time(as_of) if as_of is not None else (published_as_of(config) or as_of_time(None))
+        with lag_bar("rebuilding") as progress:
+            result = rebuild_and_compare(config, when, progress=progress)
+        rows = [(t.table, t.rows_now, t.rows_after, t.added, t.removed, t.changed, t.note) for t in result.tables]
+        if as_json:
+            print_mapping({"as_of": result.as_of, "events": result.events, "unchanged": result.unchanged,
+                           "tables": [dict(zip(("table", "rows_now", "rows_after", "added", "removed", "changed",
+                                                "note"), row, strict=True)) for row in rows]}, True)
+            return
+        print_rows(["table", "rows now", "rows after", "added", "removed", "changed", "note"], rows, False,
+                   title=f"replay as of {result.as_of.isoformat()} from {result.events} events (dry run)")
+        err.print("no table would change" if result.unchanged else "nothing was swapped: run without --dry-run "
+                  "to replay", highlight=False)
+        return
     with lag_bar("replaying") as progress:
         stats = replay(config, as_of_time(as_of), progress=progress)
     err.print(f"rebuilt read models from {stats.read} events in {stats.seconds:.1f}s", highlight=False)

@@ -14,7 +14,8 @@ import pytest
 from ledger.cli.main import app
 from ledger.contract.codec import default_codec
 from ledger.projection import descriptions
-from ledger.projection.descriptions import describe, documented, load, read_models, render_docs
+from ledger.projection.catalogue_docs import read_models
+from ledger.projection.descriptions import describe, documented, load, render_docs
 from ledger.projection.readmodels import ReadModels
 from tests.support.cli import StrictRunner
 
@@ -43,6 +44,7 @@ def test_the_source_describes_exactly_the_tables_and_columns_the_projector_build
     for table, doc in load().items():
         assert doc["description"].strip(), table
         assert set(doc.get("personal", ())) <= set(doc["columns"]), table
+        assert set(doc.get("key", ())) <= set(doc["columns"]), table
 
 
 def test_every_table_and_column_of_a_new_file_has_its_comment(tmp_path: Path) -> None:
@@ -87,7 +89,7 @@ def test_the_docs_show_every_table_once_and_exactly_what_the_source_says() -> No
     page = DOCS.read_text(encoding="utf-8")
     tables = read_models()
     assert sorted(documented(page)) == sorted(t.name for t in tables)
-    assert render_docs(page, tables) == page, "run: python -m ledger.projection.descriptions docs/read-models.md"
+    assert render_docs(page, tables) == page, "run: python -m ledger.projection.catalogue_docs docs/read-models.md"
 
 
 def test_a_description_with_quotes_or_sql_in_it_is_kept_as_text(tmp_path: Path, monkeypatch) -> None:

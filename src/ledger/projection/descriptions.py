@@ -4,18 +4,16 @@ The one source reaches analysts three ways, so they always say the same thing (a
 persist_docs does): the projector writes it into the DuckDB file as ``COMMENT ON`` (a BI tool
 or ``duckdb_columns()`` shows it, in the published copy too), `ledger models` prints it, and
 docs/read-models.md's column tables are generated from it (`python -m
-ledger.projection.descriptions docs/read-models.md`; a test keeps the page in step).
+ledger.projection.catalogue_docs docs/read-models.md`; a test keeps the page in step).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -155,33 +153,3 @@ def render_docs(page: str, tables: list[Table]) -> str:
 def documented(page: str) -> list[str]:
     """The tables the page has a generated block for, in order."""
     return [m.group(2) for m in _BLOCK.finditer(page)]
-
-
-def read_models(published: Path | None = None) -> list[Table]:
-    """The tables as analysts find them: those of the published copy when there is one (what
-    they query), else of a fresh, empty catalogue (what the projector will build)."""
-    import tempfile
-
-    from ledger.projection.query import open_for_reading
-    from ledger.projection.readmodels import ReadModels
-
-    if published is not None and published.exists():
-        con = open_for_reading(published)
-        try:
-            return describe(con)
-        finally:
-            con.close()
-    with tempfile.TemporaryDirectory() as folder, ReadModels(Path(folder) / "describe.duckdb") as models:
-        return describe(models.con)
-
-
-def main(argv: list[str]) -> None:
-    """Rewrite the column blocks of the Markdown files named in `argv` from a fresh catalogue."""
-    tables = read_models()
-    for name in argv:
-        path = Path(name)
-        path.write_text(render_docs(path.read_text(encoding="utf-8"), tables), encoding="utf-8")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
