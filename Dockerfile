@@ -7,13 +7,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# Only what the package is built from: never a local .venv or ledger-data directory.
-COPY pyproject.toml README* ./
+# Only what the package is built from (.dockerignore keeps the rest out of the context).
+COPY pyproject.toml README* constraints.txt ./
 COPY src ./src
 COPY schemas ./schemas
 COPY projections ./projections
 COPY cli ./cli
-RUN pip install . \
+# The versions CI tests (constraints.txt). psycopg comes with psycopg-binary, whose wheel
+# carries its own libpq: the slim image has none, and needs no compiler.
+RUN pip install -c constraints.txt . \
+    && python -c "import psycopg; assert psycopg.pq.__impl__ == 'binary', psycopg.pq.__impl__" \
     && useradd --system --uid 10001 --home-dir /data ledger \
     && mkdir -p /data \
     && chown ledger /data
@@ -21,5 +24,9 @@ RUN pip install . \
 # A named volume mounted on /data starts with this ownership.
 USER ledger
 WORKDIR /data
+# `ledger serve` answers /metrics, /healthz and /readyz here (LEDGER_METRICS_PORT). The health
+# check is written per service in docker-compose.yml, not here: the same image also runs
+# one-shot commands (`ledger topics create`, `ledger query`) that serve no port.
+EXPOSE 9464
 ENTRYPOINT ["ledger"]
 CMD ["--help"]
