@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import ledger.errors as errors
@@ -63,3 +66,22 @@ def test_a_refused_record_exits_3_and_a_bad_setting_exits_2(tmp_path: Path) -> N
     assert refused.exit_code == 3
     bad_setting = runner.invoke(app, ["status", "--store", "mysql://x", "--data-dir", str(tmp_path)])
     assert bad_setting.exit_code == 2
+
+
+def test_ctrl_c_during_a_command_exits_130(tmp_path: Path) -> None:
+    """typer ends a command that a KeyboardInterrupt reaches with 130 (click alone: "Aborted!", 1)."""
+    data = str(tmp_path / "d")
+    contact = {"type": "ContactLogged", "customer_id": "C1", "occurred_at": "2026-01-01T00:00:00Z",
+               "source": "desk", "contact_id": "K1", "channel": "phone", "direction": "inbound"}
+    assert runner.invoke(app, ["record", json.dumps(contact), "--data-dir", data]).exit_code == 0
+    endless = "SELECT count(*) FROM range(100000000000) a, range(100000000000) b"
+    process = subprocess.Popen([LEDGER, "query", endless, "--data-dir", data], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)  # past the imports (a Ctrl-C there is 130 too) and into the query
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
