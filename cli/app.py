@@ -1,8 +1,9 @@
 """What every `ledger` command shares: the typer app, option bundles, output and errors.
 
 Each command parses its options, calls one library function and turns a LedgerError into a
-message on stderr and a non-zero exit code (1: failed, 2: bad settings or usage, 3: some
-input was rejected).
+message on stderr and a non-zero exit code: 1 failed, 2 bad settings or usage (typer's own
+usage errors included), 3 some input was rejected, 4 another process is writing (try later),
+130 interrupted. README.md has the table (tests/cli/test_exit_codes.py keeps it true).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ledger import version
 from ledger.contract.facts import parse_timestamp
 from ledger.errors import LedgerError, SettingsError
 from ledger.projection.answers import distinct, plain
@@ -40,9 +42,13 @@ from ledger.text import printable
 app = typer.Typer(
     help="The customer interaction ledger: record facts, project read models, query them.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: two lines in `ledger --help`, and without
+    # them typer registers no shells, so even `_LEDGER_COMPLETE=complete_bash` would fail.
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
 class _Verbatim(Console):
     """A console that prints text as it is: no markup, no emoji codes, nothing a terminal
     would obey (messages carry users' values, and rich reads ``[red]`` or ``:x:`` otherwise)."""
@@ -99,8 +105,22 @@ def command(name: str | None = None, group: typer.Typer | None = None) -> Callab
     return register
 
 
+def _print_version(wanted: bool) -> None:
+    """--version: eager, so it answers before any command or setting is looked at."""
+    if wanted:
+        typer.echo(f"ledger {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", "-V", is_eager=True, callback=_print_version,
+            help="Print the installed version (`ledger X.Y.Z`) and exit.",
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(

@@ -17,6 +17,7 @@ from ledger.cli.app import (
     app,
     command,
     err,
+    out,
     print_mapping,
     print_rows,
     printable,
@@ -162,19 +163,29 @@ def dlq_list(
 ) -> None:
     """List the dead letters, oldest first, each once (even if the intake wrote it twice).
 
+    An empty queue exits 0 and says so (`[]` with --json), also when the dead-letter topic
+    was never created (a note names it: check --dlq-topic if you expected letters).
+
     Example: ledger dlq list --limit 20 --kafka localhost:9092
     """
     config = kafka_settings(kafka, dlq_topic=dlq_topic)
-    rows = sorted(
-        (letter.summary() for letter in dlq.read(config)),
-        key=lambda s: (s["failed_at"], _position_key(s["position"])),
-    )
+    try:
+        letters = [letter.summary() for letter in dlq.read(config)]
+    except dlq.NoDeadLetterTopic as missing:
+        # An empty queue, not a failure (exit 0), but a misspelt --dlq-topic looks the same:
+        # say that the topic is missing.
+        letters = []
+        err.print(f"note: {missing}", highlight=False)
+    rows = sorted(letters, key=lambda s: (s["failed_at"], _position_key(s["position"])))
     total = len(rows)
     if limit is not None:
         rows = rows[-limit:]
     if as_json:
         columns = list(rows[0]) if rows else _LIST_COLUMNS
         print_rows(columns, [tuple(r.values()) for r in rows], as_json=True)
+        return
+    if not rows:
+        out.print(f"No dead letters on {config.kafka.dlq_topic}.", soft_wrap=True)
         return
     table = [(r["position"], r["failed_at"][:19], r["source"], r["reason"]) for r in rows]
     print_rows(_LIST_COLUMNS, table, as_json=False, title=f"Dead letters on {config.kafka.dlq_topic}")
@@ -261,7 +272,8 @@ def dlq_parked(
     """List the events the projector parked, oldest first: recorded in the store, but left
     out of the read models because they could not be decoded or applied (with the reason).
 
-    Read from the published read models; changes nothing. Once the cause is fixed,
+    Read from the published read models; changes nothing. None parked exits 0 and says so
+    (`[]` with --json); no read models yet is a failure (exit 1). Once the cause is fixed,
     `ledger replay` tries every event again, and those that apply are no longer parked.
 
     Example: ledger dlq parked --limit 20 --data-dir ./ledger-data
@@ -274,6 +286,9 @@ def dlq_parked(
         con.close()
     if as_json:
         print_rows(PARKED_LISTED, [tuple(r.values()) for r in rows], as_json=True)
+        return
+    if not rows:
+        out.print(f"No parked events in {config.published_path}.", soft_wrap=True)
         return
     table = [
         (

@@ -6,6 +6,8 @@ and a non-zero exit. Third-party errors are wrapped where they enter (``raise ..
 
 from __future__ import annotations
 
+import re
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
@@ -20,9 +22,16 @@ class SettingsError(LedgerError):
 
 
 class SchemaError(LedgerError):
-    """Bytes or a record do not match the Avro event contract."""
+    """Bytes or a record do not match the Avro event contract.
+
+    `field` is the path of the offending field: a top-level name (``total_minor``) or, inside
+    a record, its path from the top (``lines[2].sku``, indexes counted from 0).
+    """
 
     def __init__(self, message: str, field: str | None = None):
+        note = counted_from_zero(field)
+        if note not in message:  # a SchemaError re-raised with its message and field keeps one note
+            message += note
         super().__init__(message)
         self.field = field
         self.reason = message
@@ -31,13 +40,25 @@ class SchemaError(LedgerError):
 class ValidationError(LedgerError):
     """A fact breaks a domain rule; nothing was recorded.
 
-    `field` names the offending field and `reason` says what is wrong with it.
+    `field` names the offending field (a path such as ``lines[0].quantity`` inside a record)
+    and `reason` says what is wrong with it.
     """
 
     def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
+        super().__init__(f"{field}: {reason}{counted_from_zero(field)}")
         self.field = field
         self.reason = reason
+
+
+_INDEXED = re.compile(r"^([A-Za-z_]\w*)\[\d+\]")
+
+
+def counted_from_zero(field: str | None) -> str:
+    """" (lines[0] is the first)" for a path with an index, else "": indexes count from 0, as
+    in JSON Pointer and jq, while `ledger ingest` numbers a file's lines from 1; the message
+    says which is which."""
+    match = _INDEXED.match(field or "")
+    return f" ({match[1]}[0] is the first)" if match else ""
 
 
 class CustomerErasedError(ValidationError):

@@ -177,3 +177,26 @@ def test_dlq_commands_say_what_is_wrong(kafka_settings):
     assert no_kafka.exit_code == 2
     assert "no Kafka bootstrap servers" in no_kafka.stderr
     assert "Traceback" not in missing.output + no_kafka.output
+
+
+def test_an_empty_dead_letter_queue_is_listed_as_empty_with_exit_0(kafka_settings):
+    settings = kafka_settings  # its DLQ topic exists, and nothing was dead-lettered
+
+    table = cli(settings, "dlq", "list")
+    assert table.exit_code == 0, table.output
+    assert table.stdout == f"No dead letters on {settings.dlq_topic}.\n"
+    scripted = cli(settings, "dlq", "list", "--json")
+    assert (scripted.exit_code, json.loads(scripted.stdout)) == (0, [])
+
+
+def test_a_dead_letter_topic_never_created_is_an_empty_queue_and_the_note_says_so(kafka_settings):
+    settings = kafka_settings.with_(dlq_topic=f"{kafka_settings.dlq_topic}-never-created")
+
+    table = cli(settings, "dlq", "list")
+    assert table.exit_code == 0, table.output
+    assert table.stdout == f"No dead letters on {settings.dlq_topic}.\n"
+    assert f"note: no dead-letter topic {settings.dlq_topic!r}" in table.stderr
+    scripted = cli(settings, "dlq", "list", "--json", "--limit", "3")
+    assert (scripted.exit_code, json.loads(scripted.stdout)) == (0, [])
+    shown = cli(settings, "dlq", "show", "0:0")  # a position named is still not there
+    assert shown.exit_code == 1 and "no dead-letter topic" in shown.stderr

@@ -64,6 +64,17 @@ def test_dlq_parked_without_read_models_says_so_and_creates_nothing(tmp_path: Pa
     assert not data.exists()
 
 
+def test_dlq_parked_with_nothing_parked_says_so_and_exits_0(tmp_path: Path) -> None:
+    data, _, _ = data_dir_with_damaged_events(tmp_path, damaged=())
+    assert runner.invoke(app, ["project", "--once", "--data-dir", data]).exit_code == 0
+
+    shown = runner.invoke(app, ["dlq", "parked", "--data-dir", data])
+    assert shown.exit_code == 0
+    assert shown.stdout == f"No parked events in {Path(data) / 'readmodels.published.duckdb'}.\n"
+    scripted = runner.invoke(app, ["dlq", "parked", "--json", "--data-dir", data])
+    assert (scripted.exit_code, json.loads(scripted.stdout)) == (0, [])
+
+
 def test_status_counts_the_parked_events_and_shows_why(tmp_path: Path) -> None:
     data, [bad], _ = data_dir_with_damaged_events(tmp_path)
     assert runner.invoke(app, ["project", "--once", "--data-dir", data]).exit_code == 0

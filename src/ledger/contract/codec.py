@@ -23,7 +23,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.validation import validate
 
-from ledger.contract.explain import explain_record, safe_text
+from ledger.contract.explain import cut, explain_record, safe_text, shown_name
 from ledger.contract.sealing import personal_fields
 from ledger.errors import SchemaError
 
@@ -100,7 +100,7 @@ class Codec:
             return self._newest[event_type]
         except KeyError:
             known = ", ".join(self.event_types)
-            raise SchemaError(f"unknown event type {event_type!r} (known: {known})", "type") from None
+            raise SchemaError(f"unknown event type {shown_name(event_type)} (known: {known})", "type") from None
 
     def check(self, event_type: str, record: dict[str, Any]) -> None:
         """Raise SchemaError naming the first field that does not fit the newest schema.
@@ -111,7 +111,7 @@ class Codec:
         version = self.newest(event_type)
         unknown = sorted(set(record) - version.field_names)
         if unknown:
-            raise SchemaError(f"{event_type} has no field {unknown[0]!r}", unknown[0])
+            raise SchemaError(f"{event_type} has no field {shown_name(unknown[0])}", cut(unknown[0]))
         try:
             valid = validate(record, version.parsed, raise_errors=False)
         except Exception:  # the explanation below names the culprit
@@ -123,7 +123,7 @@ class Codec:
             raise SchemaError(unknown_inside[1], unknown_inside[0])
         problem = explain_record(record, version.schema, version.named_types, "")
         if problem is not None:
-            raise SchemaError(problem.reason, problem.path.split(".")[0].split("[")[0] or None)
+            raise SchemaError(problem.reason, problem.path or None)
         for f in version.schema["fields"]:
             name = f["name"]
             if name in record:
@@ -213,7 +213,8 @@ def default_codec() -> Codec:
 def _unknown_nested(
     record: dict[str, Any], nested: dict[str, tuple[str, frozenset[str]]]
 ) -> tuple[str, str] | None:
-    """(field, reason) for the first unknown field in a record inside `record`, else None."""
+    """(path, reason) for the first unknown field in a record inside `record`, else None; the
+    path names the unknown field (``lines[0].colour``), the reason the record it is not in."""
     for name, (record_name, known) in nested.items():
         value = record.get(name)
         items = value if isinstance(value, list | tuple) else [value] if isinstance(value, dict) else []
@@ -221,7 +222,7 @@ def _unknown_nested(
             if isinstance(item, dict) and not item.keys() <= known:
                 unknown = sorted(set(item) - known, key=str)[0]
                 where = f"{name}[{i}]" if isinstance(value, list | tuple) else name
-                return name, f"{where}: {record_name} has no field {unknown!r}"
+                return f"{where}.{cut(str(unknown))}", f"{where}: {record_name} has no field {shown_name(unknown)}"
     return None
 
 

@@ -31,7 +31,7 @@ def explain_record(
             return _mismatch(record, schema, path)
         unknown = sorted(set(record) - {f["name"] for f in fields}, key=str)
         if unknown:
-            return _Problem(path, f"{path}: {schema['name']} has no field {unknown[0]!r}", False)
+            return _Problem(path, f"{path}: {schema['name']} has no field {shown_name(unknown[0])}", False)
     for f in fields:
         name = f["name"]
         where = f"{path}.{name}" if path else name
@@ -91,7 +91,7 @@ def _explain(value: Any, avro: Any, named: dict[str, Any], path: str) -> _Proble
         for key, item in value.items():
             if not isinstance(key, str):
                 return _Problem(path, f"{path}: key {_describe(key)} is not text", False)
-            problem = _explain(item, avro["values"], named, f"{path}[{key!r}]")
+            problem = _explain(item, avro["values"], named, f"{path}[{shown_name(key)}]")
             if problem is not None:
                 return problem
         return None
@@ -132,6 +132,17 @@ def _describe(value: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def shown_name(name: Any) -> str:
+    """A field name or key as a message quotes it (repr), at most 60 characters: names are
+    data too, and a 10 MB one must not make a 10 MB message, path or Kafka header."""
+    return cut(safe_text(name, repr))
+
+
+def cut(text: str, limit: int = 60) -> str:
+    """`text` up to `limit` characters, "..." marking a cut: reasons stay one readable line."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def safe_text(value: Any, show: Any = str) -> str:

@@ -69,6 +69,11 @@ class DeadLetterNotFound(LedgerError):
     """No dead letter at the position an operator named."""
 
 
+class NoDeadLetterTopic(DeadLetterNotFound):
+    """The DLQ topic does not exist: nothing was ever dead-lettered there. Listing shows an
+    empty queue (and says why); a named position is still not found."""
+
+
 class DeadLetterErased(LedgerError):
     """A dead letter whose customer was erased: it cannot be read or re-driven."""
 
@@ -314,7 +319,7 @@ def _reader(settings: Settings) -> Iterator[tuple[KafkaConsumer, list[TopicParti
     try:
         client, partitions = assigned(settings, settings.kafka.dlq_topic)
     except MissingTopicError:
-        raise DeadLetterNotFound(
+        raise NoDeadLetterTopic(
             f"no dead-letter topic {settings.kafka.dlq_topic!r} on {settings.kafka}: nothing was "
             "ever dead-lettered there (`ledger topics create` creates it)"
         ) from None

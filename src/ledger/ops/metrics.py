@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.exposition import generate_latest
 
+from ledger import version
 from ledger.intake.consumer import IntakeStats
 from ledger.kafka.relay import RelayStats
 
@@ -30,13 +30,6 @@ BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 
 """Seconds: a small batch near the head takes milliseconds, a 250,000-event catch-up tens of seconds."""
 
 STATES = ("starting", "running", "stopped", "failed")
-
-
-def ledger_version() -> str:
-    try:
-        return version("customer-ledger")
-    except PackageNotFoundError:  # run from a source tree without an install
-        return "unknown"
 
 
 @dataclass
@@ -53,7 +46,7 @@ class Metrics:
     def __init__(self, parts: list[str]):
         self.registry = CollectorRegistry()
         r = self.registry
-        Info("ledger", "The ledger's version.", registry=r).info({"version": ledger_version()})
+        Info("ledger", "The ledger's version.", registry=r).info({"version": version()})
         self.recorded = Counter("ledger_intake_events_recorded", "Facts the intake recorded in the store "
                                 "(repeats of facts already recorded not counted).", registry=r)
         self.dead_letters = Counter("ledger_intake_dead_letters", "Records the intake wrote to the dead-letter "

@@ -11,6 +11,7 @@ import duckdb
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import Environment
 
+from ledger import version
 from ledger.errors import DataDirMismatchError, ReadModelError, StoreError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import mismatch
@@ -58,7 +59,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     if problem:
         raise DataDirMismatchError(problem)
     deployment = Deployment(settings)
-    report: dict[str, Any] = {"mode": deployment.mode, "store": settings.store_shown}
+    report: dict[str, Any] = {"version": version(), "mode": deployment.mode, "store": settings.store_shown}
     ledger = ledger or _open_store(settings)
     if ledger is None:
         report["store_head"] = 0
