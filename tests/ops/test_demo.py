@@ -54,7 +54,7 @@ def test_facts_have_the_adapter_shape(facts) -> None:
 
 def test_all_event_types_appear(facts) -> None:
     assert {f["type"] for f in facts} == set(default_codec().event_types)
-    assert 10 <= len(facts) / 2000 <= 15
+    assert 10 <= len(facts) / 2000 <= 16
 
 
 def test_nothing_follows_an_erasure(facts) -> None:
