@@ -43,7 +43,7 @@ def _funnel(data: ReportData) -> Chart:
     counts = {r["stage"]: r["customers"] for r in data.tables["stages"]}
     stages = [s for s in STAGES if s in counts] + sorted(set(counts) - set(STAGES))
     figure = go.Figure(go.Funnel(y=[_label(s) for s in stages], x=[counts[s] for s in stages],
-                                 textinfo="value+percent initial"))
+                                 textinfo="value+percent total"))
     return "Lifecycle stages", "Customers in each lifecycle stage at T.", figure
 
 
