@@ -14,11 +14,12 @@
 -- counts the customers known by T and not erased by T who lack it: left out of the segment
 -- whatever its rule says (for a profiling segment: the customers not profiled).
 --
--- Membership history is by refresh time: joined_at and left_at are the as_of times of the
--- refreshes that first saw the customer in (and then out of) the segment, not event times.
--- A member at refresh time T has joined_at <= T and (left_at IS NULL or left_at > T). A refresh
--- replaces whatever an earlier refresh recorded at or after its as_of, so refreshing twice at the
--- same time gives the same history as refreshing once.
+-- Membership history is kept at calendar points: joined_at and left_at are the first point
+-- that saw the customer in (and then out of) the segment. The points are the boundaries of the
+-- `segment_history` setting (the first of each month, 00:00 UTC, by default) and the last
+-- refresh's T, so a replay rebuilds the history the projector built (history.py). A member at
+-- point P has joined_at <= P and (left_at IS NULL or left_at > P). A point replaces whatever
+-- was recorded at or after it, so refreshing twice at the same time changes nothing.
 -- depends: consent, lifecycle
 
 -- section: schema
@@ -53,11 +54,17 @@ WHERE NOT EXISTS (
 CREATE OR REPLACE TEMP TABLE segment_ok AS
 SELECT segment FROM segment_runs WHERE error IS NULL;
 
--- Rewind what earlier refreshes recorded at or after this as_of.
+-- Rewind what earlier refreshes recorded at or after this as_of (at a refresh's first point:
+-- at or after where the history may have changed, `rewind_from`; see history.py).
 DELETE FROM segment_membership
-WHERE joined_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+WHERE joined_at >= coalesce(getvariable('rewind_from'), getvariable('as_of'))
+  AND segment IN (SELECT segment FROM segment_ok);
 UPDATE segment_membership SET left_at = NULL
-WHERE left_at >= getvariable('as_of') AND segment IN (SELECT segment FROM segment_ok);
+WHERE left_at >= coalesce(getvariable('rewind_from'), getvariable('as_of'))
+  AND segment IN (SELECT segment FROM segment_ok);
+-- History older than the first boundary kept is cut, as a replay's would be.
+DELETE FROM segment_membership WHERE left_at <= getvariable('history_cut');
+UPDATE segment_membership SET joined_at = getvariable('history_cut') WHERE joined_at < getvariable('history_cut');
 
 UPDATE segment_membership SET left_at = getvariable('as_of')
 WHERE left_at IS NULL

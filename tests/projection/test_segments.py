@@ -179,7 +179,17 @@ def test_shipped_segments_are_listed_with_their_descriptions_and_consents(h: Har
     assert not any("consent:" in d for (d,) in h.rows("SELECT description FROM segments"))
 
 
-def test_membership_history_survives_leaving_and_rejoining(h: Harness) -> None:
+def test_membership_history_by_refresh_survives_leaving_and_rejoining(tmp_path: Path) -> None:
+    """segment_history = refresh: the points are the refreshes that happened (the calendar's
+    points are in test_segment_history.py)."""
+    h = Harness(tmp_path, Settings(data_dir=tmp_path / "data", segment_history="refresh"))
+    try:
+        _leaving_and_rejoining(h)
+    finally:
+        h.close()
+
+
+def _leaving_and_rejoining(h: Harness) -> None:
     complaint = {"is_complaint": True}
     h.record(
         consent("C1", T0),

@@ -20,6 +20,7 @@ import pyarrow as pa
 from ledger.errors import ReadModelError, SegmentError
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.descriptions import write_comments
+from ledger.projection.history import plan
 from ledger.projection.parked import ParkedEvent, is_content_error, parked_table
 from ledger.projection.publish import publish_copy, remove_abandoned_copies
 from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
@@ -30,8 +31,18 @@ def identity_key(source: str) -> str:
     return f"source_identity:{source}"
 
 
+HISTORY_CHANGED = "history_changed_from"
+"""The projector_state key holding the earliest occurred_at applied since the last refresh."""
 SHRED_PENDING = "shred_pending"
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
+
+
+def _naive(when: datetime) -> datetime:
+    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
+
+
+def _naive_text(text: str | None) -> datetime | None:
+    return None if text is None else _naive(datetime.fromisoformat(text))
 
 
 def _quoted(path: Path) -> str:
@@ -176,6 +187,11 @@ class ReadModels:
         )
         con.unregister("incoming")
         new = con.execute("SELECT count(*) FROM batch_events").fetchall()[0][0]
+        if new:  # segment history may have changed from the earliest of these events on (history.py)
+            con.execute(
+                "INSERT OR REPLACE INTO projector_state SELECT ?, strftime(least(min(occurred_at), (SELECT "
+                "TRY_CAST(value AS TIMESTAMP) FROM projector_state WHERE key = ?)), '%Y-%m-%dT%H:%M:%S.%f') "
+                "FROM batch_events", [HISTORY_CHANGED, HISTORY_CHANGED])
         if new and con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
             self.set_state(SHRED_PENDING, "1")  # with this batch: the file is rewritten before it is published
         if new:
@@ -215,19 +231,36 @@ class ReadModels:
         self.con.unregister("new_positions")
 
     def refresh(self, as_of: datetime) -> list[SegmentError]:
-        """Recompute the models that depend on an "as of" time, in one transaction.
-
-        Order inside the transaction: every model's `refresh` section, then every segment rule
-        into ``segment_results``, then every model's `segments` section, then the state. A rule
-        that fails is recorded (``segments.last_error``, state ``segment_errors``) and the
-        transaction runs again without it, so the other models and segments still update.
-        Returns the broken rules' errors; raising is the caller's choice, after publishing.
-        """
-        con = self.con
-        self._set_variables(as_of)
+        """Recompute the models that depend on an "as of" time at each point of the segment
+        history's plan (history.py: the calendar boundaries where membership may have changed,
+        then `as_of`), each point in one transaction, and return the broken rules' errors at
+        `as_of`; raising is the caller's choice, after publishing."""
+        state = dict(self.con.execute(
+            "SELECT key, value FROM projector_state WHERE key IN ('as_of', ?)", [HISTORY_CHANGED]).fetchall())
+        first = self.con.execute("SELECT min(occurred_at) FROM events").fetchall()[0][0]
+        steps = plan(_naive(as_of), self.settings.projection.segment_history,
+                     previous=_naive_text(state.get("as_of")), changed_from=_naive_text(state.get(HISTORY_CHANGED)),
+                     first_event=first)
         # Read again each time, so a fixed rule file counts at the next refresh.
         self.segment_rules = load_segment_rules(self.settings.projection.segments_dir)
-        broken = precheck(con, self.segment_rules)
+        self._set_variables(as_of)
+        broken = precheck(self.con, self.segment_rules)
+        for n, point in enumerate(steps.points):
+            when = as_of if n == len(steps.points) - 1 else point.replace(tzinfo=UTC)
+            errors = self._refresh_at(when, broken, steps.rewind_from if n == 0 else None, steps.cut_before)
+        self.con.execute("DELETE FROM projector_state WHERE key = ?", [HISTORY_CHANGED])
+        return errors
+
+    def _refresh_at(self, as_of: datetime, broken: dict[str, SegmentError], rewind_from: datetime | None,
+                    cut_before: datetime | None) -> list[SegmentError]:
+        """One point, in one transaction: every model's `refresh` section, then every segment
+        rule into ``segment_results``, then every model's `segments` section, then the state. A
+        rule that fails is recorded (``segments.last_error``, state ``segment_errors``) and the
+        transaction runs again without it, so the other models and segments still update."""
+        con = self.con
+        self._set_variables(as_of)
+        con.execute("SET VARIABLE rewind_from = ?::TIMESTAMP", [rewind_from])
+        con.execute("SET VARIABLE history_cut = ?::TIMESTAMP", [cut_before])
         while True:
             con.execute("BEGIN")
             try:

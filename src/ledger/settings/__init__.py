@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from ledger.errors import SettingsError
 from ledger.settings.sections import (
     SECTIONS,
+    SEGMENT_HISTORY,
     IntakeSettings,
     KafkaSettings,
     PrivacySettings,
@@ -216,6 +217,10 @@ class Settings:
                 "lifecycle thresholds need 0 < new_days and 0 < active_days < churn_days, got "
                 f"new_days={p.new_days}, active_days={p.active_days}, churn_days={p.churn_days}"
             )
+        if p.segment_history not in SEGMENT_HISTORY:
+            choices = ", ".join(SEGMENT_HISTORY)
+            raise SettingsError(f"{self._named('projection.segment_history')} must be one of {choices}, "
+                                f"got {p.segment_history!r}")
         currency = p.reporting_currency
         if not (len(currency) == 3 and currency.isascii() and currency.isalpha() and currency.isupper()):
             raise SettingsError(f"reporting_currency must be an ISO 4217 code like EUR, got {currency!r}")

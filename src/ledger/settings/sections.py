@@ -98,6 +98,10 @@ class KafkaSettings:
         return options
 
 
+SEGMENT_HISTORY = ("month", "week", "day", "refresh")
+"""The values of `ProjectionSettings.segment_history`."""
+
+
 @dataclass(frozen=True)
 class ProjectionSettings:
     """The read models: refreshing, and the thresholds of the "as of" models."""
@@ -123,6 +127,11 @@ class ProjectionSettings:
     1M events took 41.6 s in batches of 20,000, 23.9 s in batches of 100,000 and 21.4 s in
     batches of 245,760, at the same peak memory (DuckDB's `memory_limit` is most of it); with
     491,520, 250 MB more. Near the head batches stay `batch_size`, so events show up soon."""
+    segment_history: str = "month"
+    """When segment membership is recorded (history.py): at the first of each `month`, each
+    `week` (Monday) or each `day`, 00:00 UTC, and at the last refresh, so that a replay rebuilds
+    the same history; `refresh`: at each refresh only, as it happened (a replay keeps one point).
+    A replay evaluates every boundary of the history, each one refresh of the as-of models."""
     memory_limit: str = "1GB"
     """The most memory DuckDB takes for the read models (its ``memory_limit``; beyond it, it
     evicts pages and spills to disk): its default, 80 % of the machine, let a replay's process
