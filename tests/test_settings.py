@@ -26,7 +26,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_ACTIVE_DAYS": "20", "LEDGER_CHURN_DAYS": "40", "LEDGER_SEGMENTS_DIR": str(tmp_path),
         "LEDGER_MAX_FUTURE_S": "60", "LEDGER_MAX_EVENT_BYTES": "5000",
         "LEDGER_MASTER_KEY_FILE": str(tmp_path / "m.key"), "LEDGER_MASTER_KEY": "a2V5",
-        "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB",
+        "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB", "LEDGER_SEGMENT_HISTORY": "week",
         "LEDGER_KAFKA_TIMEOUT": "2.5", "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json",
         "LEDGER_METRICS_HOST": "0.0.0.0", "LEDGER_METRICS_PORT": "9100",
     }
@@ -45,7 +45,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     p = s.projection
     assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
         0.5, "GBP", 10, 20, 40)
-    assert (p.catch_up_batch_size, p.memory_limit) == (50_000, "512MB")
+    assert (p.catch_up_batch_size, p.memory_limit, p.segment_history) == (50_000, "512MB", "week")
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     # Flat names of earlier versions still read.
@@ -56,6 +56,8 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     ("variable", "value", "message"),
     [
         ("LEDGER_BATCH_SIZE", "many", "LEDGER_BATCH_SIZE must be a whole number, got 'many'"),
+        ("LEDGER_SEGMENT_HISTORY", "hourly", "segment_history \\(LEDGER_SEGMENT_HISTORY\\) must be one of month, week, "
+         "day, refresh, got 'hourly'"),
         ("LEDGER_BATCH_SIZE", "0", r"batch_size \(LEDGER_BATCH_SIZE\) must be 1 to 1,000,000, got 0"),
         ("LEDGER_BATCH_SIZE", "9" * 30, r"batch_size \(LEDGER_BATCH_SIZE\) must be 1 to 1,000,000"),
         ("LEDGER_PARTITIONS", "1000000", r"kafka.partitions \(LEDGER_PARTITIONS\) must be 1 to 100,000"),
