@@ -19,7 +19,10 @@
 -- `segment_history` setting (the first of each month, 00:00 UTC, by default) and the last
 -- refresh's T, so a replay rebuilds the history the projector built (history.py). A member at
 -- point P has joined_at <= P and (left_at IS NULL or left_at > P). A point replaces whatever
--- was recorded at or after it, so refreshing twice at the same time changes nothing.
+-- was recorded at or after it, so refreshing twice at the same time changes nothing. A rule
+-- evaluated at a past point must read what held then: the as-of models and `events` up to
+-- getvariable('as_of'), not current-state tables (customer_profile, customer_spend), or its
+-- history depends on when refreshes ran.
 -- depends: consent, lifecycle
 
 -- section: schema
@@ -62,6 +65,10 @@ WHERE joined_at >= coalesce(getvariable('rewind_from'), getvariable('as_of'))
 UPDATE segment_membership SET left_at = NULL
 WHERE left_at >= coalesce(getvariable('rewind_from'), getvariable('as_of'))
   AND segment IN (SELECT segment FROM segment_ok);
+-- An erased customer holds no consent at any T (consent.sql), so no point ever had them in a
+-- segment: their whole history goes, as a replay would leave it.
+DELETE FROM segment_membership
+WHERE customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased');
 -- History older than the first boundary kept is cut, as a replay's would be.
 DELETE FROM segment_membership WHERE left_at <= getvariable('history_cut');
 UPDATE segment_membership SET joined_at = getvariable('history_cut') WHERE joined_at < getvariable('history_cut');

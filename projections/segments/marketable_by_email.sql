@@ -1,4 +1,5 @@
 -- Customers we may e-mail: marketing_email consent as of the refresh, and an e-mail address on
 -- file.
 -- consent: marketing_email
-SELECT customer_id FROM customer_profile WHERE email IS NOT NULL AND NOT erased
+SELECT DISTINCT customer_id FROM events
+WHERE email IS NOT NULL AND occurred_at <= getvariable('as_of')

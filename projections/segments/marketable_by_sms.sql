@@ -1,3 +1,4 @@
 -- Customers we may text: marketing_sms consent as of the refresh, and a phone number on file.
 -- consent: marketing_sms
-SELECT customer_id FROM customer_profile WHERE phone IS NOT NULL AND NOT erased
+SELECT DISTINCT customer_id FROM events
+WHERE phone IS NOT NULL AND occurred_at <= getvariable('as_of')

@@ -52,6 +52,12 @@ def story(seed: int) -> list[dict]:
                 facts.append(fact("ContactLogged", customer, at, is_complaint=True))
             else:
                 facts.append(fact("FeedbackGiven", customer, at, kind="nps", score=rng.randint(0, 10), channel="email"))
+        if rng.random() < 0.5:  # an address given some day, which marketable_by_email reads
+            at = T0 + timedelta(days=rng.randint(0, 360))
+            facts.append(consent(customer, T0, purpose="marketing_email"))
+            facts.append(fact("ProfileUpdated", customer, at, email=f"{customer.lower()}@example.com"))
+    erased = T0 + timedelta(days=rng.randint(100, 380))
+    facts.append(fact("CustomerErased", f"C{rng.randint(0, 11)}", erased))  # forgotten, history and all
     rng.shuffle(facts[1:])
     return facts
 
@@ -66,7 +72,8 @@ def test_a_replay_rebuilds_the_history_the_projector_built_as_it_went(tmp_path: 
     as_it_went = history_of(tmp_path, "incremental", facts, [*zip(cuts, times, strict=True), (len(facts), final)])
     replayed = history_of(tmp_path, "replay", facts, [(len(facts), final)])
     assert as_it_went == replayed
-    assert as_it_went[0], "the story should put someone in a segment"
+    segments = {row[0] for row in as_it_went[0]}
+    assert "marketable_by_email" in segments and segments - {"marketable_by_email"}, segments
 
 
 def test_points_are_the_first_of_each_month_and_the_last_refresh(tmp_path: Path) -> None:
@@ -101,7 +108,17 @@ def test_refreshing_into_the_past_rewinds_and_the_same_time_again_changes_nothin
     assert once == again == back
 
 
+def test_an_erased_customer_leaves_no_segment_history(tmp_path: Path) -> None:
+    complaint = {"is_complaint": True}
+    facts = [consent("C1", T0), fact("ContactLogged", "C1", T0 + 40 * DAY, **complaint),
+             fact("ContactLogged", "C1", T0 + 41 * DAY, **complaint), fact("CustomerErased", "C1", T0 + 300 * DAY)]
+    rows, _ = history_of(tmp_path, "erased", facts, [(3, T0 + 100 * DAY), (4, T0 + 320 * DAY)])
+    assert rows == []
+
+
 def test_the_calendar_is_bounded_whatever_the_first_event() -> None:
+    assert boundaries(datetime(9999, 11, 2), datetime(9999, 12, 31), "month") == [datetime(9999, 12, 1)]
+    assert boundaries(datetime(9999, 12, 29), datetime(9999, 12, 31, 23), "day")[-1] == datetime(9999, 12, 31)
     far = boundaries(datetime(1, 1, 1), datetime(2026, 6, 15), "month")
     assert len(far) == MAX_POINTS and far[-1] == datetime(2026, 6, 1)
     assert boundaries(datetime(2026, 1, 1), datetime(2026, 1, 20), "week") == [

@@ -40,7 +40,14 @@ LATE = [  # recorded later; the first two happened before T
          direction="inbound", is_complaint=True),
     purchase("C2", "2026-03-01T12:00:00Z", "p3", 9000),
     fact("PurchaseRefunded", "C1", "2026-03-02T12:00:00Z", "x1", order_id="o-p1", currency="EUR", amount_minor=5000),
+    fact("CustomerErased", "C3", "2026-03-05T12:00:00Z", "e3"),  # after T, and recorded after K
 ]
+EARLY_C3 = [
+    fact("CustomerRegistered", "C3", "2026-01-03T09:00:00Z", "r3", name="Cid", email="cid@example.com"),
+    fact("ConsentChanged", "C3", "2026-01-03T09:00:00Z", "k3", purpose="profiling", granted=True),
+    purchase("C3", "2026-01-04T12:00:00Z", "p4", 99000),
+]
+FIRST = FIRST + EARLY_C3
 
 
 def ledger(*args: str):
@@ -90,33 +97,51 @@ def occurred_by(when: str, facts: list[dict[str, object]]) -> list[dict[str, obj
     return [f for f in facts if str(f["occurred_at"]) <= when]
 
 
+def with_erasures(facts: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Erasure is final at every time: time travel keeps every CustomerErased."""
+    return facts + [f for f in FIRST + LATE if f["type"] == "CustomerErased" and f not in facts]
+
+
 def test_as_of_gives_every_model_from_the_events_that_happened_by_then(history, tmp_path: Path) -> None:
     data, _ = history
     travelled = tables(data, "--as-of", T)
-    assert travelled == truth(tmp_path, occurred_by(T, FIRST + LATE), T)
+    assert travelled == truth(tmp_path, with_erasures(occurred_by(T, FIRST + LATE)), T)
     spend = {r["customer_id"]: r["purchased_minor"] for r in travelled["customer_spend"]}
-    assert spend == {"C1": 12000}  # the late January purchase counts, March's does not
+    assert spend == {"C1": 12000, "C3": 99000}  # the late January purchase counts, March's does not
     assert sum(r["complaints"] for r in travelled["satisfaction_daily"]) == 1
 
 
 def test_known_at_gives_the_ledger_as_it_knew_it_then(history, tmp_path: Path) -> None:
     data, known = history
     travelled = tables(data, "--known-at", known)
-    assert travelled == truth(tmp_path, FIRST, known)
-    assert {r["customer_id"]: r["purchased_minor"] for r in travelled["customer_spend"]} == {"C1": 5000}
+    assert travelled == truth(tmp_path, with_erasures(FIRST), known)
+    assert {r["customer_id"]: r["purchased_minor"] for r in travelled["customer_spend"]} == {"C1": 5000, "C3": 99000}
     assert sum(r["contacts"] for r in travelled["satisfaction_daily"]) == 0
 
 
 def test_both_together_take_what_had_happened_by_t_and_was_known_by_k(history, tmp_path: Path) -> None:
     data, known = history
     travelled = tables(data, "--as-of", T, "--known-at", known)
-    assert travelled == truth(tmp_path, occurred_by(T, FIRST), T)
+    assert travelled == truth(tmp_path, with_erasures(occurred_by(T, FIRST)), T)
 
 
 def test_as_of_after_the_last_event_equals_the_published_models_refreshed_then(history, tmp_path: Path) -> None:
     data, _ = history
     later = "2026-06-01T00:00:00Z"
     assert tables(data, "--as-of", later) == truth(tmp_path, FIRST + LATE, later)
+
+
+def test_a_customer_erased_later_is_erased_at_every_time(history) -> None:
+    data, known = history
+    for flags in (("--as-of", T), ("--known-at", known), ("--as-of", "2026-01-05T00:00:00Z")):
+        answer = json.loads(ledger(
+            "query", "SELECT (SELECT count(*) FROM consent WHERE customer_id = 'C3' AND granted) AS consents, "
+            "(SELECT count(*) FROM rfm WHERE customer_id = 'C3' AND r_score IS NOT NULL) AS scored, "
+            "(SELECT count(*) FROM segment_membership WHERE customer_id = 'C3') AS stays, "
+            "(SELECT any_value(name) FROM customer_profile WHERE customer_id = 'C3') AS name, "
+            "(SELECT any_value(erased) FROM customer_profile WHERE customer_id = 'C3') AS erased",
+            "--json", "--data-dir", str(data), *flags).stdout)
+        assert answer == [{"consents": 0, "scored": 0, "stays": 0, "name": None, "erased": True}], flags
 
 
 def test_time_travel_leaves_the_published_copy_and_no_scratch_behind(history) -> None:

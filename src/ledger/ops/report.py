@@ -95,7 +95,7 @@ def _segments(data: ReportData) -> Chart:
         figure.add_scatter(x=[r["at"] for r in mine], y=[r["members"] for r in mine], name=_label(segment),
                            mode="lines+markers", line={"shape": "hv"})
     return ("Segment sizes over time", "Members of each segment at each refresh of the read models "
-            "(membership history is kept by refresh time).", figure)
+            "(membership history is kept at the first of each month and the last refresh).", figure)
 
 
 def _rfm(data: ReportData) -> Chart:

@@ -15,6 +15,10 @@ T, then T: the same points over the same events give the same history.
 
 At most `MAX_POINTS` boundaries are kept before T; history before the first of them is cut
 (stays before it are dropped, stays across it start there), as a replay's would be.
+
+The points hold what a rule reads as of them only if the rule reads what held then (the as-of
+models, `events` up to `as_of`): a rule over current-state tables gives a history that depends
+on when the refreshes ran. An erased customer has no history at all (no consent at any T).
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from datetime import datetime, timedelta
 
 from ledger.settings.sections import SEGMENT_HISTORY as EVERY  # noqa: F401 - `refresh`: no boundaries
 
-MAX_POINTS = 240
-"""Boundaries evaluated before T at most: each costs one refresh of the as-of models (20
-years of months, 4.6 of weeks, 8 months of days)."""
+MAX_POINTS = 60
+"""Boundaries kept before T at most: each costs one refresh of the as-of models, and an event
+that happened long ago costs them all once (five years of months, 14 months of weeks, two
+months of days)."""
 
 
 def floor(when: datetime, every: str) -> datetime:
@@ -53,12 +58,15 @@ def boundaries(start: datetime, end: datetime, every: str) -> list[datetime]:
     b = floor(start, every)
     if b < start:
         b = following(b, every)
-    if (end - b).days > 40 * MAX_POINTS:  # do not count months from year 1 to find the last 240
+    if (end - b).days > 40 * MAX_POINTS:  # do not count the months from year 1 to find the last few
         b = floor(end - timedelta(days=31 * (MAX_POINTS + 1)), every)
     found: list[datetime] = []
     while b < end:
         found.append(b)
-        b = following(b, every)
+        try:
+            b = following(b, every)
+        except (ValueError, OverflowError):  # past the year 9999: no boundary left
+            break
     return found[-MAX_POINTS:]
 
 

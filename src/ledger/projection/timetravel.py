@@ -7,8 +7,9 @@ happened before T counts: the corrected history), ``recorded_at <= K`` for "know
 what had been recorded by then: the history as it was reported). The same SQL builds them as
 builds the live models, so the answer is the one a projector would have given.
 
-Personal data comes from `events` as it is now: what an erasure blanked stays blank, even
-"known at" a time before the erasure.
+Erasure is final at every time: every CustomerErased is in the subset, whenever it happened
+or was recorded, so an erased customer holds no consent, no RFM score and no segment at any T
+(as the live models say), and what an erasure blanked in `events` stays blank.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def rebuild(
         # Last: the reader streams, and the connection runs nothing else until it is done.
         events = source.sql(
             "SELECT * FROM events WHERE ($1::TIMESTAMP IS NULL OR occurred_at <= $1) "
-            "AND ($2::TIMESTAMP IS NULL OR recorded_at <= $2) ORDER BY recorded_at, event_id",
+            "AND ($2::TIMESTAMP IS NULL OR recorded_at <= $2) OR event_type = 'CustomerErased' "
+            "ORDER BY recorded_at, event_id",
             params=[_naive(as_of), _naive(known_at)],
         ).to_arrow_reader(batch)
     except duckdb.Error as exc:
