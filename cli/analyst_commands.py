@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ledger.cli.app import AsJson, DataDir, command, err, out, print_mapping, print_rows, settings
-from ledger.cli.readmodel_commands import KnownAt, when_asked
+from ledger.cli.app import AsJson, DataDir, KnownAt, command, err, out, print_mapping, print_rows, settings, when_asked
 from ledger.errors import SettingsError
 from ledger.projection.catalogue_docs import read_models
 from ledger.projection.export import export as run_export

@@ -83,6 +83,16 @@ AsOf = Annotated[
     typer.Option("--as-of", help="Compute time-dependent models as of this ISO-8601 time (default: now)."),
 ]
 
+KnownAt = Annotated[
+    str | None,
+    typer.Option(
+        "--known-at",
+        help="Every model as the ledger knew it at this ISO-8601 time: only events recorded by then "
+        "(recorded_at), in a temporary copy. With --as-of too: events that happened by --as-of and were "
+        "recorded by --known-at.",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -144,14 +154,20 @@ def settings(data_dir: Path | None = None, store: str | None = None, kafka: str 
     return Settings.from_env(os.environ, config_file=config, data_dir=data_dir, store=store, kafka=kafka)
 
 
-def as_of_time(text: str | None) -> datetime:
-    """The time of --as-of; a time that cannot be one is a usage error (exit 2)."""
+def as_of_time(text: str | None, flag: str = "--as-of") -> datetime:
+    """The time of --as-of (now if not given); a time that cannot be one is a usage error (exit 2)."""
     if text is None:
         return datetime.now(UTC)
     try:
-        return parse_timestamp("--as-of", text)
+        return parse_timestamp(flag, text)
     except LedgerError as error:
         raise SettingsError(str(error)) from error
+
+
+def when_asked(text: str | None, flag: str = "--as-of") -> datetime | None:
+    """The time of an --as-of or --known-at that recomputes in a copy; None: the published
+    models as they are."""
+    return None if text is None else as_of_time(text, flag)
 
 
 def progress_bar(*counters: ProgressColumn) -> Progress:

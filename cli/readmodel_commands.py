@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +15,7 @@ from ledger.cli.app import (
     AsOf,
     DataDir,
     Kafka,
+    KnownAt,
     Store,
     as_of_time,
     command,
@@ -23,9 +24,9 @@ from ledger.cli.app import (
     print_mapping,
     print_rows,
     settings,
+    when_asked,
 )
-from ledger.contract.facts import parse_timestamp
-from ledger.errors import LedgerError, SettingsError
+from ledger.errors import SettingsError
 from ledger.ops.projecting import project, replay
 from ledger.ops.status import status as read_status
 from ledger.projection.answers import (
@@ -39,16 +40,6 @@ from ledger.projection.answers import (
     write_text,
 )
 from ledger.projection.query import DEFAULT_TIMEOUT_S, answer
-
-KnownAt = Annotated[
-    str | None,
-    typer.Option(
-        "--known-at",
-        help="Every model as the ledger knew it at this ISO-8601 time: only events recorded by then "
-        "(recorded_at), in a temporary copy. With --as-of too: events that happened by --as-of and were "
-        "recorded by --known-at.",
-    ),
-]
 
 
 @command("project")
@@ -208,7 +199,12 @@ def query(
         result = run(keep_rows(TABLE_ROWS if limit is None else limit))
         print_rows(result.columns, result.rows, False)
     elif output is None:
-        result = run(write_text(kind, sys.stdout, limit))
+        try:
+            result = run(write_text(kind, sys.stdout, limit))
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as Unix tools do
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
     else:
         with output_file(output, config.data_dir) as scratch:
             if kind == "parquet":
@@ -220,19 +216,6 @@ def query(
     if result.more:
         shown = "shown" if kind == "table" else "written"
         err.print(f"{result.more} more rows not {shown} (--limit N to change how many)", highlight=False)
-
-
-def when_asked(as_of: str | None, flag: str = "--as-of") -> datetime | None:
-    """The time of an --as-of or --known-at that recomputes in a copy; None: the published
-    models as they are."""
-    if as_of is None:
-        return None
-    try:
-        return parse_timestamp(flag, as_of)
-    except LedgerError as error:
-        raise SettingsError(str(error)) from error
-
-
 
 
 def _format(fmt: Format | None, as_json: bool, output: Path | None) -> str:

@@ -125,3 +125,12 @@ def test_a_second_export_replaces_the_first_and_leaves_no_scratch(data: Path, tm
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["events.parquet", "manifest.json", "orders.parquet"]
     assert list(json.loads((tmp_path / "manifest.json").read_text())["tables"]) == ["orders"]
+
+
+def test_a_known_at_export_says_so_in_its_manifest(data: Path, tmp_path: Path) -> None:
+    with published(data) as con:
+        (known,) = con.execute("SELECT max(recorded_at) FROM events").fetchone()
+    result = ledger(data, "lifecycle", "--known-at", known.isoformat() + "Z", "--to", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["known_at"].startswith(known.isoformat()[:19])

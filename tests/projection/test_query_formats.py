@@ -164,3 +164,35 @@ def test_ledger_position_says_which_position_and_when_the_copy_was_published(dat
     assert (row["source"], row["partition"], row["position"]) == ("store", "log", position)
     assert position == events  # the demo's log holds only these events
     assert row["published_at"] + "+00:00" == state["published_at"]
+
+
+def test_intervals_keep_their_months_in_parquet(data: Path, tmp_path: Path) -> None:
+    target = tmp_path / "age.parquet"
+    sql = ("SELECT INTERVAL 14 MONTH + INTERVAL 3 DAY AS i, now() - published_at AS age, NULL::INTERVAL AS n "
+           "FROM ledger_position")
+    result = ledger(data, sql, "-o", str(target))
+    assert result.exit_code == 0, result.output
+    (row,) = pq.read_table(target).to_pylist()
+    assert row["i"] == "P1Y2M3D" and row["age"].startswith("PT") and row["n"] is None
+
+
+def test_a_reader_that_goes_away_stops_the_query_quietly(data: Path) -> None:
+    import subprocess
+    import sys
+
+    ledger_cli = [sys.executable, "-m", "ledger.cli", "query", EVENTS, "--format", "csv", "--data-dir", str(data)]
+    writer = subprocess.Popen(ledger_cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert writer.stdout.readline().startswith(b"event_id,")
+    writer.stdout.close()  # as `| head -1` does
+    _, stderr = writer.communicate(timeout=120)
+    assert writer.returncode in (0, 141) and b"Traceback" not in stderr and stderr == b""
+
+
+def test_output_replaces_a_symlink_instead_of_writing_through_it(data: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    link = tmp_path / "answer.csv"
+    link.symlink_to(victim)
+    assert ledger(data, "SELECT 1 AS one", "-o", str(link)).exit_code == 0
+    assert victim.read_text() == "keep me"
+    assert not link.is_symlink() and link.read_text() == "one\n1\n"

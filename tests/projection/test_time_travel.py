@@ -5,12 +5,18 @@ Each answer equals what a projector gives from exactly those events, in a ledger
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from ledger.cli.main import app
+from ledger.projection.publish import remove_abandoned_copies
 from tests.support.cli import StrictRunner
 
 COMPARED = ("customer_profile", "customer_spend", "orders", "lifecycle", "lifecycle_transitions", "rfm",
@@ -157,3 +163,16 @@ def test_a_time_that_is_not_one_is_refused_naming_the_flag(history, flag: str) -
     data, _ = history
     result = StrictRunner().invoke(app, ["query", "SELECT 1", flag, "yesterday-ish", "--data-dir", str(data)])
     assert result.exit_code == 2 and flag in result.stderr
+
+
+def test_copies_left_by_a_killed_reader_are_swept_from_the_system_temporary_folder(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = Path(tempfile.mkdtemp(prefix=f"ledger.as-of-{dead.pid}-"))
+    (left / "readmodels.published.duckdb").write_bytes(b"personal data of a customer erased since")
+    mine = Path(tempfile.mkdtemp(prefix=f"ledger.as-of-{os.getpid()}-"))
+    try:
+        remove_abandoned_copies(tmp_path)
+        assert not left.exists() and mine.exists()
+    finally:
+        shutil.rmtree(mine, ignore_errors=True)

@@ -8,14 +8,13 @@ a segment's name) is escaped, since Plotly reads a little HTML in labels.
 from __future__ import annotations
 
 import html
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ledger.errors import SettingsError
 from ledger.ops.report_data import STAGES, ReportData, gather
+from ledger.projection.answers import output_file
 from ledger.projection.query import open_for_reading, snapshot
 from ledger.settings import Settings
 
@@ -189,27 +188,15 @@ def report(
 ) -> Path:
     """Write the report of the published read models (as of the event time `as_of`, or as
     known at `known_at`, if given) to `target`, whole or not at all; return its path."""
-    where, home = target.expanduser().resolve(), settings.data_dir.expanduser().resolve()
-    if where == home or home in where.parents:
-        raise SettingsError(f"--to {target}: not inside the data directory {settings.data_dir}")
-    if where.is_dir():
-        raise SettingsError(f"--to {target} is a directory: give a file name")
-    with snapshot(settings.published_path, as_of, settings, known_at) as readable:
-        con = open_for_reading(readable)
-        try:
-            data = gather(con, as_of or known_at)
-        finally:
-            con.close()
-    page = render(data)
-    scratch = where.with_name(f".{where.name}.{os.getpid()}.part")
-    try:
-        scratch.write_text(page, encoding="utf-8")
-        os.replace(scratch, where)
-    except OSError as exc:
-        raise SettingsError(f"cannot write the report to {target}: {exc.strerror or exc}") from exc
-    finally:
-        scratch.unlink(missing_ok=True)
-    return where
+    with output_file(target, settings.data_dir, "--to") as scratch:  # checked before the work
+        with snapshot(settings.published_path, as_of, settings, known_at) as readable:
+            con = open_for_reading(readable)
+            try:
+                data = gather(con, as_of or known_at)
+            finally:
+                con.close()
+        scratch.write_text(render(data), encoding="utf-8")
+    return target.expanduser().absolute()
 
 
 def default_target() -> Path:

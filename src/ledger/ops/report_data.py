@@ -102,7 +102,7 @@ class ReportData:
 def gather(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> ReportData:
     """Run every query at T: `as_of`, or the T of the models' last refresh."""
     state = dict(con.execute("SELECT key, value FROM projector_state").fetchall())
-    when = as_of or datetime.fromisoformat(state["as_of"])
+    when = as_of or (datetime.fromisoformat(state["as_of"]) if "as_of" in state else datetime.now(UTC))
     t = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
     con.execute("SET VARIABLE t = ?::TIMESTAMP", [t])
     tables = {}

@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -124,10 +125,12 @@ def write_parquet(path: Path, limit: int | None) -> Take:
             raise SettingsError("that statement gives no rows to write as Parquet")
         answer = Answer(list(relation.columns))
         reader = relation.to_arrow_reader(CHUNK)
+        schema = pa.schema([_without_intervals(f) for f in reader.schema])
         left = math.inf if limit is None else limit
-        with pq.ParquetWriter(str(path), reader.schema) as writer:
-            writer.write_table(pa.Table.from_batches([], schema=reader.schema))
-            for batch in reader:
+        with pq.ParquetWriter(str(path), schema) as writer:
+            writer.write_table(pa.Table.from_batches([], schema=schema))
+            for read in reader:
+                batch = _intervals_as_text(read, schema)
                 if left <= 0:
                     answer.more += batch.num_rows
                     continue
@@ -142,7 +145,7 @@ def write_parquet(path: Path, limit: int | None) -> Take:
 
 
 @contextlib.contextmanager
-def output_file(path: Path, data_dir: Path) -> Iterator[Path]:
+def output_file(path: Path, data_dir: Path, flag: str = "--output") -> Iterator[Path]:
     """A scratch file beside `path`, renamed to it once the answer is whole: a failed or
     stopped query leaves no half-written file, and an earlier one stays as it was.
 
@@ -151,19 +154,55 @@ def output_file(path: Path, data_dir: Path) -> Iterator[Path]:
     target = path.expanduser().absolute()
     home = data_dir.expanduser().absolute()
     if target.resolve() == home.resolve() or home.resolve() in target.resolve().parents:
-        raise SettingsError(f"--output {path}: not inside the data directory {data_dir}, which holds the ledger itself")
+        raise SettingsError(f"{flag} {path}: not inside the data directory {data_dir}, which holds the ledger itself")
     if target.is_dir():
-        raise SettingsError(f"--output {path} is a directory: give a file name")
+        raise SettingsError(f"{flag} {path} is a directory: give a file name")
     if not target.parent.is_dir():
-        raise SettingsError(f"--output {path}: there is no directory {target.parent}")
-    scratch = target.with_name(f".{target.name}.{os.getpid()}.part")
+        raise SettingsError(f"{flag} {path}: there is no directory {target.parent}")
+    try:  # a name no one can plant a symlink at beforehand, created by us alone
+        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as exc:
+        raise SettingsError(f"cannot write {flag} {path}: {exc.strerror or exc}") from exc
+    os.close(handle)
+    scratch = Path(name)
     try:
         yield scratch
         os.replace(scratch, target)
     except OSError as exc:
-        raise SettingsError(f"cannot write --output {path}: {exc.strerror or exc}") from exc
+        raise SettingsError(f"cannot write {flag} {path}: {exc.strerror or exc}") from exc
     finally:
         scratch.unlink(missing_ok=True)
+
+
+def _without_intervals(field: Any) -> Any:
+    """Parquet has no type for an Arrow month-day-nano interval: such a column is written as
+    ISO-8601 duration text (P1M2DT3S), months kept."""
+    import pyarrow as pa
+
+    return field.with_type(pa.string()) if pa.types.is_interval(field.type) else field
+
+
+def _intervals_as_text(batch: Any, schema: Any) -> Any:
+    import pyarrow as pa
+
+    if batch.schema.equals(schema):
+        return batch
+    columns = [
+        pa.array([None if v is None else _iso_interval(v.months, v.days, v.nanoseconds) for v in column.to_pylist()],
+                 pa.string()) if pa.types.is_interval(column.type) else column
+        for column in batch.columns
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _iso_interval(months: int, days: int, nanoseconds: int) -> str:
+    years, months = divmod(months, 12) if months >= 0 else (0, months)
+    seconds = duration(timedelta(microseconds=nanoseconds // 1000))  # PT..S of the time part
+    date = (f"{years}Y" if years else "") + (f"{months}M" if months else "") + (f"{days}D" if days else "")
+    time_part = seconds[seconds.index("T"):] if nanoseconds else ""
+    if time_part and seconds.startswith("-"):
+        time_part = "T-" + time_part[1:]
+    return "P" + (date + time_part or "T0S")
 
 
 def _csv_value(value: Any) -> Any:

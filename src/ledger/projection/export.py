@@ -71,6 +71,7 @@ def export(path: Path, tables: list[str], kind: str, target: Path, data_dir: Pat
             written = [_copy(con, table, kind, scratch) for table in chosen]
             manifest = _manifest(con, kind, written)
             con.execute("COMMIT")
+            (target / MANIFEST).unlink(missing_ok=True)  # no manifest over files it does not describe
             for item in written:
                 os.replace(scratch / item.file, target / item.file)
             (scratch / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -138,6 +139,7 @@ def _manifest(con: duckdb.DuckDBPyConnection, kind: str, written: list[Exported]
         "format": kind,
         "exported_at": datetime.now(UTC).isoformat(),
         "as_of": state.get("as_of"),
+        "known_at": state.get("known_at"),
         "published_at": state.get("published_at"),
         "positions": [{"source": s, "partition": k, "position": p} for s, k, p in positions],
         "tables": {item.table: {"file": item.file, "rows": item.rows} for item in written},

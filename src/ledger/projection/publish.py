@@ -41,7 +41,7 @@ def scratch_folder(data_dir: Path) -> Iterator[Path]:
     try:
         folder = Path(tempfile.mkdtemp(prefix=f"{AS_OF_PREFIX}{os.getpid()}-", dir=data_dir))
     except OSError:  # a data directory this reader may not write: the system's temporary one
-        folder = Path(tempfile.mkdtemp(prefix=f"ledger{AS_OF_PREFIX}"))
+        folder = Path(tempfile.mkdtemp(prefix=f"ledger{AS_OF_PREFIX}{os.getpid()}-"))
     try:
         yield folder
     finally:
@@ -49,13 +49,15 @@ def scratch_folder(data_dir: Path) -> Iterator[Path]:
 
 
 def remove_abandoned_copies(data_dir: Path) -> None:
-    """Remove the scratch copies of processes no longer running (killed, say): they hold read
-    models as they were, personal data of customers erased since included."""
-    with contextlib.suppress(OSError):
-        for folder in data_dir.glob(f"{AS_OF_PREFIX}*"):
-            pid = folder.name[len(AS_OF_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not _running(int(pid)):
-                shutil.rmtree(folder, ignore_errors=True)
+    """Remove the scratch copies of processes no longer running (killed, say), in the data
+    directory and the system's temporary one: they hold read models as they were, personal data
+    of customers erased since included."""
+    for where, prefix in ((data_dir, AS_OF_PREFIX), (Path(tempfile.gettempdir()), f"ledger{AS_OF_PREFIX}")):
+        with contextlib.suppress(OSError):
+            for folder in where.glob(f"{prefix}*"):
+                pid = folder.name[len(prefix):].split("-", 1)[0]
+                if pid.isdigit() and not _running(int(pid)):
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _running(pid: int) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import duckdb
 from ledger.errors import LedgerError, QueryRefusedError, ReadModelError
 from ledger.projection.answers import Answer, Take, keep_rows
 from ledger.projection.publish import scratch_folder
-from ledger.projection.timetravel import copy_and_refresh, nothing_after, rebuild
+from ledger.projection.timetravel import nothing_after, rebuild, refresh_copy
 from ledger.settings import Settings
 
 SANDBOX = {
@@ -174,24 +175,28 @@ def snapshot(
     if as_of is None and known_at is None:
         yield path
         return
-    source = open_for_reading(path)  # raises the "no read models yet" error
-    try:
-        with scratch_folder(path.parent) as scratch:
-            copy = scratch / path.name
-            try:
-                if known_at is None and as_of is not None and nothing_after(source, as_of):
-                    copy_and_refresh(path, copy, as_of, settings)
-                else:
-                    rebuild(path, source, copy, as_of=as_of, known_at=known_at, settings=settings)
-            except RuntimeError as exc:  # DuckDB's answer to Ctrl-C while it refreshes
-                if "interrupted" in str(exc).lower():
-                    raise KeyboardInterrupt from exc
-                raise
-            source.close()
-            yield copy
-    finally:
-        with contextlib.suppress(duckdb.Error):
-            source.close()
+    open_for_reading(path).close()  # raises the "no read models yet" error
+    with scratch_folder(path.parent) as scratch:
+        # One copy of the published file is read throughout: a publish that replaces it in
+        # between cannot mix two copies (a check on one, the events of the next).
+        copy, built = scratch / path.name, scratch / f"built-{path.name}"
+        shutil.copyfile(path, copy)
+        source = open_for_reading(copy)
+        try:
+            if known_at is None and as_of is not None and nothing_after(source, as_of):
+                source.close()
+                refresh_copy(copy, as_of, settings)
+                built = copy
+            else:
+                rebuild(path, source, built, as_of=as_of, known_at=known_at, settings=settings)
+        except RuntimeError as exc:  # DuckDB's answer to Ctrl-C while it refreshes
+            if "interrupted" in str(exc).lower():
+                raise KeyboardInterrupt from exc
+            raise
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                source.close()
+        yield built
 
 
 def _answer(path: Path, sql: str, take: Take, timeout_s: float) -> Answer:

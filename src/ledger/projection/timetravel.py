@@ -14,7 +14,6 @@ or was recorded, so an erased customer holds no consent, no RFM score and no seg
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,8 +39,8 @@ def nothing_after(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
     return later == 0
 
 
-def copy_and_refresh(published: Path, copy: Path, as_of: datetime, settings: Settings | None) -> None:
-    shutil.copyfile(published, copy)
+def refresh_copy(copy: Path, as_of: datetime, settings: Settings | None) -> None:
+    """Refresh the as-of models of `copy` (a copy of the published file) at `as_of`."""
     with ReadModels(copy, settings=settings) as models:
         models.refresh(as_of)
         _copy_is_as_of(models, as_of)
