@@ -260,14 +260,7 @@ def _replay(
     _refuse_if_locked(live)
     scratch = live.with_name(REPLAY_NAME)
     _remove(scratch)
-    source = Deployment(settings).source(ledger)
-    try:
-        with ReadModels(scratch, settings=settings) as models:
-            stats = Projector(models, source, batch_size=settings.batch_size,
-                              catch_up_batch_size=settings.projection.catch_up_batch_size,
-                              keys=KeyReader(settings)).catch_up(as_of, progress=progress)
-    finally:
-        source.close()
+    stats = rebuild(settings, scratch, as_of, ledger=ledger, progress=progress)
     _remove(Path(str(live) + ".wal"))
     swap_in(settings, scratch, live)
     with ReadModels(live, settings=settings) as models:
@@ -275,6 +268,21 @@ def _replay(
             models.set_state(key, value)
         models.publish(settings.published_path, datetime.now(as_of.tzinfo))
     return stats
+
+
+def rebuild(
+    settings: Settings, target: Path, as_of: datetime, *, ledger: Ledger | None, progress: Progress | None
+) -> RunStats:
+    """Project every event from the first into a new read-model file at `target` (a replay's,
+    or its dry run's, scratch file)."""
+    source = Deployment(settings).source(ledger)
+    try:
+        with ReadModels(target, settings=settings) as models:
+            return Projector(models, source, batch_size=settings.batch_size,
+                             catch_up_batch_size=settings.projection.catch_up_batch_size,
+                             keys=KeyReader(settings)).catch_up(as_of, progress=progress)
+    finally:
+        source.close()
 
 
 def _refuse_if_locked(path: Path) -> None:

@@ -20,15 +20,13 @@ from pathlib import Path
 import duckdb
 
 from ledger.errors import ReadModelError
-from ledger.ops.deployment import Deployment
+from ledger.ops.projecting import rebuild
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
 from ledger.projection.descriptions import load
-from ledger.projection.engine import Progress, Projector
+from ledger.projection.engine import Progress
 from ledger.projection.publish import scratch_folder
-from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 from ledger.write.application import Ledger
-from ledger.write.key_reader import KeyReader
 
 NOT_COMPARED = BOOKKEEPING_TABLES | {"ledger_position"}
 
@@ -71,14 +69,7 @@ def dry_run(settings: Settings, as_of: datetime, *, ledger: Ledger | None = None
     """Rebuild every read model as `replay` would, into scratch, and compare with the published copy."""
     with scratch_folder(settings.data_dir) as folder:
         rebuilt = folder / "readmodels.dry-run.duckdb"
-        source = Deployment(settings).source(ledger)
-        try:
-            with ReadModels(rebuilt, settings=settings) as models:
-                stats = Projector(models, source, batch_size=settings.batch_size,
-                                  catch_up_batch_size=settings.projection.catch_up_batch_size,
-                                  keys=KeyReader(settings)).catch_up(as_of, progress=progress)
-        finally:
-            source.close()
+        stats = rebuild(settings, rebuilt, as_of, ledger=ledger, progress=progress)
         return DryRun(as_of, stats.read, compare(settings.published_path, rebuilt))
 
 

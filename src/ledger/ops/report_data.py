@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 
 from ledger.errors import ReadModelError
+from ledger.projection.readmodels import naive_utc
 
 STAGES = ("prospect", "new", "active", "reactivated", "at_risk", "churned", "erased")
 
@@ -103,8 +104,7 @@ def gather(con: duckdb.DuckDBPyConnection, as_of: datetime | None) -> ReportData
     """Run every query at T: `as_of`, or the T of the models' last refresh."""
     state = dict(con.execute("SELECT key, value FROM projector_state").fetchall())
     when = as_of or (datetime.fromisoformat(state["as_of"]) if "as_of" in state else datetime.now(UTC))
-    t = when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
-    con.execute("SET VARIABLE t = ?::TIMESTAMP", [t])
+    con.execute("SET VARIABLE t = ?::TIMESTAMP", [naive_utc(when)])
     tables = {}
     try:
         for name, sql in QUERIES.items():

@@ -144,17 +144,22 @@ def write_parquet(path: Path, limit: int | None) -> Take:
     return take
 
 
+def refuse_inside(path: Path, data_dir: Path, flag: str) -> None:
+    """Refuse a `path` given with `flag` that is, or is inside, the data directory: a file
+    written there could replace the event store or the read models themselves."""
+    where, home = path.expanduser().resolve(), data_dir.expanduser().resolve()
+    if where == home or home in where.parents:
+        raise SettingsError(f"{flag} {path}: not inside the data directory {data_dir}, which holds the ledger itself")
+
+
 @contextlib.contextmanager
 def output_file(path: Path, data_dir: Path, flag: str = "--output") -> Iterator[Path]:
     """A scratch file beside `path`, renamed to it once the answer is whole: a failed or
     stopped query leaves no half-written file, and an earlier one stays as it was.
 
-    Nothing is written into the data directory: an --output there could replace the event
-    store or the read models themselves."""
+    Nothing is written into the data directory (`refuse_inside`)."""
     target = path.expanduser().absolute()
-    home = data_dir.expanduser().absolute()
-    if target.resolve() == home.resolve() or home.resolve() in target.resolve().parents:
-        raise SettingsError(f"{flag} {path}: not inside the data directory {data_dir}, which holds the ledger itself")
+    refuse_inside(path, data_dir, flag)
     if target.is_dir():
         raise SettingsError(f"{flag} {path} is a directory: give a file name")
     if not target.parent.is_dir():

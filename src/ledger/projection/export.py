@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from ledger.errors import ReadModelError, SettingsError
+from ledger.projection.answers import refuse_inside
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
 from ledger.projection.query import SANDBOX
 
@@ -88,10 +89,8 @@ def export(path: Path, tables: list[str], kind: str, target: Path, data_dir: Pat
 
 
 def _check_target(target: Path, data_dir: Path) -> None:
-    where, home = target.expanduser().resolve(), data_dir.expanduser().resolve()
-    if where == home or home in where.parents:
-        raise SettingsError(f"--to {target}: not inside the data directory {data_dir}, which holds the ledger itself")
-    if where.exists() and not where.is_dir():
+    refuse_inside(target, data_dir, "--to")
+    if target.expanduser().exists() and not target.expanduser().is_dir():
         raise SettingsError(f"--to {target} is a file: give a directory")
 
 

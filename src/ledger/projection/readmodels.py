@@ -37,12 +37,13 @@ SHRED_PENDING = "shred_pending"
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
 
 
-def _naive(when: datetime) -> datetime:
+def naive_utc(when: datetime) -> datetime:
+    """`when` as the read models keep times: UTC without a zone (a naive time is taken as UTC)."""
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
 def _naive_text(text: str | None) -> datetime | None:
-    return None if text is None else _naive(datetime.fromisoformat(text))
+    return None if text is None else naive_utc(datetime.fromisoformat(text))
 
 
 def _quoted(path: Path) -> str:
@@ -201,8 +202,7 @@ class ReadModels:
 
     def _park(self, source: str, parked: Sequence[ParkedEvent], at: datetime) -> None:
         """Each event once: one parked before (a resend, by payload or event_id) is not again."""
-        if at.tzinfo is not None:
-            at = at.astimezone(UTC).replace(tzinfo=None)
+        at = naive_utc(at)
         self.con.register("new_parked", parked_table(source, list(parked)))
         self.con.execute(
             """
@@ -238,7 +238,7 @@ class ReadModels:
         state = dict(self.con.execute(
             "SELECT key, value FROM projector_state WHERE key IN ('as_of', ?)", [HISTORY_CHANGED]).fetchall())
         first = self.con.execute("SELECT min(occurred_at) FROM events").fetchall()[0][0]
-        steps = plan(_naive(as_of), self.settings.projection.segment_history,
+        steps = plan(naive_utc(as_of), self.settings.projection.segment_history,
                      previous=_naive_text(state.get("as_of")), changed_from=_naive_text(state.get(HISTORY_CHANGED)),
                      first_event=first)
         # Read again each time, so a fixed rule file counts at the next refresh.
@@ -331,7 +331,7 @@ class ReadModels:
             self.con.execute(
                 "INSERT INTO ledger_position SELECT source, key, position, "
                 "(SELECT TRY_CAST(value AS TIMESTAMPTZ)::TIMESTAMP FROM projector_state WHERE key = 'as_of'), ? "
-                "FROM projector_positions", [published_at.astimezone(UTC).replace(tzinfo=None)])
+                "FROM projector_positions", [naive_utc(published_at)])
             self.con.execute("COMMIT")
         except duckdb.Error as exc:
             self._roll_back(exc, "publish")

@@ -14,22 +14,20 @@ or was recorded, so an erased customer holds no consent, no RFM score and no seg
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from ledger.errors import ReadModelError
-from ledger.projection.readmodels import SHRED_PENDING, ReadModels
+from ledger.projection.readmodels import SHRED_PENDING, ReadModels, naive_utc
 from ledger.settings import Settings
 
 SOURCE = "time-travel"
 
 
 def _naive(when: datetime | None) -> datetime | None:
-    if when is None or when.tzinfo is None:
-        return when
-    return when.astimezone(UTC).replace(tzinfo=None)
+    return None if when is None else naive_utc(when)
 
 
 def nothing_after(con: duckdb.DuckDBPyConnection, as_of: datetime) -> bool:
@@ -63,8 +61,8 @@ def rebuild(
     assert when is not None
     batch = (settings or Settings()).projection.catch_up_batch_size
     try:
-        positions = source.execute("SELECT source, key, position FROM projector_positions").fetchall()
-        where = source.execute("SELECT * FROM ledger_position").fetchall()
+        positions = source.sql("SELECT source, key, position FROM projector_positions").to_arrow_table()
+        where = source.sql("SELECT * FROM ledger_position").to_arrow_table()
         published_at = source.execute("SELECT value FROM projector_state WHERE key = 'published_at'").fetchall()
         # Last: the reader streams, and the connection runs nothing else until it is done.
         events = source.sql(
@@ -81,9 +79,12 @@ def rebuild(
         models.refresh(when)
         con = models.con
         con.execute("DELETE FROM projector_state WHERE key = ?", [SHRED_PENDING])  # nothing personal to shred here
-        # A row per source partition, a handful: no batch to speak of.
-        con.executemany("INSERT INTO projector_positions VALUES (?, ?, ?)", positions)
-        con.executemany("INSERT INTO ledger_position VALUES (?, ?, ?, ?, ?)", where)
+        con.register("source_positions", positions)
+        con.register("source_ledger_position", where)
+        con.execute("INSERT INTO projector_positions SELECT * FROM source_positions")
+        con.execute("INSERT INTO ledger_position SELECT * FROM source_ledger_position")
+        con.unregister("source_positions")
+        con.unregister("source_ledger_position")
         if published_at:
             models.set_state("published_at", published_at[0][0])
         if known_at is not None:
