@@ -4,7 +4,7 @@
 -- is not granted. A customer erased at any time holds no consent, for every T: erasure is final.
 -- Rebuilt in full at each refresh. `rfm` scores only customers with `profiling`; a segment's
 -- members must hold the consent its rule declares (see segments.sql).
--- depends: events, lifecycle
+-- depends: facts, lifecycle
 
 -- section: schema
 CREATE TABLE consent (
@@ -20,12 +20,12 @@ INSERT INTO consent
 WITH latest AS (
     SELECT customer_id, purpose,
            arg_max(granted, {'o': occurred_at, 'r': recorded_at, 'e': event_id}) AS granted
-    FROM events
+    FROM facts
     WHERE event_type = 'ConsentChanged' AND occurred_at <= getvariable('as_of')
     GROUP BY customer_id, purpose
 ),
 erased AS (
-    SELECT DISTINCT customer_id FROM events WHERE event_type = 'CustomerErased'
+    SELECT DISTINCT customer_id FROM facts WHERE event_type = 'CustomerErased'
 )
 SELECT l.customer_id, p.purpose,
        coalesce(c.granted, false) AND l.customer_id NOT IN (SELECT customer_id FROM erased),

@@ -7,7 +7,7 @@
 -- Money is never summed across currencies; net_spend holds the HUGEINT sums of customer_spend.
 -- lifecycle_stage and rfm_segment depend on an "as of" time: the refresh section copies them
 -- from `lifecycle` and `rfm`; between refreshes a recomputed row keeps the last refreshed values.
--- depends: customer_spend, lifecycle, rfm
+-- depends: customer_spend, facts, lifecycle, rfm
 
 -- section: schema
 CREATE TABLE customer_profile (
@@ -59,12 +59,17 @@ CREATE TABLE customer_profile_keys (
     profiling_at STRUCT(o TIMESTAMP, r TIMESTAMP, e VARCHAR)
 );
 
+-- section: amend
+-- Customers an amendment touched are counted again, from all their facts (facts.sql).
+DELETE FROM customer_profile WHERE customer_id IN (SELECT customer_id FROM amended_ids);
+DELETE FROM customer_profile_keys WHERE customer_id IN (SELECT customer_id FROM amended_ids);
+
 -- section: apply
 CREATE OR REPLACE TEMP TABLE profile_delta AS
 WITH ordered AS (
     SELECT *, {'o': occurred_at, 'r': recorded_at, 'e': event_id} AS at_key,
            event_type IN ('CustomerRegistered', 'ProfileUpdated') AS sets_profile
-    FROM batch_events
+    FROM batch_facts
 )
 SELECT customer_id,
        bool_or(event_type = 'CustomerErased') AS erased,

@@ -2,7 +2,7 @@
 -- time; money is never summed across currencies. Kept current in every micro-batch.
 -- The sums are HUGEINT: one amount is a BIGINT (an Avro long), and two legal amounts near its
 -- limit already overflow it (a HUGEINT holds 2^127, more than 10^19 such amounts).
--- depends:
+-- depends: facts
 
 -- section: schema
 CREATE TABLE customer_spend (
@@ -14,12 +14,16 @@ CREATE TABLE customer_spend (
     PRIMARY KEY (customer_id, currency)
 );
 
+-- section: amend
+-- Customers an amendment touched are counted again, from all their facts (facts.sql).
+DELETE FROM customer_spend WHERE customer_id IN (SELECT customer_id FROM amended_ids);
+
 -- section: apply
 INSERT INTO customer_spend
 SELECT customer_id, currency,
        coalesce(sum(total_minor), 0), coalesce(sum(amount_minor), 0),
        coalesce(sum(total_minor), 0) - coalesce(sum(amount_minor), 0)
-FROM batch_events
+FROM batch_facts
 WHERE event_type IN ('PurchaseMade', 'PurchaseRefunded')
 GROUP BY customer_id, currency
 ON CONFLICT (customer_id, currency) DO UPDATE SET

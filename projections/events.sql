@@ -38,7 +38,13 @@ CREATE TABLE events (
     score             INTEGER,
     comment           VARCHAR,
     about_contact_id  VARCHAR,
-    about_order_id    VARCHAR
+    about_order_id    VARCHAR,
+    target_event_id   VARCHAR,
+    target_type       VARCHAR,
+    changes           MAP(VARCHAR, VARCHAR),
+    survivor_id       VARCHAR,
+    actor             VARCHAR,
+    status            VARCHAR
 );
 
 -- A customer's timeline is the question analysts ask most: without this index DuckDB scans

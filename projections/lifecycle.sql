@@ -4,7 +4,7 @@
 --
 -- Variables (set by ReadModels.refresh from the settings): as_of (TIMESTAMP, UTC),
 -- new_days, active_days, churn_days (INTEGER days of 24 hours).
--- depends: events, orders
+-- depends: facts, orders
 
 -- section: schema
 CREATE TABLE lifecycle (
@@ -36,7 +36,7 @@ CREATE OR REPLACE TEMP TABLE lc_customers AS
 WITH seen AS (
     SELECT customer_id, min(occurred_at) AS first_seen_at,
            min(occurred_at) FILTER (WHERE event_type = 'CustomerErased') AS erased_at
-    FROM events
+    FROM facts
     WHERE occurred_at <= getvariable('as_of')
     GROUP BY customer_id
 ),

@@ -2,7 +2,7 @@
 -- Rebuilt in full at each refresh; see docs/read-models.md.
 -- An order's total is one BIGINT amount; its refunds are a sum, kept as HUGEINT so any number
 -- of them cannot overflow.
--- depends: events
+-- depends: facts
 
 -- section: schema
 -- One row per order known as of T: the first PurchaseMade of (customer_id, order_id) by
@@ -27,13 +27,13 @@ WITH made AS (
     SELECT customer_id, order_id,
            arg_min({'ts': occurred_at, 'channel': channel, 'currency': currency, 'total': total_minor},
                    {'o': occurred_at, 'r': recorded_at, 'e': event_id}) AS first_made
-    FROM events
+    FROM facts
     WHERE event_type = 'PurchaseMade' AND occurred_at <= getvariable('as_of')
     GROUP BY customer_id, order_id
 ),
 refunds AS (
     SELECT customer_id, order_id, currency, sum(amount_minor) AS refunded, count(*) AS refunds
-    FROM events
+    FROM facts
     WHERE event_type = 'PurchaseRefunded' AND occurred_at <= getvariable('as_of')
     GROUP BY customer_id, order_id, currency
 )

@@ -9,14 +9,14 @@
 -- The apply section recomputes whole days: every day with feedback or a contact in the batch,
 -- and every day with feedback about a contact in the batch (a late contact can move earlier
 -- feedback to another channel).
--- depends: events, rfm
+-- depends: facts, rfm
 
 -- section: schema
 CREATE VIEW feedback_attributed AS
 WITH contacts AS (
     SELECT customer_id, contact_id,
            arg_max(channel, {'o': occurred_at, 'r': recorded_at, 'e': event_id}) AS channel
-    FROM events
+    FROM facts
     WHERE event_type = 'ContactLogged'
     GROUP BY customer_id, contact_id
 )
@@ -26,7 +26,7 @@ SELECT f.event_id, f.customer_id, f.occurred_at, f.occurred_at::DATE AS day,
        f.about_contact_id, f.about_order_id,
        c.channel IS NOT NULL AS attributed_to_contact,
        f.kind, f.score
-FROM events f
+FROM facts f
 LEFT JOIN contacts c ON c.customer_id = f.customer_id AND c.contact_id = f.about_contact_id
 WHERE f.event_type = 'FeedbackGiven';
 
@@ -96,7 +96,7 @@ WITH fb AS (
 ct AS (
     SELECT date_trunc('month', e.occurred_at)::DATE AS month, coalesce(r.segment, 'none') AS rfm_segment,
            count(*) AS contacts, count(*) FILTER (WHERE e.is_complaint) AS complaints
-    FROM events e
+    FROM facts e
     LEFT JOIN rfm r USING (customer_id)
     WHERE e.event_type = 'ContactLogged'
     GROUP BY ALL
@@ -121,15 +121,19 @@ FROM fb FULL OUTER JOIN ct USING (month, rfm_segment);
 -- section: apply
 CREATE OR REPLACE TEMP TABLE satisfaction_days AS
 SELECT occurred_at::DATE AS day
-FROM batch_events
+FROM batch_facts
 WHERE event_type IN ('FeedbackGiven', 'ContactLogged')
 UNION
 SELECT f.occurred_at::DATE
-FROM events f
-JOIN batch_events c
+FROM facts f
+JOIN batch_facts c
   ON c.event_type = 'ContactLogged' AND f.customer_id = c.customer_id
  AND f.about_contact_id = c.contact_id
-WHERE f.event_type = 'FeedbackGiven';
+WHERE f.event_type = 'FeedbackGiven'
+UNION
+-- Every day an amended customer had a feedback or a contact on, as recorded or as corrected.
+SELECT occurred_at::DATE FROM events
+WHERE customer_id IN (SELECT customer_id FROM amended_ids) AND event_type IN ('FeedbackGiven', 'ContactLogged');
 
 DELETE FROM satisfaction_daily WHERE day IN (SELECT day FROM satisfaction_days);
 INSERT INTO satisfaction_daily
@@ -150,7 +154,7 @@ WITH fb AS (
 ct AS (
     SELECT occurred_at::DATE AS day, channel,
            count(*) AS contacts, count(*) FILTER (WHERE is_complaint) AS complaints
-    FROM events
+    FROM facts
     WHERE event_type = 'ContactLogged' AND occurred_at::DATE IN (SELECT day FROM satisfaction_days)
     GROUP BY day, channel
 )

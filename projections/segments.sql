@@ -23,7 +23,7 @@
 -- evaluated at a past point must read what held then: the as-of models and `events` up to
 -- getvariable('as_of'), not current-state tables (customer_profile, customer_spend), or its
 -- history depends on when refreshes ran.
--- depends: consent, lifecycle
+-- depends: consent, facts, lifecycle
 
 -- section: schema
 CREATE TABLE segments (
@@ -46,6 +46,13 @@ CREATE TABLE segment_membership (
 );
 
 -- section: segments
+-- A merged customer is its survivor in every segment, whatever id a rule selected (facts.sql).
+CREATE OR REPLACE TEMP TABLE segment_results_counted AS
+SELECT DISTINCT r.segment, coalesce(m.root_id, r.customer_id) AS customer_id
+FROM segment_results r LEFT JOIN customer_merges m ON m.customer_id = r.customer_id;
+DELETE FROM segment_results;
+INSERT INTO segment_results BY NAME SELECT * FROM segment_results_counted;
+
 -- Whatever a rule selected, only customers holding its segment's consent at T are members.
 DELETE FROM segment_results
 WHERE NOT EXISTS (
@@ -68,7 +75,7 @@ WHERE left_at >= coalesce(getvariable('rewind_from'), getvariable('as_of'))
 -- An erased customer holds no consent at any T (consent.sql), so no point ever had them in a
 -- segment: their whole history goes, as a replay would leave it.
 DELETE FROM segment_membership
-WHERE customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased');
+WHERE customer_id IN (SELECT customer_id FROM facts WHERE event_type = 'CustomerErased');
 -- History older than the first boundary kept is cut, as a replay's would be.
 DELETE FROM segment_membership WHERE left_at <= getvariable('history_cut');
 UPDATE segment_membership SET joined_at = getvariable('history_cut') WHERE joined_at < getvariable('history_cut');

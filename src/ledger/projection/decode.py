@@ -62,6 +62,12 @@ EVENT_COLUMNS = pa.schema(
         ("comment", pa.string()),
         ("about_contact_id", pa.string()),
         ("about_order_id", pa.string()),
+        ("target_event_id", pa.string()),
+        ("target_type", pa.string()),
+        ("changes", pa.map_(pa.string(), pa.string())),
+        ("survivor_id", pa.string()),
+        ("actor", pa.string()),
+        ("status", pa.string()),
     ]
 )
 _ROW = pa.struct(list(EVENT_COLUMNS))

@@ -34,6 +34,8 @@ def identity_key(source: str) -> str:
 HISTORY_CHANGED = "history_changed_from"
 """The projector_state key holding the earliest occurred_at applied since the last refresh."""
 SHRED_PENDING = "shred_pending"
+AMENDMENTS = "('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')"
+"""The event types that amend others (facts.sql): a batch holding one runs the `amend` sections."""
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
 
 
@@ -196,8 +198,20 @@ class ReadModels:
         if new and con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
             self.set_state(SHRED_PENDING, "1")  # with this batch: the file is rewritten before it is published
         if new:
+            # Customers an amendment (a correction, a retraction, a merge, a split) touched are
+            # counted again from their facts; in other batches none are (facts.sql).
+            con.execute("CREATE OR REPLACE TEMP TABLE amended_ids (customer_id VARCHAR)")
+            amending = con.execute(f"SELECT 1 FROM batch_events WHERE event_type IN {AMENDMENTS} LIMIT 1").fetchone()
             for model in self.models:
+                if amending:
+                    self._run_section(model, "amend")
                 self._run_section(model, "apply")
+            if amending:  # their history may have changed from their first fact on
+                con.execute(
+                    "INSERT OR REPLACE INTO projector_state SELECT ?, strftime(least(min(occurred_at), (SELECT "
+                    "TRY_CAST(value AS TIMESTAMP) FROM projector_state WHERE key = ?), (SELECT min(occurred_at) "
+                    "FROM events WHERE customer_id IN (SELECT customer_id FROM amended_ids))), "
+                    "'%Y-%m-%dT%H:%M:%S.%f') FROM batch_facts", [HISTORY_CHANGED, HISTORY_CHANGED])
         return new
 
     def _park(self, source: str, parked: Sequence[ParkedEvent], at: datetime) -> None:

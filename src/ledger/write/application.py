@@ -34,11 +34,13 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment
 
+from ledger.contract.amendments import AMENDMENTS
 from ledger.contract.codec import Codec, default_codec
 from ledger.contract.facts import to_record
 from ledger.contract.rules import check_rules, normal_customer_id
 from ledger.errors import LedgerError, StoreError, ValidationError
 from ledger.settings import Settings
+from ledger.write.amend import Amending
 from ledger.write.customer_keys import BatchKeys, CustomerKeys
 from ledger.write.domain import Customer, Recorded, customer_uuid
 from ledger.write.idempotency import NEW_ID, already
@@ -77,7 +79,7 @@ class Outcome:
         return self.status != "rejected"
 
 
-class Ledger(CustomerKeys, Application[UUID]):
+class Ledger(Amending, CustomerKeys, Application[UUID]):
     name = "Ledger"
     snapshotting_intervals = {Customer: 200}  # noqa: RUF012 - eventsourcing's class setting
     creates_tables = True
@@ -230,6 +232,8 @@ class Ledger(CustomerKeys, Application[UUID]):
                    for index, (_, given) in enumerate(facts)]
         by_id, by_pair = self._known(records)
         read = self._read_customers(records)
+        in_batch: dict[str, tuple[str, dict[str, Any]]] = {}
+        """This batch's facts recorded so far, by event id: an amendment may name one."""
         self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
                          if isinstance(r["customer_id"], str) and self.codec.newest(t).personal])
         for (event_type, _), record in zip(facts, records, strict=True):
@@ -244,6 +248,9 @@ class Ledger(CustomerKeys, Application[UUID]):
                     continue
                 customer = self._customer(record["customer_id"], touched, read)
                 customer.refuse_if_erased()
+                if event_type in AMENDMENTS:
+                    self._check_amendment(event_type, record, customer, partial(self._customer, touched=touched,
+                                          read=read), in_batch, now, max_future)
                 sealed = self._sealed(event_type, record, customer, keys)
                 data = self.codec.encode(event_type, sealed, checked=True)
                 if len(data) > max_bytes:
@@ -260,6 +267,7 @@ class Ledger(CustomerKeys, Application[UUID]):
                 by_id[row[0]] = row
                 if row[3] is not None:
                     by_pair[(row[2], row[3])] = row
+                in_batch[record["event_id"]] = (event_type, sealed)
                 outcomes.append(Outcome("recorded", record["event_id"], event_type))
             except LedgerError as error:
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))

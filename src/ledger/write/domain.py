@@ -63,6 +63,9 @@ class CustomerSnapshot:
                 "customer_id": aggregate.customer_id,
                 "erased": aggregate.erased,
                 "consents": dict(aggregate.consents),
+                "merged_into": aggregate.merged_into,
+                "merge_event_id": aggregate.merge_event_id,
+                "retracted": sorted(aggregate.retracted),
             },
         )
 
@@ -71,10 +74,13 @@ class CustomerSnapshot:
         customer.version = self.originator_version
         customer.erased = self.state["erased"]
         customer.consents = dict(self.state["consents"])
+        customer.merged_into = self.state.get("merged_into")
+        customer.merge_event_id = self.state.get("merge_event_id")
+        customer.retracted = set(self.state.get("retracted", ()))
         return customer  # snapshots of earlier versions also hold "seen" ids: no longer needed
 
 
-STATE_EVENTS = ("CustomerErased", "ConsentChanged")
+STATE_EVENTS = ("CustomerErased", "ConsentChanged", "CustomersMerged", "CustomerSplit", "FactRetracted")
 """The only event types `Customer.apply` reads beyond their version: a customer's state is its
 version and these events, applied in order."""
 
@@ -88,6 +94,12 @@ class Customer:
     version: int = 0
     erased: bool = False
     consents: dict[str, bool] = field(default_factory=dict)
+    merged_into: str | None = None
+    """The customer this one is counted as (CustomersMerged), until a CustomerSplit."""
+    merge_event_id: str | None = None
+    """The CustomersMerged in force, which a CustomerSplit names."""
+    retracted: set[str] = field(default_factory=set)
+    """The event ids of this customer's facts that were retracted (FactRetracted)."""
     _pending: list[Recorded] = field(default_factory=list, repr=False)
 
     Snapshot = CustomerSnapshot
@@ -111,6 +123,12 @@ class Customer:
             self.erased = True
         elif event.event_type == "ConsentChanged":
             self.consents[record["purpose"]] = record["granted"]
+        elif event.event_type == "CustomersMerged":
+            self.merged_into, self.merge_event_id = record["survivor_id"], str(record["event_id"])
+        elif event.event_type == "CustomerSplit":
+            self.merged_into = self.merge_event_id = None
+        elif event.event_type == "FactRetracted":
+            self.retracted.add(str(record["target_event_id"]))
 
     def collect_events(self) -> list[Recorded]:
         events, self._pending = self._pending, []

@@ -205,6 +205,15 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
                       "ORDER BY rowid LIMIT ?", [after, limit])
             return [LogEntry(*row) for row in c.fetchall() if row[1].startswith(TOPIC_PREFIX)]
 
+    def events_of_types(self, event_types: Sequence[str]) -> list[bytes]:
+        """Every stored fact of these types, in log order: a scan of the store, for what is
+        rare and asked rarely (the merges, when a customer is erased)."""
+        topics = [fact_topic(t) for t in event_types]
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT state FROM {self.events_table_name} WHERE topic IN ({', '.join('?' * len(topics))}) "
+                      "ORDER BY rowid", topics)
+            return [bytes(row[0]) for row in c.fetchall()]
+
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         """What the store holds of these customers (those it has events of): see CustomerState."""
         states: list[CustomerState] = []
@@ -317,6 +326,13 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
                          "ORDER BY notification_id LIMIT %s", [after, limit], prepare=True)
             return [LogEntry(r["notification_id"], r["topic"], bytes(r["state"])) for r in curs.fetchall()
                     if r["topic"].startswith(TOPIC_PREFIX)]
+
+    def events_of_types(self, event_types: Sequence[str]) -> list[bytes]:
+        table = f'"{self.datastore.schema}"."{self.events_table_name}"'
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(f"SELECT state FROM {table} WHERE topic = ANY(%s) ORDER BY notification_id",
+                         [[fact_topic(t) for t in event_types]])
+            return [bytes(r["state"]) for r in curs.fetchall()]
 
     def customer_states(self, aggregate_ids: Sequence[UUID]) -> list[CustomerState]:
         table = f'"{self.datastore.schema}"."{self.events_table_name}"'
