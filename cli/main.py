@@ -7,6 +7,7 @@ modules import their shared pieces from ledger.cli.app, never from here, so ther
 from __future__ import annotations
 
 from ledger.cli import (  # noqa: F401 - importing a command module registers its commands
+    amend_commands,
     analyst_commands,
     demo_commands,
     intake_commands,

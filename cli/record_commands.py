@@ -97,12 +97,16 @@ def erase(
         erasure = erase_customer(ledger, customer_id, reason)
         if as_json:
             sys.stdout.write(json.dumps({"customer_id": erasure.customer_id, "event_id": erasure.event_id,
-                                         "already_erased": erasure.already}, ensure_ascii=False) + "\n")
+                                         "already_erased": erasure.already, "also_erased": list(erasure.also)},
+                                        ensure_ascii=False) + "\n")
         elif erasure.already:
             out.print(f"{erasure.customer_id} was already erased", soft_wrap=True)
         else:
-            out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
-                      soft_wrap=True)
+            if erasure.event_id is not None:
+                out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
+                          soft_wrap=True)
+            for other in erasure.also:
+                out.print(f"erased {other} too: merged with {erasure.customer_id}, the same person", soft_wrap=True)
         if not erasure.already and not no_project:
             project_if_embedded(config, ledger)
 

@@ -36,7 +36,8 @@ CREATE TABLE customer_merges (
 -- The fields a correction may change, read from their JSON text. The write side refuses a
 -- correction of any other field (the envelope, identities, personal data).
 CREATE MACRO amended_facts(source_table) AS TABLE
-SELECT e.* EXCLUDE (customer_id, status) REPLACE (
+SELECT e.event_id, e.event_type, coalesce(m.root_id, e.customer_id) AS customer_id,
+       e.* EXCLUDE (event_id, event_type, customer_id, status) REPLACE (
     CASE WHEN map_contains(a.changes, 'occurred_at') THEN (a.changes['occurred_at'])::JSON::TIMESTAMP
          ELSE e.occurred_at END AS occurred_at,
     CASE WHEN map_contains(a.changes, 'channel') THEN (a.changes['channel'])::JSON ->> '$' ELSE e.channel END AS channel,
@@ -61,7 +62,6 @@ SELECT e.* EXCLUDE (customer_id, status) REPLACE (
     CASE WHEN map_contains(a.changes, 'about_order_id') THEN (a.changes['about_order_id'])::JSON ->> '$'
          ELSE e.about_order_id END AS about_order_id
 ),
-       coalesce(m.root_id, e.customer_id) AS customer_id,
        e.customer_id AS recorded_customer_id,
        a.changes IS NOT NULL AS corrected
 FROM query_table(source_table) e

@@ -135,6 +135,21 @@ AT_SPLIT = {
 upgrades below take it on from there."""
 
 
+def views_of(name: str) -> tuple[str, ...]:
+    """The views and macros of model `name`'s schema, as statements that replace them: an
+    upgrade that changes only what they read. Taken from today's file, so such an upgrade must
+    be the last of its model's (a later one that changes a table recreates the views itself)."""
+    text = resources.files("ledger.projections").joinpath(f"{name}.sql").read_text("utf-8")
+    schema = parse_model(name, text).sections["schema"]
+    statements = []
+    for statement in schema.split(";\n"):
+        body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+        for kind in ("VIEW", "MACRO"):
+            if body.startswith(f"CREATE {kind} "):
+                statements.append(f"CREATE OR REPLACE {kind} " + body.removeprefix(f"CREATE {kind} "))
+    return tuple(statements)
+
+
 @dataclass(frozen=True)
 class Upgrade:
     """A named change of one model's existing tables, made in place instead of a rebuild:
@@ -184,6 +199,14 @@ UPGRADES = (
     Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "e1e6ae123e0de37a", (
         "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
     )),
+    # Amendments (facts.sql): the timeline holds their fields and marks what they amended; no
+    # amendment existed before, so NULL is every old row's value. The models read `facts`.
+    Upgrade("amendments", "events", "e1e6ae123e0de37a", "37cbbc068c6d51c5", (
+        *(f"ALTER TABLE events ADD COLUMN {column}" for column in (
+            "target_event_id VARCHAR", "target_type VARCHAR", "changes MAP(VARCHAR, VARCHAR)",
+            "survivor_id VARCHAR", "actor VARCHAR", "status VARCHAR")),
+    )),
+    Upgrade("amendments", "satisfaction", "080f5e58349bb88e", "ec32e2797bb4a242", views_of("satisfaction")),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 
@@ -219,13 +242,20 @@ def _adopt_split_models(
         applied[name], applied[split] = AT_SPLIT[name], AT_SPLIT[split]
 
 
-def _upgrade(con: duckdb.DuckDBPyConnection, models: list[Model], applied: dict[str, str]) -> None:
-    """Run every upgrade that applies to the file, each in a transaction with its record in
-    ``readmodel_upgrades`` and the model's new checksum, so a crash leaves either both or
-    neither."""
-    present = {m.name for m in models}
+def _upgraded(model: str, checksum: str) -> str:
+    """The checksum the upgrades take a file's `model` to from `checksum`."""
     for upgrade in UPGRADES:
-        if upgrade.model not in present or applied.get(upgrade.model) != upgrade.before:
+        if upgrade.model == model and upgrade.before == checksum:
+            checksum = upgrade.after
+    return checksum
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection, model: str, applied: dict[str, str]) -> None:
+    """Run every upgrade of `model` that applies to the file, each in a transaction with its
+    record in ``readmodel_upgrades`` and the model's new checksum, so a crash leaves either
+    both or neither."""
+    for upgrade in UPGRADES:
+        if upgrade.model != model or applied.get(upgrade.model) != upgrade.before:
             continue
         con.execute("BEGIN")
         try:
@@ -260,15 +290,16 @@ def migrate(con: duckdb.DuckDBPyConnection, models: list[Model], path: Path) -> 
     con.execute(BOOKKEEPING)
     applied = dict(con.execute("SELECT model, checksum FROM readmodel_migrations").fetchall())
     _adopt_split_models(con, models, applied)
-    _upgrade(con, models, applied)
     for model in models:
-        if model.name in applied and applied[model.name] != model.checksum:
+        if model.name in applied and _upgraded(model.name, applied[model.name]) != model.checksum:
             raise ReadModelError(
                 f"the definition of read model {model.name!r} changed since {path} was "
                 "built; run `ledger replay` to rebuild the read models"
             )
+    # In build order, so that a model's upgrade may read a model created just before it.
     for model in models:
         if model.name in applied:
+            _upgrade(con, model.name, applied)
             continue
         con.execute("BEGIN")
         try:
