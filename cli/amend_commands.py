@@ -39,7 +39,8 @@ def _amend(data_dir: Any, store: Any, no_project: bool, as_json: bool, reason: s
             sys.stdout.write(json.dumps({"event_type": outcome.event_type, "event_id": outcome.event_id,
                                          "status": outcome.status}) + "\n")
         else:
-            out.print(f"{done} ({outcome.event_type} {outcome.event_id})", highlight=False, markup=False, soft_wrap=True)
+            out.print(f"{done} ({outcome.event_type} {outcome.event_id})", highlight=False, markup=False,
+                      soft_wrap=True)
         if not no_project:
             project_if_embedded(config, ledger)
 

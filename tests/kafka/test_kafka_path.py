@@ -182,3 +182,34 @@ def test_a_kafka_projector_killed_mid_batch_ends_equal_to_a_clean_replay(
                          master_key_file=source.master_key_path)
     project(clean, AS_OF)
     assert read_models(target / "readmodels.duckdb") == read_models(clean.readmodel_path)
+
+
+def test_amendments_on_kafka_give_the_embedded_read_models(
+    tmp_path: Path, kafka_broker: TansuBroker, topic: str
+) -> None:
+    """Corrections, retractions, a merge and a split travel on the ledger topic like any fact,
+    and the projector reading them from Kafka builds what the embedded one builds."""
+    embedded = Settings(data_dir=tmp_path / "a", kafka=kafka_broker.bootstrap, ledger_topic=topic, batch_size=300)
+    ledger = record_history(embedded, customers=60)
+    local = embedded.with_(kafka=None)
+    project(local, AS_OF, ledger=ledger)
+    with ReadModels(embedded.readmodel_path) as models:
+        feedback, contact = (models.con.execute(
+            f"SELECT event_id FROM events WHERE event_type = '{kind}' ORDER BY event_id LIMIT 1").fetchone()[0]
+            for kind in ("FeedbackGiven", "ContactLogged"))
+        a, b, c = (row[0] for row in models.con.execute(
+            "SELECT customer_id FROM customer_profile WHERE NOT erased ORDER BY customer_id LIMIT 3").fetchall())
+    ledger.correct(feedback, {"score": 1}, "wrong button")
+    ledger.retract(contact, "logged twice")
+    ledger.merge(a, b, "same person")
+    ledger.merge(a, c, "same person")
+    ledger.split(c, "not the same")
+    project(local, AS_OF, ledger=ledger)
+    assert Relay(embedded, ledger).run_once().sent == ledger.head()
+
+    from_kafka = Settings(data_dir=tmp_path / "c", kafka=kafka_broker.bootstrap, ledger_topic=topic, batch_size=250,
+                          store=embedded.store_url, master_key_file=embedded.master_key_path)
+    project(from_kafka, AS_OF)
+    expected = read_models(embedded.readmodel_path)
+    assert [row[:3] for row in expected["customer_merges"]] == [(b, a, a)]
+    assert read_models(from_kafka.readmodel_path) == expected

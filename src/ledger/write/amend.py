@@ -99,7 +99,8 @@ class Amending:
             raise ValidationError("target_event_id", f"event {target_id} was retracted already")
         if event_type == "FactCorrected":
             values = read_changes(target_type, record["changes"])
-            corrected = {**target, **values, "sealed": None}
+            corrected = {**target, **values}
+            corrected.pop("sealed", None)  # the personal fields are not checked again: they cannot change
             self.codec.check(target_type, corrected)
             check_rules(target_type, corrected, now, max_future)
             record["changes"] = changes_text(values)
@@ -120,7 +121,8 @@ class Amending:
         if survivor_id == me:
             raise ValidationError("survivor_id", "a customer cannot be merged into itself")
         if merged.merged_into is not None:
-            raise ValidationError("customer_id", f"{me!r} is merged into {merged.merged_into!r} already; split it first")
+            raise ValidationError("customer_id",
+                                  f"{me!r} is merged into {merged.merged_into!r} already; split it first")
         survivor = customer_of(survivor_id)
         if survivor.version == 0:
             raise ValidationError("survivor_id", f"no customer {survivor_id!r} is recorded")
