@@ -63,7 +63,7 @@ QUERIES: dict[str, str] = {
         SELECT date_trunc('month', occurred_at)::DATE AS month, currency,
                coalesce(sum(total_minor) FILTER (event_type = 'PurchaseMade'), 0) AS revenue_minor,
                coalesce(sum(amount_minor) FILTER (event_type = 'PurchaseRefunded'), 0) AS refunds_minor
-        FROM events
+        FROM facts
         WHERE event_type IN ('PurchaseMade', 'PurchaseRefunded') AND occurred_at <= getvariable('t')
         GROUP BY ALL ORDER BY ALL
     """,
