@@ -17,7 +17,8 @@ from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.ops.projecting import project_if_embedded, recording
 from ledger.write.application import Ledger, Outcome
 
-Reason = Annotated[str, typer.Option("--reason", help="Why, for the record (required).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why, for the record (required): a ticket number, no "
+                                                      "personal data.")]
 Actor = Annotated[str | None, typer.Option("--by", help="Who does it: an operator's name or a system.")]
 NoProject = Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")]
 

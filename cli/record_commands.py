@@ -96,9 +96,11 @@ def erase(
         ledger = Ledger(config)
         erasure = erase_customer(ledger, customer_id, reason)
         if as_json:
-            sys.stdout.write(json.dumps({"customer_id": erasure.customer_id, "event_id": erasure.event_id,
-                                         "already_erased": erasure.already, "also_erased": list(erasure.also)},
-                                        ensure_ascii=False) + "\n")
+            answer = {"customer_id": erasure.customer_id, "event_id": erasure.event_id,
+                      "already_erased": erasure.already}
+            if erasure.also:  # the other ids of a merged person
+                answer["also_erased"] = list(erasure.also)
+            sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
         elif erasure.already:
             out.print(f"{erasure.customer_id} was already erased", soft_wrap=True)
         else:

@@ -7,7 +7,9 @@ old catalogue."""
 
 from __future__ import annotations
 
-from ledger.projection.catalogue import Model, in_build_order, load_models, parse_model
+from pathlib import Path
+
+from ledger.projection.catalogue import Model, in_build_order, parse_model
 
 CUSTOMER_SPEND = """
 CREATE TABLE customer_spend (
@@ -234,7 +236,15 @@ INSERT INTO segments SELECT * FROM segments_next;
 """
 
 
-EVENTS = next(m for m in load_models() if m.name == "events").sections["schema"].split("\n\n-- A customer's")[0]
+RELEASED = Path(__file__).with_name("catalogue_before_amendments")
+"""The whole catalogue as the release before amendments left it: the base of an old file."""
+
+
+def released_models() -> list[Model]:
+    return [parse_model(p.stem, p.read_text("utf-8")) for p in sorted(RELEASED.glob("*.sql"))]
+
+
+EVENTS = next(m for m in released_models() if m.name == "events").sections["schema"].split("\n\n-- A customer's")[0]
 """The timeline before `timeline_index`: the table without its index on customer_id."""
 
 
@@ -266,5 +276,5 @@ def models_before(only: set[str] | None = None) -> list[Model]:
     chosen = set(SCHEMAS) if only is None else only
     left_out = NEWER if only is None else set()
     return in_build_order(
-        [with_old_schema(m) if m.name in chosen else m for m in load_models() if m.name not in left_out]
+        [with_old_schema(m) if m.name in chosen else m for m in released_models() if m.name not in left_out]
     )
