@@ -38,7 +38,11 @@ CREATE TABLE events (
     score             INTEGER,
     comment           VARCHAR,
     about_contact_id  VARCHAR,
-    about_order_id    VARCHAR
+    about_order_id    VARCHAR,
+    -- Added with ContactLogged v3; an older file gets them from the `contact_language_sentiment`
+    -- upgrade (catalogue.py), which appends them, so they come last here too.
+    language          VARCHAR,
+    sentiment         DOUBLE
 );
 
 -- A customer's timeline is the question analysts ask most: without this index DuckDB scans

@@ -1,13 +1,14 @@
 """The read models whose sums were BIGINT, as they were before the `sums_in_hugeint` upgrade:
 their schema sections verbatim (checked against the upgrades' checksums), to build a file
 as that version of the ledger left it. Where a later upgrade changed a model's tables too
-(`consent_drives_segments`: rfm, segments; `timeline_index`: events), the sections that wrote
-them then are kept as well, and the models added since (`consent`) are left out of the whole
-old catalogue."""
+(`consent_drives_segments`: rfm, segments; `timeline_index` and `contact_language_sentiment`:
+events), the sections that wrote them then are kept as well, and the models added since
+(`consent`) are left out of the whole old catalogue."""
 
 from __future__ import annotations
 
 from ledger.projection.catalogue import Model, in_build_order, load_models, parse_model
+from tests.projection.before_language import EVENTS_APPLY_BEFORE_LANGUAGE, EVENTS_BEFORE_LANGUAGE
 
 CUSTOMER_SPEND = """
 CREATE TABLE customer_spend (
@@ -234,7 +235,7 @@ INSERT INTO segments SELECT * FROM segments_next;
 """
 
 
-EVENTS = next(m for m in load_models() if m.name == "events").sections["schema"].split("\n\n-- A customer's")[0]
+EVENTS = EVENTS_BEFORE_LANGUAGE.split("\n\n-- A customer's")[0]
 """The timeline before `timeline_index`: the table without its index on customer_id."""
 
 
@@ -243,7 +244,8 @@ SCHEMAS = {
     "customer_spend": CUSTOMER_SPEND, "orders": ORDERS, "rfm": RFM, "customer_profile": CUSTOMER_PROFILE,
     "segments": SEGMENTS,
 }
-SECTIONS = {"rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS}}
+SECTIONS = {"rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS},
+            "events": {"apply": EVENTS_APPLY_BEFORE_LANGUAGE}}
 """The sections that wrote the old tables, where the ones of now would not fit them."""
 DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": ()}
 NEWER = {"consent"}

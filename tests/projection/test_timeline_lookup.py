@@ -84,10 +84,12 @@ def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(h: Harn
         before = old.con.execute("SELECT * FROM events ORDER BY event_id").fetchall()
 
     with ReadModels(old_path, settings=h.settings) as upgraded:
-        assert upgraded.con.execute(
+        assert ("timeline_index",) in upgraded.con.execute(
             "SELECT name FROM readmodel_upgrades WHERE model = 'events'"
-        ).fetchall() == [("timeline_index",)]
-        assert upgraded.con.execute("SELECT * FROM events ORDER BY event_id").fetchall() == before
+        ).fetchall()
+        assert upgraded.con.execute(  # the columns added since (ContactLogged v3) are NULL on these rows
+            "SELECT * EXCLUDE (language, sentiment) FROM events ORDER BY event_id"
+        ).fetchall() == before
         h.record(buy("C5", T0 + 5 * DAY, total_minor=9))
         Projector(upgraded, NotificationLogSource(h.ledger)).catch_up(AS_OF)
         upgraded.publish(tmp_path / "published.duckdb", datetime.now(UTC))

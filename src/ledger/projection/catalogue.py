@@ -184,6 +184,12 @@ UPGRADES = (
     Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "e1e6ae123e0de37a", (
         "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
     )),
+    # ContactLogged v3's language and sentiment reach the timeline. Adding columns keeps every
+    # row; the rows already there were written without the fields, so NULL is their value.
+    Upgrade("contact_language_sentiment", "events", "e1e6ae123e0de37a", "6fde2395bb20a8ee", (
+        "ALTER TABLE events ADD COLUMN language VARCHAR",
+        "ALTER TABLE events ADD COLUMN sentiment DOUBLE",
+    )),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 
