@@ -50,10 +50,11 @@ _IGNORABLE = frozenset(
 fillers, variation selectors): invisible, so an id holding one looks like one without."""
 
 
-_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*")
-"""A plausible BCP 47 tag: a language subtag of letters, then subtags of letters and digits
-(``en``, ``pt-BR``, ``zh-Hant-TW``, ``es-419``). Not the registry: a tag the registry lacks
-still reads as a language to an analyst, while ``English`` or ``pt_BR`` would not group."""
+_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3}|[xXiI])(-[A-Za-z0-9]{1,8})*")
+"""A plausible BCP 47 tag: an ISO 639 language code of two or three letters (or ``x``/``i``
+for private and old tags), then subtags of letters and digits (``en``, ``pt-BR``,
+``zh-Hant-TW``, ``es-419``). Not checked against the registry: a tag it lacks still reads as a
+language to an analyst, while ``English`` or ``pt_BR`` would split a group."""
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
