@@ -62,3 +62,14 @@ def test_bare_schemas_still_lists_every_version_with_its_fingerprint() -> None:
     ]
     result = runner.invoke(app, ["schemas"])
     assert result.exit_code == 0 and "contact_logged.v3.avsc" in result.stdout
+
+
+def test_a_file_named_for_another_type_is_refused(tmp_path: Path) -> None:
+    """A record renamed by mistake would otherwise pass as a new type of one version."""
+    text = (INCOMPATIBLE / "contact_logged.v1.avsc").read_text()
+    (tmp_path / "contact_logged.v1.avsc").write_text(text)
+    (tmp_path / "contact_loged.v2.avsc").write_text(text)
+    result = runner.invoke(app, ["schemas", "check", "--dir", str(tmp_path)])
+    assert result.exit_code == 3
+    assert ("misfiled: contact_loged.v2.avsc: holds ContactLogged, so it must be named contact_logged.v<N>.avsc"
+            in result.stderr)

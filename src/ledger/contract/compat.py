@@ -17,6 +17,7 @@ specification's examples and to the Apache checker's verdicts on the same pairs.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -263,10 +264,17 @@ class TypeReport:
 @dataclass(frozen=True)
 class Report:
     types: tuple[TypeReport, ...]
+    misfiled: tuple[str, ...] = ()
+    """Files whose name does not say the type and version they hold: a record renamed by
+    mistake would otherwise pass as a new type with one version, checked against nothing."""
 
     @property
     def failures(self) -> tuple[Failure, ...]:
         return tuple(f for t in self.types for f in t.failures)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.misfiled
 
 
 ROUND_TRIP = "a record written with the writer schema must read with the reader schema (fastavro)"
@@ -277,7 +285,11 @@ def check(versions: Iterable[SchemaVersion]) -> Report:
     and by a round trip of sample records. A round trip's failure is reported only where the
     rules found none, as then the two proofs disagree and the rules are what is wrong."""
     by_type: dict[str, list[SchemaVersion]] = {}
+    misfiled = []
     for version in versions:
+        stem = re.sub(r"(?<!^)(?=[A-Z])", "_", version.event_type).lower()
+        if version.file_name.partition(".")[0] != stem:
+            misfiled.append(f"{version.file_name}: holds {version.event_type}, so it must be named {stem}.v<N>.avsc")
         by_type.setdefault(version.event_type, []).append(version)
     reports = []
     for event_type, found in sorted(by_type.items()):
@@ -289,7 +301,7 @@ def check(versions: Iterable[SchemaVersion]) -> Report:
                     problems = resolve(reader.schema, writer.schema) or round_trip(reader.schema, writer.schema)
                     failures += [Failure(event_type, newer.version, older.version, direction, p) for p in problems]
         reports.append(TypeReport(event_type, tuple(v.version for v in ordered), tuple(failures)))
-    return Report(tuple(reports))
+    return Report(tuple(reports), tuple(misfiled))
 
 
 def round_trip(reader: dict[str, Any], writer: dict[str, Any]) -> list[Incompatibility]:
