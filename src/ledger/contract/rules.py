@@ -19,9 +19,10 @@ MAX_CUSTOMER_ID_LEN = 200
 MAX_TEXT_LEN = 10_000
 MAX_QUANTITY = 10**9
 MAX_DURATION_S = 10 * 365 * 86400
-MAX_LANGUAGE_LEN = 35
 """Amounts may be anything Avro's long holds: the read models sum them in HUGEINT, which
 no number of such amounts can overflow. Quantities and durations have sane limits."""
+MAX_LANGUAGE_LEN = 35
+"""The longest language tag BCP 47 (RFC 5646, 4.4.1) asks implementations to keep."""
 
 # ISO 4217 active codes (2024), plus the precious-metal and testing codes left out on purpose.
 CURRENCIES = frozenset(
