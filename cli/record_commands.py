@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from ledger.cli.app import (
     AsJson,
     DataDir,
     Store,
+    app,
     command,
     err,
     out,
@@ -22,7 +24,8 @@ from ledger.cli.app import (
     printable,
     settings,
 )
-from ledger.contract.codec import default_codec
+from ledger.contract import compat
+from ledger.contract.codec import SchemaVersion, default_codec, load_schema_version
 from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.intake.files import json_fact
 from ledger.ops.projecting import project_if_embedded, recording
@@ -113,11 +116,76 @@ def erase(
             project_if_embedded(config, ledger)
 
 
-@command()
-def schemas(as_json: AsJson = False) -> None:
+schemas_app = typer.Typer(
+    help="The Avro contract: list its event types and versions, or check that they evolve compatibly.\n\n"
+    "Example: ledger schemas check",
+)
+app.add_typer(schemas_app, name="schemas", invoke_without_command=True)
+
+
+@schemas_app.callback()
+def schemas(ctx: typer.Context, as_json: AsJson = False) -> None:
     """List the event types and schema versions of the Avro contract, with fingerprints.
 
     Example: ledger schemas
     """
+    if ctx.invoked_subcommand is not None:
+        return
     rows = [(v.event_type, v.version, v.file_name, v.fingerprint.hex()) for v in default_codec().versions]
     print_rows(["event_type", "version", "file", "fingerprint"], rows, as_json)
+
+
+@command("check", group=schemas_app)
+def schemas_check(
+    folder: Annotated[Path | None, typer.Option(
+        "--dir", exists=True, file_okay=False, help="A folder of <event>.v<N>.avsc files to check instead of "
+        "the shipped schemas (an adapter's, before it sends them).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Prove every schema version compatible both ways with each earlier one of its type.
+
+    Backward: the newer version reads data written with the older; forward: the older reads
+    the newer's (Avro schema resolution, then a round trip of sample records). Exit 3 naming
+    each failure: the type, both versions, the direction, the field and the rule broken.
+
+    Example: ledger schemas check --dir adapters/desk/schemas
+    """
+    try:
+        versions = default_codec().versions if folder is None else schema_folder(folder)
+    except SchemaError as error:
+        err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
+        raise typer.Exit(EXIT_REJECTED) from None
+    report = compat.check(versions)
+    if as_json:
+        sys.stdout.write(json.dumps({"compatible": report.ok, "misfiled": list(report.misfiled), "types": [
+            {"event_type": t.event_type, "versions": list(t.versions), "pairs": t.pairs,
+             "failures": [{"newer": f.newer, "older": f.older, "direction": f.direction, "reader": f.reader,
+                           "writer": f.writer, "path": f.problem.path, "rule": f.problem.rule,
+                           "detail": f.problem.detail} for f in t.failures]}
+            for t in report.types]}, ensure_ascii=False) + "\n")
+    else:
+        rows = [(t.event_type, ", ".join(f"v{v}" for v in t.versions), t.pairs, len(t.failures) or "compatible")
+                for t in report.types]
+        print_rows(["event_type", "versions", "pairs", "failures"], rows, False,
+                   title="each pair checked backward and forward")
+        for failure in report.failures:
+            err.print(Text("incompatible: ", style="bold red") + Text(printable(str(failure))))
+        for problem in report.misfiled:
+            err.print(Text("misfiled: ", style="bold red") + Text(printable(problem)))
+    if not report.ok:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def schema_folder(folder: Path) -> tuple[SchemaVersion, ...]:
+    """The schema versions in `folder`; SchemaError naming a file that is not one."""
+    files = sorted(folder.glob("*.avsc"))
+    if not files:
+        raise SchemaError(f"{folder}: no .avsc files (schema files are named <event>.v<N>.avsc)")
+    versions = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SchemaError(f"{file}: cannot be read ({exc})") from exc
+        versions.append(load_schema_version(file.name, text))
+    return tuple(versions)

@@ -39,6 +39,11 @@ CREATE TABLE events (
     comment           VARCHAR,
     about_contact_id  VARCHAR,
     about_order_id    VARCHAR,
+    -- Added with ContactLogged v3, then with the amendments: an older file gets them from the
+    -- `contact_language_sentiment` and `amendments` upgrades (catalogue.py), which append them
+    -- in this order.
+    language          VARCHAR,
+    sentiment         DOUBLE,
     target_event_id   VARCHAR,
     target_type       VARCHAR,
     changes           MAP(VARCHAR, VARCHAR),

@@ -60,7 +60,10 @@ SELECT e.event_id, e.event_type, coalesce(m.root_id, e.customer_id) AS customer_
     CASE WHEN map_contains(a.changes, 'about_contact_id') THEN (a.changes['about_contact_id'])::JSON ->> '$'
          ELSE e.about_contact_id END AS about_contact_id,
     CASE WHEN map_contains(a.changes, 'about_order_id') THEN (a.changes['about_order_id'])::JSON ->> '$'
-         ELSE e.about_order_id END AS about_order_id
+         ELSE e.about_order_id END AS about_order_id,
+    CASE WHEN map_contains(a.changes, 'language') THEN (a.changes['language'])::JSON ->> '$' ELSE e.language END AS language,
+    CASE WHEN map_contains(a.changes, 'sentiment') THEN (a.changes['sentiment'])::JSON::DOUBLE
+         ELSE e.sentiment END AS sentiment
 ),
        e.customer_id AS recorded_customer_id,
        a.changes IS NOT NULL AS corrected

@@ -35,6 +35,7 @@ def strategy_for(avro: Any, named: dict[str, Any]) -> st.SearchStrategy[Any]:
             "int": st.integers(-(2**31), 2**31 - 1),
             "long": st.integers(-(2**63), 2**63 - 1),
             "bytes": st.binary(max_size=64),
+            "double": st.floats(allow_nan=False),
         }[avro]
     logical = avro.get("logicalType")
     if logical == "uuid":

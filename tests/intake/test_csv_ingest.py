@@ -144,3 +144,18 @@ def test_a_large_file_is_streamed_not_loaded(tmp_path: Path) -> None:
     for _ in range(50_000):
         next(rows)
     assert facts.size / 3 < facts.position() < facts.size * 2 / 3
+
+
+def test_a_decimal_cell_is_read_as_a_number_and_text_that_is_none_is_refused(tmp_path: Path, ledger: Ledger) -> None:
+    path = write(tmp_path / "contacts.csv",
+                 ["customer_id", "occurred_at", "source", "contact_id", "channel", "direction", "language",
+                  "sentiment"],
+                 [["C1", WHEN, "cc", "K1", "chat", "inbound", "pt-BR", " -0.25 "],
+                  ["C1", WHEN, "cc", "K2", "chat", "inbound", "en", "1e-1"],
+                  ["C1", WHEN, "cc", "K3", "chat", "inbound", "en", "nan"],
+                  ["C1", WHEN, "cc", "K4", "chat", "inbound", "", ""]])
+    report = ingest(ledger, read_csv(path, "ContactLogged"))
+    assert (report.recorded, report.rejected_count) == (3, 1)
+    assert "sentiment: 'nan' is not a number" in str(report.rejected[0])
+    assert [(r["language"], r["sentiment"]) for _, r in stored(ledger)] == [
+        ("pt-BR", -0.25), ("en", 0.1), (None, None)]

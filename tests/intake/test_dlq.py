@@ -39,10 +39,10 @@ def cli(settings: Settings, *args: str):
 
 
 def codec_with_contact_v2() -> Codec:
-    """The contract plus a newer ContactLogged, which adds an optional `sentiment`."""
+    """The contract plus a newer ContactLogged, which adds an optional `mood`."""
     v1 = default_codec().newest("ContactLogged").schema
     v2 = {**v1, "fields": [*v1["fields"],
-                           {"name": "sentiment", "type": ["null", "string"], "default": None}]}
+                           {"name": "mood", "type": ["null", "string"], "default": None}]}
     return Codec([*default_codec().versions,
                   load_schema_version("contact_logged.v9.avsc", json.dumps(v2))])
 
@@ -50,7 +50,7 @@ def codec_with_contact_v2() -> Codec:
 def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(store_kafka_settings):
     settings = store_kafka_settings
     v2 = codec_with_contact_v2()
-    new_facts = [contact("C7", n, sentiment="happy") for n in range(3)]
+    new_facts = [contact("C7", n, mood="happy") for n in range(3)]
     produce(settings, [(b"C7", v2.encode(*to_record(f, NOW)), [("event-type", b"ContactLogged")])
                        for f in new_facts])
     old_ledger = Ledger(settings, clock=lambda: NOW)
@@ -91,7 +91,7 @@ def test_dead_letters_are_listed_shown_and_redriven_once_the_schema_is_deployed(
     assert (stats.recorded, stats.duplicates, stats.dead_letters) == (0, 3, 0)
     assert recorded(new_ledger) == {event_id(f): 1 for f in new_facts}
     _, record = v2.decode(new_ledger.notifications(0, 1)[0].state)
-    assert record["sentiment"] == "happy"
+    assert record["mood"] == "happy"
     assert len(dead_letters(settings)) == 3  # re-driving succeeded: nothing new refused
 
 

@@ -1,9 +1,9 @@
 """The read models whose sums were BIGINT, as they were before the `sums_in_hugeint` upgrade:
 their schema sections verbatim (checked against the upgrades' checksums), to build a file
 as that version of the ledger left it. Where a later upgrade changed a model's tables too
-(`consent_drives_segments`: rfm, segments; `timeline_index`: events), the sections that wrote
-them then are kept as well, and the models added since (`consent`) are left out of the whole
-old catalogue."""
+(`consent_drives_segments`: rfm, segments; `timeline_index` and `contact_language_sentiment`:
+events), the sections that wrote them then are kept as well, and the models added since
+(`consent`) are left out of the whole old catalogue."""
 
 from __future__ import annotations
 

@@ -17,7 +17,9 @@ from ledger.projection.decode import EVENT_COLUMNS
 from ledger.projection.readmodels import ReadModels
 
 ENVELOPE = ("event_id", "customer_id", "occurred_at", "recorded_at", "source", "source_event_id")
-_PRIMITIVES = {"string": pa.string(), "int": pa.int32(), "long": pa.int64(), "boolean": pa.bool_()}
+_PRIMITIVES = {
+    "string": pa.string(), "int": pa.int32(), "long": pa.int64(), "boolean": pa.bool_(), "double": pa.float64(),
+}
 
 
 def arrow_type(avro: Any) -> pa.DataType:

@@ -86,9 +86,9 @@ def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(h: Harn
     with ReadModels(old_path, settings=h.settings) as upgraded:
         assert upgraded.con.execute(
             "SELECT name FROM readmodel_upgrades WHERE model = 'events' ORDER BY applied_at, name"
-        ).fetchall() == [("timeline_index",), ("amendments",)]
+        ).fetchall() == [("timeline_index",), ("contact_language_sentiment",), ("amendments",)]
         assert upgraded.con.execute(
-            "SELECT * EXCLUDE (target_event_id, target_type, changes, survivor_id, actor, status) FROM events "
+            "SELECT * EXCLUDE (language, sentiment, target_event_id, target_type, changes, survivor_id, actor, status) FROM events "
             "ORDER BY event_id").fetchall() == before
         h.record(buy("C5", T0 + 5 * DAY, total_minor=9))
         Projector(upgraded, NotificationLogSource(h.ledger)).catch_up(AS_OF)

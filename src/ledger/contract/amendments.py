@@ -24,7 +24,8 @@ AMENDMENTS = ("FactCorrected", "FactRetracted", "CustomersMerged", "CustomerSpli
 """Event types that amend others; they are not facts about the customer themselves."""
 
 CORRECTABLE: dict[str, tuple[str, ...]] = {
-    "ContactLogged": ("occurred_at", "channel", "direction", "outcome", "is_complaint", "duration_s"),
+    "ContactLogged": ("occurred_at", "channel", "direction", "outcome", "is_complaint", "duration_s", "language",
+                      "sentiment"),
     "PurchaseMade": ("occurred_at", "channel", "total_minor", "lines"),
     "PurchaseRefunded": ("occurred_at", "amount_minor"),
     "FeedbackGiven": ("occurred_at", "channel", "kind", "score", "about_contact_id", "about_order_id"),

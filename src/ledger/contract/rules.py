@@ -21,6 +21,8 @@ MAX_QUANTITY = 10**9
 MAX_DURATION_S = 10 * 365 * 86400
 """Amounts may be anything Avro's long holds: the read models sum them in HUGEINT, which
 no number of such amounts can overflow. Quantities and durations have sane limits."""
+MAX_LANGUAGE_LEN = 35
+"""The longest language tag BCP 47 (RFC 5646, 4.4.1) asks implementations to keep."""
 
 # ISO 4217 active codes (2024), plus the precious-metal and testing codes left out on purpose.
 CURRENCIES = frozenset(
@@ -47,6 +49,13 @@ _IGNORABLE = frozenset(
 )
 """Default-ignorable code points outside category Cf (a combining grapheme joiner, Hangul
 fillers, variation selectors): invisible, so an id holding one looks like one without."""
+
+
+_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3}|[xXiI])(-[A-Za-z0-9]{1,8})*")
+"""A plausible BCP 47 tag: an ISO 639 language code of two or three letters (or ``x``/``i``
+for private and old tags), then subtags of letters and digits (``en``, ``pt-BR``,
+``zh-Hant-TW``, ``es-419``). Not checked against the registry: a tag it lacks still reads as a
+language to an analyst, while ``English`` or ``pt_BR`` would split a group."""
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -126,11 +135,25 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
             raise ValidationError(
                 "score", f"{record['kind']} score must be {low} to {high}, got {record['score']}"
             )
+    if event_type == "ContactLogged":
+        _check_contact_extras(record)
     if event_type in ("CustomerRegistered", "ProfileUpdated"):
         country = record.get("country")
         if country is not None and not (len(country) == 2 and country.isascii() and country.isupper()):
             raise ValidationError("country", f"{country!r} is not an ISO 3166 alpha-2 code")
     _check_text_lengths(record)
+
+
+def _check_contact_extras(record: dict[str, Any]) -> None:
+    """A contact's language and sentiment (v3) are grouped and compared by analysts' SQL: a
+    language that is no tag, or a score outside the scale, would split a group or skew an
+    average without anyone noticing, so they are refused at the door."""
+    language = record.get("language")
+    if language is not None and not (len(language) <= MAX_LANGUAGE_LEN and _LANGUAGE_TAG.fullmatch(language)):
+        raise ValidationError("language", f"{language[:40]!r} is not a BCP 47 language tag such as 'en' or 'pt-BR'")
+    sentiment = record.get("sentiment")
+    if sentiment is not None and (isinstance(sentiment, bool) or not -1.0 <= sentiment <= 1.0):
+        raise ValidationError("sentiment", f"must be a number from -1.0 to 1.0, got {sentiment!r}")
 
 
 def _check_text_lengths(record: dict[str, Any]) -> None:

@@ -161,7 +161,7 @@ class LedgerClient:
         self, *, customer_id: str, occurred_at: Timestamp, contact_id: str, channel: str,
         direction: str, reason: str | None = None, outcome: str | None = None,
         is_complaint: bool = False, agent_id: str | None = None, duration_s: int | None = None,
-        source_event_id: str | None = None,
+        language: str | None = None, sentiment: float | None = None, source_event_id: str | None = None,
     ) -> str:
         return self._send("ContactLogged", locals())
 

@@ -8,7 +8,8 @@ JSON Lines: one JSON object per line, with its ``type``.
 
 CSV: a header row naming schema fields; one file per event type (give the type, or a
 ``type`` column). A cell is read by the type of its field in the newest schema: whole
-numbers for int/long, ``true``/``false`` for booleans, JSON for ``lines`` and
+numbers for int/long, decimal numbers for float/double (``-0.25``, ``1e-3``),
+``true``/``false`` for booleans, JSON for ``lines`` and
 ``attributes``, text for the rest (timestamps and dates as ISO-8601). An empty cell means
 "not given" (null, or the field's default).
 """
@@ -36,6 +37,9 @@ MAX_LINE = 8 * MB
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _WHOLE = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+"""A number as a spreadsheet writes it; not Python's float() syntax, which also takes ``nan``,
+``inf`` and ``1_000``."""
 _NUL = "contains a NUL byte (CSV files are read as UTF-8: is this one UTF-16?)"
 
 
@@ -285,6 +289,11 @@ def _cell(name: str, cell: str, avro_type: Any) -> Any:
         if not _WHOLE.fullmatch(digits) or len(digits) > 100:
             raise SchemaError(f"{name}: {_shown(cell)} is not a whole number", name)
         return int(digits)
+    if kind in ("float", "double"):
+        number = cell.strip()
+        if not _DECIMAL.fullmatch(number) or len(number) > 100:
+            raise SchemaError(f"{name}: {_shown(cell)} is not a number", name)
+        return float(number)
     if kind == "boolean":
         word = cell.strip().lower()
         if word in _TRUE:

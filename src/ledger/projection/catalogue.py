@@ -199,9 +199,15 @@ UPGRADES = (
     Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "e1e6ae123e0de37a", (
         "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
     )),
+    # ContactLogged v3's language and sentiment reach the timeline. Adding columns keeps every
+    # row; the rows already there were written without the fields, so NULL is their value.
+    Upgrade("contact_language_sentiment", "events", "e1e6ae123e0de37a", "6fde2395bb20a8ee", (
+        "ALTER TABLE events ADD COLUMN language VARCHAR",
+        "ALTER TABLE events ADD COLUMN sentiment DOUBLE",
+    )),
     # Amendments (facts.sql): the timeline holds their fields and marks what they amended; no
     # amendment existed before, so NULL is every old row's value. The models read `facts`.
-    Upgrade("amendments", "events", "e1e6ae123e0de37a", "37cbbc068c6d51c5", (
+    Upgrade("amendments", "events", "6fde2395bb20a8ee", "644bb4ec721c1bc0", (
         *(f"ALTER TABLE events ADD COLUMN {column}" for column in (
             "target_event_id VARCHAR", "target_type VARCHAR", "changes MAP(VARCHAR, VARCHAR)",
             "survivor_id VARCHAR", "actor VARCHAR", "status VARCHAR")),

@@ -25,7 +25,9 @@ Keys = Callable[[list[str]], dict[str, bytes]]
 TS = pa.timestamp("us")
 LINE = pa.struct([("sku", pa.string()), ("quantity", pa.int32()), ("unit_price_minor", pa.int64())])
 
-# The columns of `events`, in order. Every event type fills the envelope and its own fields.
+# The columns of `events`, in order. Every event type fills the envelope and its own fields;
+# every field of each type's newest schema has its typed column (test_event_columns.py), so a
+# field added in a new version is a new column here, in events.sql and in descriptions.toml.
 EVENT_COLUMNS = pa.schema(
     [
         ("event_id", pa.string()),
@@ -62,6 +64,8 @@ EVENT_COLUMNS = pa.schema(
         ("comment", pa.string()),
         ("about_contact_id", pa.string()),
         ("about_order_id", pa.string()),
+        ("language", pa.string()),
+        ("sentiment", pa.float64()),
         ("target_event_id", pa.string()),
         ("target_type", pa.string()),
         ("changes", pa.map_(pa.string(), pa.string())),

@@ -53,7 +53,7 @@ CREATE INDEX events_by_customer ON events (customer_id);
 -- of a 1M-event replay). The batch itself is left as it came: the other models keep their own
 -- bookkeeping of it, and leave an erased customer's personal data out themselves.
 INSERT INTO events BY NAME
-SELECT * EXCLUDE (gone, target_event_id, target_type, changes, survivor_id, actor, status) REPLACE (
+SELECT * EXCLUDE (gone, language, sentiment, target_event_id, target_type, changes, survivor_id, actor, status) REPLACE (
     CASE WHEN gone THEN NULL ELSE name END AS name,
     CASE WHEN gone THEN NULL ELSE email END AS email,
     CASE WHEN gone THEN NULL ELSE phone END AS phone,
