@@ -88,8 +88,8 @@ def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(h: Harn
             "SELECT name FROM readmodel_upgrades WHERE model = 'events' ORDER BY applied_at, name"
         ).fetchall() == [("timeline_index",), ("contact_language_sentiment",), ("amendments",)]
         assert upgraded.con.execute(
-            "SELECT * EXCLUDE (language, sentiment, target_event_id, target_type, changes, survivor_id, actor, status) FROM events "
-            "ORDER BY event_id").fetchall() == before
+            "SELECT * EXCLUDE (language, sentiment, target_event_id, target_type, changes, survivor_id, actor, "
+            "status) FROM events ORDER BY event_id").fetchall() == before
         h.record(buy("C5", T0 + 5 * DAY, total_minor=9))
         Projector(upgraded, NotificationLogSource(h.ledger)).catch_up(AS_OF)
         upgraded.publish(tmp_path / "published.duckdb", datetime.now(UTC))
