@@ -57,6 +57,8 @@ def record(
             err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
             raise typer.Exit(EXIT_REJECTED) from None
         already = "already recorded: " if outcome.status == "duplicate" else ""
+        if outcome.status == "waiting":  # a refund before its order: kept, decided when the order arrives
+            already = f"waiting for order {outcome.waits_for}: "
         out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)
         if not no_project:
             project_if_embedded(config, ledger)
