@@ -50,6 +50,8 @@ def test_the_intake_dead_letters_each_broken_invariant_with_its_reason_and_recor
         counts = recorded(ledger)
         assert counts[event_id(facts[0])] == counts[event_id(facts[5])] == 1
         assert [row["order_id"] for row in ledger.waiting()] == ["O9"]
+        again = Intake(settings, ledger).run_once()  # the position of the waiting one was committed too
+        assert (again.read, again.waiting, len(dead_letters(settings))) == (0, 0, 4)
     finally:
         ledger.close()
 
