@@ -191,3 +191,23 @@ def test_snapshots_carry_orders(settings: Settings, fact: FactFactory) -> None:
             second.record(fact("PurchaseMade", order_id="O7", total_minor=100))
     finally:
         second.close()
+
+
+def test_a_customer_known_only_by_a_waiting_refund_can_be_erased_and_it_goes_with_them(
+    ledger: Ledger, fact: FactFactory
+) -> None:
+    ledger.record(refund(fact, "O1", 100, customer_id="C9", reason="my address is ..."))
+
+    erase(ledger, "C9")
+
+    assert ledger.waiting() == []
+    (after,) = ledger.record_many([fact("PurchaseMade", "C9", order_id="O1")])
+    assert after.status == "rejected" and ledger.waiting() == []
+
+
+def test_an_erasure_in_the_batch_that_parks_a_refund_drops_it(ledger: Ledger, fact: FactFactory) -> None:
+    ledger.record(fact("ContactLogged", "C1"))
+
+    ledger.record_many([refund(fact, "O1", 100, reason="secret"), fact("CustomerErased", "C1")])
+
+    assert ledger.waiting() == []
