@@ -37,6 +37,8 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 
 def facts(count: int, customers: int, seed: int = 1):
     rng = random.Random(seed)
+    left: dict[str, tuple[str, int]] = {}
+    """Each customer's last order and what is left of it to refund: a refund is of that one."""
     for i in range(count):
         customer = f"C{rng.randrange(customers):06d}"
         at = (AS_OF - timedelta(minutes=rng.randrange(2 * 365 * 24 * 60))).isoformat()
@@ -47,10 +49,14 @@ def facts(count: int, customers: int, seed: int = 1):
             yield {"type": "ContactLogged", **base, "contact_id": f"K{i}", "channel": channel,
                    "direction": "inbound", "is_complaint": rng.random() < 0.08, "duration_s": rng.randrange(30, 900)}
         elif roll < 0.80:
+            total = rng.randrange(500, 50_000)
+            left[customer] = (f"O{i}", total)
             yield {"type": "PurchaseMade", **base, "order_id": f"O{i}", "channel": "web", "currency": "EUR",
-                   "total_minor": rng.randrange(500, 50_000)}
-        elif roll < 0.85:
-            yield {"type": "PurchaseRefunded", **base, "order_id": f"O{i - 1}", "currency": "EUR", "amount_minor": 500}
+                   "total_minor": total}
+        elif roll < 0.85 and left.get(customer, ("", 0))[1] >= 500:
+            order, remaining = left[customer]
+            left[customer] = (order, remaining - 500)
+            yield {"type": "PurchaseRefunded", **base, "order_id": order, "currency": "EUR", "amount_minor": 500}
         else:
             kind, low, high = rng.choice([("csat", 1, 5), ("nps", 0, 10), ("ces", 1, 7)])
             yield {"type": "FeedbackGiven", **base, "kind": kind, "score": rng.randint(low, high), "channel": "email"}

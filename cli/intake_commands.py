@@ -131,7 +131,8 @@ def _ingest_from_kafka(config: Settings) -> None:
 
     stats = Intake(config, Ledger(config)).run_once()
     err.print(
-        f"{stats.recorded} recorded, {stats.duplicates} duplicates, {stats.dead_letters} rejected "
+        f"{stats.recorded} recorded, {stats.duplicates} duplicates, {stats.waiting} waiting for their order, "
+        f"{stats.dead_letters} rejected "
         f"(sent to {config.kafka.dlq_topic}) of {stats.read} read from {config.kafka.intake_topic} "
         f"in {stats.seconds:.1f}s ({stats.rate:,.0f}/s)",
         highlight=False,

@@ -29,6 +29,7 @@ from ledger.contract.codec import SchemaVersion, default_codec, load_schema_vers
 from ledger.errors import InputError, SchemaError, ValidationError
 from ledger.intake.files import json_fact
 from ledger.ops.projecting import project_if_embedded, recording
+from ledger.ops.status import waiting_facts
 from ledger.write.application import Ledger
 from ledger.write.erasure import erase as erase_customer
 from ledger.write.erasure import unreadable_after_erasure
@@ -60,6 +61,8 @@ def record(
             err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
             raise typer.Exit(EXIT_REJECTED) from None
         already = "already recorded: " if outcome.status == "duplicate" else ""
+        if outcome.status == "waiting":  # a refund before its order: kept, decided when the order arrives
+            already = f"waiting for order {outcome.waits_for}: "
         out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)
         if not no_project:
             project_if_embedded(config, ledger)
@@ -114,6 +117,25 @@ def erase(
                 out.print(f"erased {other} too: merged with {erasure.customer_id}, the same person", soft_wrap=True)
         if not erasure.already and not no_project:
             project_if_embedded(config, ledger)
+
+
+@command()
+def waiting(
+    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 1000,
+    as_json: AsJson = False,
+    data_dir: DataDir = None,
+    store: Store = None,
+) -> None:
+    """List the refunds waiting for their order, and those rejected when it came (with why).
+
+    A refund of an order the ledger does not know yet is kept, not refused; the batch that
+    records the order records it, or rejects it here if it then breaks an invariant.
+
+    Example: ledger waiting --json
+    """
+    rows = waiting_facts(settings(data_dir, store), limit)
+    print_rows(["event_id", "customer_id", "order_id", "source", "source_event_id", "since", "status", "reason"],
+               [tuple(r.values()) for r in rows], as_json, title=f"{len(rows)} waiting or rejected late")
 
 
 schemas_app = typer.Typer(

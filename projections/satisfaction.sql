@@ -6,6 +6,12 @@
 -- event_id), otherwise toward its own channel. Its day is its occurred_at date (UTC).
 -- Contacts and complaints count on the contact's own day and channel.
 --
+-- Feedback about a contact the ledger does not know (about_contact_id set, no ContactLogged
+-- with that contact_id for the customer) is accepted: survey tools often send it before the
+-- contact reaches the ledger, or without it ever doing so. It counts toward its own channel,
+-- and also in feedback_unknown_contact; a contact that arrives later moves it to the
+-- contact's channel and out of that count.
+--
 -- The apply section recomputes whole days: every day with feedback or a contact in the batch,
 -- and every day with feedback about a contact in the batch (a late contact can move earlier
 -- feedback to another channel).
@@ -47,6 +53,7 @@ CREATE TABLE satisfaction_daily (
     contacts          BIGINT NOT NULL,
     complaints        BIGINT NOT NULL,
     complaint_rate    DOUBLE,
+    feedback_unknown_contact BIGINT NOT NULL,
     PRIMARY KEY (day, channel)
 );
 
@@ -65,7 +72,8 @@ SELECT date_trunc(grain, day)::DATE AS period, channel,
        sum(ces_sum) / nullif(sum(ces_responses), 0) AS ces_avg,
        sum(contacts)::BIGINT AS contacts,
        sum(complaints)::BIGINT AS complaints,
-       sum(complaints) / nullif(sum(contacts), 0) AS complaint_rate
+       sum(complaints) / nullif(sum(contacts), 0) AS complaint_rate,
+       sum(feedback_unknown_contact)::BIGINT AS feedback_unknown_contact
 FROM satisfaction_daily
 GROUP BY ALL;
 
@@ -146,7 +154,8 @@ WITH fb AS (
            count(*) FILTER (WHERE kind = 'nps' AND score BETWEEN 7 AND 8) AS nps_passives,
            count(*) FILTER (WHERE kind = 'nps' AND score <= 6) AS nps_detractors,
            count(*) FILTER (WHERE kind = 'ces') AS ces_responses,
-           coalesce(sum(score) FILTER (WHERE kind = 'ces'), 0) AS ces_sum
+           coalesce(sum(score) FILTER (WHERE kind = 'ces'), 0) AS ces_sum,
+           count(*) FILTER (WHERE about_contact_id IS NOT NULL AND NOT attributed_to_contact) AS unknown_contact
     FROM feedback_attributed
     WHERE day IN (SELECT day FROM satisfaction_days)
     GROUP BY day, channel
@@ -172,5 +181,6 @@ SELECT day, channel,
        ces_sum / nullif(ces_responses, 0),
        coalesce(contacts, 0),
        coalesce(complaints, 0),
-       complaints / nullif(contacts, 0)
+       complaints / nullif(contacts, 0),
+       coalesce(unknown_contact, 0)
 FROM fb FULL OUTER JOIN ct USING (day, channel);

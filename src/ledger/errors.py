@@ -61,6 +61,12 @@ def counted_from_zero(field: str | None) -> str:
     return f" ({match[1]}[0] is the first)" if match else ""
 
 
+class InvariantError(ValidationError):
+    """A fact contradicts what the ledger already holds about its customer (a refund larger
+    than what is left of its order, in another currency, an order id used twice): refused,
+    nothing recorded. A ValidationError, so every door that reports those reports these."""
+
+
 class CustomerErasedError(ValidationError):
     """The customer was erased; the ledger accepts nothing more about them."""
 

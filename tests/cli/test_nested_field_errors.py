@@ -40,14 +40,14 @@ def test_record_refuses_a_10_mb_value_in_a_line_in_one_short_line(tmp_path: Path
 
 def test_ingest_names_each_refused_line_by_number_and_path_and_records_the_rest(tmp_path: Path) -> None:
     rows = [
-        purchase(1, lines=[LINE]),
+        purchase(1, lines=[LINE], total_minor=100),
         purchase(2, lines=[LINE, {"quantity": 1, "unit_price_minor": 1}]),
         purchase(3, lines=[LINE, LINE, {**LINE, "quantity": "2"}]),
         purchase(4, lines=[{**LINE, "colour": "red"}]),
         purchase(5, lines=[LINE, 7]),
         purchase(6, lines={"sku": "A"}),
         purchase(7, lines=[LINE] * 99_999 + [{**LINE, "sku": 5}]),
-        purchase(8, lines=[LINE]),
+        purchase(8, lines=[LINE], total_minor=100),
     ]
     path = tmp_path / "orders.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows)

@@ -66,6 +66,8 @@ def history(rng: random.Random, events: int, prefix: str) -> list[dict[str, Any]
     """`events` valid facts of every kind for a few customers each, ids from `prefix`."""
     customers = max(5, events // 12)
     facts = []
+    orders: dict[str, list[list[Any]]] = {}
+    """Per customer, ``[order_id, currency, left to refund]``: a refund is of one of these."""
     for n in range(events):
         customer = f"{prefix}C{rng.randrange(customers)}"
         at = START + timedelta(minutes=rng.randrange(300 * 24 * 60))
@@ -75,12 +77,20 @@ def history(rng: random.Random, events: int, prefix: str) -> list[dict[str, Any]
              "FeedbackGiven", "ConsentChanged"],
             [1, 4, 3, 1, 2, 1],
         )[0]
+        refundable = [o for o in orders.get(customer, ()) if o[2] > 0]
+        if kind == "PurchaseRefunded" and not refundable:
+            kind = "ContactLogged"
         if kind == "ContactLogged":
             fields = {"channel": rng.choice(["phone", "email", "chat"]), "is_complaint": rng.random() < 0.1}
         elif kind == "PurchaseMade":
-            fields = {"currency": rng.choice(["EUR", "GBP"]), "total_minor": rng.randrange(1, 100_000)}
+            fields = {"order_id": f"{prefix}O{n}", "currency": rng.choice(["EUR", "GBP"]),
+                      "total_minor": rng.randrange(1, 100_000)}
+            orders.setdefault(customer, []).append([fields["order_id"], fields["currency"], fields["total_minor"]])
         elif kind == "PurchaseRefunded":
-            fields = {"currency": rng.choice(["EUR", "GBP"]), "amount_minor": rng.randrange(1, 5_000)}
+            order = rng.choice(refundable)
+            fields = {"order_id": order[0], "currency": order[1],
+                      "amount_minor": rng.randrange(1, min(5_000, order[2]) + 1)}
+            order[2] -= fields["amount_minor"]
         elif kind == "FeedbackGiven":
             scale = rng.choice([("csat", 1, 5), ("nps", 0, 10), ("ces", 1, 7)])
             fields = {"kind": scale[0], "score": rng.randint(scale[1], scale[2])}

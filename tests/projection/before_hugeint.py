@@ -276,5 +276,6 @@ def models_before(only: set[str] | None = None) -> list[Model]:
     chosen = set(SCHEMAS) if only is None else only
     left_out = NEWER if only is None else set()
     return in_build_order(
-        [with_old_schema(m) if m.name in chosen else m for m in released_models() if m.name not in left_out]
+        [with_old_schema(m) if m.name in chosen and m.name in SCHEMAS else m
+         for m in released_models() if m.name not in left_out]
     )

@@ -23,17 +23,19 @@ def h(tmp_path: Path):
 
 def record_ada_and_bo(h: Harness) -> None:
     """Ada's second round arrives late: each of its batches holds an event older than what
-    came before, and none holds the newest of everything. Bo: one feedback, one refund."""
+    came before, and none holds the newest of everything. Bo: one feedback, an order and its
+    refund."""
     h.record(
         fact("ContactLogged", "ada", T0 + 1 * DAY),
         fact("CustomerRegistered", "ada", T0 + 2 * DAY),
-        buy("ada", T0 + 3 * DAY, currency="EUR", total_minor=1000),
+        buy("ada", T0 + 3 * DAY, order_id="A1", currency="EUR", total_minor=1000),
         fact("FeedbackGiven", "ada", T0 + 4 * DAY, kind="csat", score=4),
-        fact("PurchaseRefunded", "ada", T0 + 5 * DAY, currency="EUR", amount_minor=300),
+        fact("PurchaseRefunded", "ada", T0 + 5 * DAY, order_id="A1", currency="EUR", amount_minor=300),
         fact("ContactLogged", "ada", T0 + 6 * DAY),
         buy("ada", T0 + 7 * DAY, currency="GBP", total_minor=500),
         fact("FeedbackGiven", "bo", T0 + 1 * DAY, kind="nps", score=9),
-        fact("PurchaseRefunded", "bo", T0 + 2 * DAY, currency="GBP", amount_minor=200),
+        buy("bo", T0 + DAY + DAY / 2, order_id="B1", currency="GBP", total_minor=200),
+        fact("PurchaseRefunded", "bo", T0 + 2 * DAY, order_id="B1", currency="GBP", amount_minor=200),
     )
     h.project(AS_OF)
     h.record(
@@ -65,8 +67,8 @@ def test_profile_counts_and_times_are_the_hand_computed_ones(h: Harness) -> None
             4, 3, 6,  # the late CSAT of 3 is older than the CSAT of 4
             {"EUR": 950, "GBP": 500},
         ),
-        ("bo", 0, 1, 0, 1, None, naive(T0 + DAY), naive(T0 + 2 * DAY), None, None,
-         naive(T0 + DAY), None, 9, None, {"GBP": -200}),
+        ("bo", 0, 1, 1, 1, None, naive(T0 + DAY), naive(T0 + 2 * DAY), None, naive(T0 + DAY + DAY / 2),
+         naive(T0 + DAY), None, 9, None, {"GBP": 0}),
     ]
 
 
@@ -75,5 +77,5 @@ def test_spend_per_currency_adds_up_across_batches(h: Harness) -> None:
     assert h.rows("SELECT * FROM customer_spend ORDER BY customer_id, currency") == [
         ("ada", "EUR", 1250, 300, 950),
         ("ada", "GBP", 500, 0, 500),
-        ("bo", "GBP", 0, 200, -200),
+        ("bo", "GBP", 200, 200, 0),
     ]

@@ -25,7 +25,10 @@ def history(fact: FactFactory, customers: int = 40, per_customer: int = 12) -> l
         for c in range(customers):
             cid = f"C{c:03d}"
             kind = ("ContactLogged", "PurchaseMade", "PurchaseRefunded", "FeedbackGiven")[(i + c) % 4]
-            extra = {"order_id": f"O{c}-{i}", "currency": ("EUR", "GBP")[c % 2]} if "Purchase" in kind else {}
+            if kind == "PurchaseRefunded" and i == 0:
+                kind = "ContactLogged"  # a refund is of the order bought just before: none yet
+            order = f"O{c}-{i - 1}" if kind == "PurchaseRefunded" else f"O{c}-{i}"
+            extra = {"order_id": order, "currency": ("EUR", "GBP")[c % 2]} if "Purchase" in kind else {}
             facts.append(fact(kind, customer_id=cid, occurred_at=f"2026-0{1 + i % 5}-1{c % 9}T08:00:00Z", **extra))
     return facts
 

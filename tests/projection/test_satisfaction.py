@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from ledger.projection.engine import Projector
+from ledger.projection.readmodels import ReadModels
+from ledger.write.log import NotificationLogSource
+from tests.projection.before_hugeint import models_before
 from tests.support.facts import DAY, T0, buy, consent, fact
 from tests.support.readmodels import Harness
 
@@ -220,3 +224,57 @@ def test_feedback_counts_even_when_occurred_at_is_far_from_arrival(h: Harness) -
     h.record(feedback("csat", 1, T0 + 40 * DAY + timedelta(hours=3)))  # late, same day
     h.project(T0 + 50 * DAY)
     assert daily(h, "csat_responses, csat_satisfied") == {((T0 + 40 * DAY).date(), "email"): (2, 1)}
+
+
+def test_feedback_about_an_unknown_contact_is_counted_as_such_until_the_contact_arrives(h: Harness) -> None:
+    day = T0 + 2 * DAY
+    h.record(
+        fact("ContactLogged", "C1", T0, channel="phone", contact_id="K1"),
+        feedback("csat", 5, day, channel="email", about_contact_id="K1"),
+        feedback("csat", 2, day, channel="email", about_contact_id="K9"),
+        feedback("nps", 9, day, channel="email", about_contact_id="K9"),
+        feedback("csat", 4, day, channel="email"),
+        feedback("csat", 4, day, channel="sms", customer="C2", about_contact_id="K1"),
+    )
+    h.project(T0 + 5 * DAY)
+    assert daily(h, "csat_responses, feedback_unknown_contact") == {
+        (T0.date(), "phone"): (0, 0),
+        (day.date(), "phone"): (1, 0),
+        (day.date(), "email"): (2, 2),
+        (day.date(), "sms"): (1, 1),
+    }
+    assert h.rows("SELECT week, channel, feedback_unknown_contact FROM satisfaction_weekly "
+                  "WHERE feedback_unknown_contact > 0 ORDER BY channel") == [
+        (date(2025, 12, 29), "email", 2), (date(2025, 12, 29), "sms", 1)]
+    assert h.rows("SELECT sum(feedback_unknown_contact) FROM satisfaction_monthly") == [(3,)]
+
+    h.record(fact("ContactLogged", "C1", T0 + DAY, channel="chat", contact_id="K9"))
+    h.project(T0 + 5 * DAY)
+    assert daily(h, "csat_responses, nps_responses, feedback_unknown_contact")[(day.date(), "email")] == (1, 0, 0)
+    assert daily(h, "csat_responses, nps_responses, feedback_unknown_contact")[(day.date(), "chat")] == (1, 1, 0)
+
+
+def test_a_file_from_before_the_count_is_upgraded_in_place_with_the_count_made_from_its_events(
+    tmp_path: Path, h: Harness
+) -> None:
+    h.record(
+        fact("ContactLogged", "C1", T0, channel="phone", contact_id="K1"),
+        feedback("csat", 5, T0 + DAY, about_contact_id="K1"),
+        feedback("csat", 2, T0 + DAY, about_contact_id="K9"),
+    )
+    old_path = tmp_path / "old.duckdb"
+    with ReadModels(old_path, models_before({"satisfaction"}), settings=h.settings) as old:
+        Projector(old, NotificationLogSource(h.ledger)).catch_up(T0 + 5 * DAY)
+
+    with ReadModels(old_path, settings=h.settings) as upgraded:
+        assert upgraded.con.execute("SELECT name FROM readmodel_upgrades WHERE model = 'satisfaction' "
+                                    "ORDER BY name").fetchall() == [("amendments",), ("feedback_unknown_contact",)]
+        columns = ("SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns "
+                   "WHERE table_name = 'satisfaction_daily' ORDER BY ordinal_position")
+        assert upgraded.con.execute(columns).fetchall() == h.rows(columns)
+        got = upgraded.con.execute("SELECT * FROM satisfaction_daily ORDER BY ALL").fetchall()
+        weekly = upgraded.con.execute("SELECT * FROM satisfaction_weekly ORDER BY ALL").fetchall()
+    h.project(T0 + 5 * DAY)
+    assert got == h.rows("SELECT * FROM satisfaction_daily ORDER BY ALL")
+    assert weekly == h.rows("SELECT * FROM satisfaction_weekly ORDER BY ALL")
+    assert [(row[1], row[-1]) for row in got] == [("phone", 0), ("email", 1), ("phone", 0)]

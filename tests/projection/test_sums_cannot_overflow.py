@@ -74,8 +74,8 @@ def test_a_file_built_with_bigint_sums_is_upgraded_in_place_keeping_its_rows(tmp
     h = Harness(tmp_path)
     try:
         h.record(
-            buy("C1", T0 + DAY, total_minor=1500, currency="EUR"),
-            fact("PurchaseRefunded", "C1", T0 + 2 * DAY, amount_minor=500, currency="EUR"),
+            buy("C1", T0 + DAY, order_id="A", total_minor=1500, currency="EUR"),
+            fact("PurchaseRefunded", "C1", T0 + 2 * DAY, order_id="A", amount_minor=500, currency="EUR"),
             buy("C2", T0 + DAY, total_minor=700, currency="GBP"),
         )
         old_path = tmp_path / "old.duckdb"

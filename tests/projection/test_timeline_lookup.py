@@ -85,8 +85,8 @@ def test_a_file_built_before_the_index_gets_it_in_place_keeping_its_rows(h: Harn
 
     with ReadModels(old_path, settings=h.settings) as upgraded:
         assert upgraded.con.execute(
-            "SELECT name FROM readmodel_upgrades WHERE model = 'events' ORDER BY applied_at, name"
-        ).fetchall() == [("timeline_index",), ("contact_language_sentiment",), ("amendments",)]
+            "SELECT name FROM readmodel_upgrades WHERE model = 'events' ORDER BY name"
+        ).fetchall() == [("amendments",), ("contact_language_sentiment",), ("timeline_index",)]
         assert upgraded.con.execute(
             "SELECT * EXCLUDE (language, sentiment, target_event_id, target_type, changes, survivor_id, actor, "
             "status) FROM events ORDER BY event_id").fetchall() == before

@@ -39,7 +39,8 @@ FactFactory = Callable[..., dict[str, Any]]
 def fact(event_type: str, customer_id: str = "C1", at: datetime = OCCURRED, **fields: Any) -> dict[str, Any]:
     """A valid fact of `event_type` for `customer_id` that occurred `at`, with a fresh
     source_event_id (and contact or order id); `fields` override, a field given as ``...``
-    is left out."""
+    is left out. A PurchaseRefunded names a fresh order unless given one: the ledger keeps it
+    waiting until that order is recorded (ledger.write.waiting), so name the order bought."""
     base: dict[str, Any] = {
         "type": event_type,
         "customer_id": customer_id,

@@ -91,8 +91,10 @@ def marked_history(customer_id: str, tag: str | None = None) -> MarkedHistory:
         values = {name: _personal_value(history, event_type, name, n)
                   for name in personal_types()[event_type]}
         ids = {"contact_id": f"K{tag}x{uuid.uuid4().hex[:12]}"} if event_type == "ContactLogged" else {}
-        if event_type == "PurchaseRefunded":
+        if event_type == "PurchaseRefunded":  # of an order of theirs: a refund of an unknown one waits
             ids = {"order_id": f"O{tag}x{uuid.uuid4().hex[:12]}"}
+            history.facts.append(fact("PurchaseMade", customer_id, OCCURRED + n * DAY - DAY / 2,
+                                      source_event_id=f"{tag}-{n}-buy", order_id=ids["order_id"]))
         history.plain_texts += list(ids.values())
         made = fact(event_type, customer_id, OCCURRED + n * DAY, source_event_id=f"{tag}-{n}", **ids, **values)
         history.personal[made["source_event_id"]] = values

@@ -129,6 +129,7 @@ def check_rules(event_type: str, record: dict[str, Any], now: datetime, max_futu
                 raise ValidationError(f"lines[{i}].quantity", f"must be at most {MAX_QUANTITY:,}")
             if line["unit_price_minor"] < 0:
                 raise ValidationError(f"lines[{i}].unit_price_minor", "must not be negative")
+        _check_lines_sum(record)
     if event_type == "FeedbackGiven":
         low, high = SCORE_RANGES[record["kind"]]
         if not low <= record["score"] <= high:
@@ -154,6 +155,22 @@ def _check_contact_extras(record: dict[str, Any]) -> None:
     sentiment = record.get("sentiment")
     if sentiment is not None and (isinstance(sentiment, bool) or not -1.0 <= sentiment <= 1.0):
         raise ValidationError("sentiment", f"must be a number from -1.0 to 1.0, got {sentiment!r}")
+
+
+def _check_lines_sum(record: dict[str, Any]) -> None:
+    """An order's lines, when it lists them, are the whole of it: a total that differs from
+    them would make revenue by sku and revenue by order disagree, and no one could say which
+    is right. Both numbers are named so the sender can see which side is wrong. An order sent
+    without lines (a shop that reports totals only) has nothing to check."""
+    lines = record.get("lines") or ()
+    if not lines:
+        return
+    summed = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
+    if summed != record["total_minor"]:
+        raise ValidationError(
+            "total_minor", f"lines sum to {summed:,}, total_minor is {record['total_minor']:,}; "
+            "the lines (quantity x unit_price_minor) must add up to the total"
+        )
 
 
 def _check_text_lengths(record: dict[str, Any]) -> None:

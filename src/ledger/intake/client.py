@@ -58,6 +58,8 @@ class Delivery:
     """Kafka: acknowledged by the intake topic (the ledger decides later)."""
     recorded: int = 0
     duplicates: int = 0
+    waiting: list[tuple[str, str]] = field(default_factory=list)
+    """Embedded: (event_id, order_id) of each refund kept until its order arrives."""
     rejected: list[tuple[str, LedgerError]] = field(default_factory=list)
     """Embedded: (event_id, error) of each fact the ledger refused."""
 
@@ -325,6 +327,8 @@ class _EmbeddedSink(_Sink):
                 self._delivery.recorded += 1
             elif outcome.status == "duplicate":
                 self._delivery.duplicates += 1
+            elif outcome.status == "waiting":
+                self._delivery.waiting.append((record["event_id"], outcome.waits_for or ""))
             else:
                 assert outcome.error is not None
                 self._delivery.rejected.append((record["event_id"], outcome.error))

@@ -79,6 +79,8 @@ class IntakeStats:
     read: int = 0
     recorded: int = 0
     duplicates: int = 0
+    waiting: int = 0
+    """Refunds kept until their order arrives (ledger.write.waiting): not dead letters."""
     dead_letters: int = 0
     rechecked: int = 0
     """Records decided again after a restart because their dead letters were not confirmed."""
@@ -94,6 +96,7 @@ class IntakeStats:
 class Decided:
     recorded: int = 0
     duplicates: int = 0
+    waiting: int = 0
     dead: DeadLetters = field(default_factory=list)
 
 
@@ -113,6 +116,8 @@ def decide(ledger: Ledger, records: list[ConsumerRecord], tracking: Tracking | N
             decided.dead.append((record, outcome.error))
         elif outcome.status == "duplicate":
             decided.duplicates += 1
+        elif outcome.status == "waiting":
+            decided.waiting += 1
         else:
             decided.recorded += 1
     return decided
@@ -242,6 +247,7 @@ class Intake:
                 self.stats.read += len(fresh)
                 self.stats.recorded += decided.recorded
                 self.stats.duplicates += decided.duplicates
+                self.stats.waiting += decided.waiting
                 dead += decided.dead
         except IntegrityError:
             # Another intake process stored a position for this partition first (a

@@ -54,6 +54,8 @@ class Rejection:
 class IngestReport:
     recorded: int = 0
     duplicates: int = 0
+    waiting: int = 0
+    """Refunds kept until their order arrives (ledger.write.waiting): accepted, not recorded yet."""
     rejected_count: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     """The first `KEEP_REJECTIONS` rejections, in file order; `rejected_count` counts all."""
@@ -64,13 +66,11 @@ class IngestReport:
 
     @property
     def lines(self) -> int:
-        return self.recorded + self.duplicates + self.rejected_count
+        return self.recorded + self.duplicates + self.waiting + self.rejected_count
 
     def summary(self) -> str:
-        return (
-            f"{self.recorded} recorded, {self.duplicates} duplicates, "
-            f"{self.rejected_count} rejected"
-        )
+        waiting = f"{self.waiting} waiting for their order, " if self.waiting else ""
+        return f"{self.recorded} recorded, {self.duplicates} duplicates, {waiting}{self.rejected_count} rejected"
 
 
 Line = tuple[int, dict[str, Any] | LedgerError]
@@ -114,6 +114,8 @@ def ingest(
                 report.recorded += 1
             elif outcome.status == "duplicate":
                 report.duplicates += 1
+            elif outcome.status == "waiting":
+                report.waiting += 1
             else:
                 reject(number, str(outcome.error) if outcome.error else "rejected")
         chunk.clear()

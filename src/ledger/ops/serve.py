@@ -90,10 +90,10 @@ def _intake(settings: Settings, stop: threading.Event, metrics: Metrics) -> obje
     def batch(stats: IntakeStats, seconds: float) -> None:
         lag = intake.lag()
         metrics.intake_batch(stats, seconds, {str(p): behind for p, behind in lag.items()})
-        log.debug("intake batch in %.3f s; %d recorded, %d dead letters so far; lag %d", seconds, stats.recorded,
-                  stats.dead_letters, sum(lag.values()), extra={
+        log.debug("intake batch in %.3f s; %d recorded, %d waiting for their order, %d dead letters so far; lag %d",
+                  seconds, stats.recorded, stats.waiting, stats.dead_letters, sum(lag.values()), extra={
                       "part": "intake", "seconds": round(seconds, 3), "recorded": stats.recorded,
-                      "dead_letters": stats.dead_letters, "lag": lag})
+                      "waiting": stats.waiting, "dead_letters": stats.dead_letters, "lag": lag})
 
     intake.on_batch = batch
     return intake.run(stop)

@@ -69,6 +69,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
             report.update(_kafka_status(settings, None, {}))
         return report
     report["store_head"] = ledger.head()
+    report.update(_waiting(ledger))
     positions: dict[str, dict[str, int]] = {}
     if not settings.published_path.exists():
         report["read_models"] = "not built yet"
@@ -99,6 +100,39 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     else:
         report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
     return report
+
+
+def _waiting(ledger: Ledger) -> dict[str, Any]:
+    """How many refunds wait for their order, since when the oldest, how many were rejected
+    once it came (ledger.write.waiting); a store from before waiting facts has none."""
+    try:
+        summary = ledger.waiting_summary()
+    except (PersistenceError, sqlite3.Error, StoreError) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return {"waiting_facts": 0}
+        raise StoreError(f"cannot read the waiting facts: {exc}") from exc
+    report: dict[str, Any] = {"waiting_facts": summary["waiting"]}
+    if summary["oldest"] is not None:
+        report["oldest_waiting_since"] = summary["oldest"]
+    if summary["rejected"]:
+        report["waiting_rejected"] = f"{summary['rejected']} (rejected when their order came; `ledger waiting`)"
+    return report
+
+
+def waiting_facts(settings: Settings, limit: int) -> list[dict[str, Any]]:
+    """The facts waiting for their order (and those rejected when it came), oldest first;
+    read only, like status: nothing for a store not created yet."""
+    ledger = _open_store(settings)
+    if ledger is None:
+        return []
+    try:
+        return ledger.waiting(limit)
+    except (PersistenceError, sqlite3.Error) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            return []
+        raise StoreError(f"cannot read the waiting facts: {exc}") from exc
+    finally:
+        ledger.close()
 
 
 def _kafka_status(

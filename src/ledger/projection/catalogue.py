@@ -199,6 +199,41 @@ UPGRADES = (
     Upgrade("timeline_index", "events", "ce0a30cb951bd5cc", "e1e6ae123e0de37a", (
         "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id)",
     )),
+    # Feedback about a contact the ledger does not know is accepted and counted as such. The
+    # count of the days built before is made from the events; the rollup and its views are
+    # made again to carry it.
+    Upgrade("feedback_unknown_contact", "satisfaction", "080f5e58349bb88e", "b817fff43c2f265c", (
+        # DuckDB cannot add NOT NULL after an UPDATE in the same transaction: 0, then the counts.
+        "ALTER TABLE satisfaction_daily ADD COLUMN feedback_unknown_contact BIGINT DEFAULT 0",
+        "ALTER TABLE satisfaction_daily ALTER feedback_unknown_contact SET NOT NULL",
+        "ALTER TABLE satisfaction_daily ALTER feedback_unknown_contact DROP DEFAULT",
+        "UPDATE satisfaction_daily s SET feedback_unknown_contact = (SELECT count(*) FROM feedback_attributed f "
+        "WHERE f.day = s.day AND f.channel = s.channel AND f.about_contact_id IS NOT NULL "
+        "AND NOT f.attributed_to_contact)",
+        "CREATE OR REPLACE MACRO satisfaction_rollup(grain) AS TABLE\n"
+        "SELECT date_trunc(grain, day)::DATE AS period, channel,\n"
+        "       sum(csat_responses)::BIGINT AS csat_responses,\n"
+        "       sum(csat_satisfied)::BIGINT AS csat_satisfied,\n"
+        "       100.0 * sum(csat_satisfied) / nullif(sum(csat_responses), 0) AS csat_pct,\n"
+        "       sum(nps_responses)::BIGINT AS nps_responses,\n"
+        "       sum(nps_promoters)::BIGINT AS nps_promoters,\n"
+        "       sum(nps_passives)::BIGINT AS nps_passives,\n"
+        "       sum(nps_detractors)::BIGINT AS nps_detractors,\n"
+        "       100.0 * (sum(nps_promoters) - sum(nps_detractors)) / nullif(sum(nps_responses), 0) AS nps,\n"
+        "       sum(ces_responses)::BIGINT AS ces_responses,\n"
+        "       sum(ces_sum)::BIGINT AS ces_sum,\n"
+        "       sum(ces_sum) / nullif(sum(ces_responses), 0) AS ces_avg,\n"
+        "       sum(contacts)::BIGINT AS contacts,\n"
+        "       sum(complaints)::BIGINT AS complaints,\n"
+        "       sum(complaints) / nullif(sum(contacts), 0) AS complaint_rate,\n"
+        "       sum(feedback_unknown_contact)::BIGINT AS feedback_unknown_contact\n"
+        "FROM satisfaction_daily\n"
+        "GROUP BY ALL",
+        "CREATE OR REPLACE VIEW satisfaction_weekly AS "
+        "SELECT * RENAME (period AS week) FROM satisfaction_rollup('week')",
+        "CREATE OR REPLACE VIEW satisfaction_monthly AS "
+        "SELECT * RENAME (period AS month) FROM satisfaction_rollup('month')",
+    )),
     # ContactLogged v3's language and sentiment reach the timeline. Adding columns keeps every
     # row; the rows already there were written without the fields, so NULL is their value.
     Upgrade("contact_language_sentiment", "events", "e1e6ae123e0de37a", "6fde2395bb20a8ee", (
@@ -212,7 +247,7 @@ UPGRADES = (
             "target_event_id VARCHAR", "target_type VARCHAR", "changes MAP(VARCHAR, VARCHAR)",
             "survivor_id VARCHAR", "actor VARCHAR", "status VARCHAR")),
     )),
-    Upgrade("amendments", "satisfaction", "080f5e58349bb88e", "ec32e2797bb4a242", views_of("satisfaction")),
+    Upgrade("amendments", "satisfaction", "b817fff43c2f265c", "a12d539608fda546", views_of("satisfaction")),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 

@@ -46,7 +46,9 @@ from ledger.write.domain import Customer, Recorded, customer_uuid
 from ledger.write.idempotency import NEW_ID, already
 from ledger.write.keys import Keyring
 from ledger.write.recorders import EventIdRow, LogEntry, fingerprint, row_of
+from ledger.write.snapshots import FreshSnapshots
 from ledger.write.store import TOPIC_PREFIX, LedgerMapper, WriteTurns, persistence_env, prepared
+from ledger.write.waiting import WaitingBatch, WaitingFacts
 
 Clock = Callable[[], datetime]
 TypedFact = tuple[str, dict[str, Any]]
@@ -67,19 +69,21 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one fact: ``recorded``, ``duplicate`` or ``rejected`` (with `error`)."""
+    """What became of one fact: ``recorded``, ``duplicate``, ``rejected`` (with `error`), or
+    ``waiting`` (a refund kept until its order, `waits_for`, arrives: write/waiting.py)."""
 
     status: str
     event_id: str | None = None
     event_type: str | None = None
     error: LedgerError | None = None
+    waits_for: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.status != "rejected"
 
 
-class Ledger(Amending, CustomerKeys, Application[UUID]):
+class Ledger(Amending, CustomerKeys, WaitingFacts, FreshSnapshots, Application[UUID]):
     name = "Ledger"
     snapshotting_intervals = {Customer: 200}  # noqa: RUF012 - eventsourcing's class setting
     creates_tables = True
@@ -171,16 +175,18 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
             self._forget_if_others_wrote()
             self._check_master()
             for attempt in range(WRITE_ATTEMPTS):
-                outcomes, touched, rows, keys = self._decide(facts)
+                outcomes, touched, rows, keys, waiting = self._decide(facts)
+                keyed = touched | waiting.holders
                 stored = {"event_ids": rows, "erased": [touched[e].customer_id for e in keys.erased],
-                          "keys": [row for aggregate_id, (row, _) in keys.new.items() if aggregate_id in touched]}
+                          "keys": [row for aggregate_id, (row, _) in keys.new.items() if aggregate_id in keyed],
+                          **waiting.stored()}
                 try:
-                    if tracking is not None or touched:
+                    if tracking is not None or touched or waiting.changes:
                         processing = self._processing(tracking, touched, stored)
                         self._record(processing)
                         self._take_snapshots(processing)
                     self._head_written = self.head()
-                    self._keep_keys(keys, touched)
+                    self._keep_keys(keys, keyed)
                     return outcomes
                 except (IntegrityError, OperationalError) as exc:
                     if isinstance(exc, OperationalError) and "pipeline aborted" not in str(exc):
@@ -213,7 +219,7 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
 
     def _decide(
         self, facts: list[TypedFact]
-    ) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow], BatchKeys]:
+    ) -> tuple[list[Outcome], dict[UUID, Customer], list[EventIdRow], BatchKeys, WaitingBatch]:
         """Check each fact and apply it to its customer; nothing is saved here.
 
         Idempotency and the uniqueness of event ids come from the store's index of event ids,
@@ -231,11 +237,20 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
                     "customer_id": normal_customer_id(given.get("customer_id"))}
                    for index, (_, given) in enumerate(facts)]
         by_id, by_pair = self._known(records)
+        waiting = self._waiting_batch(records, [t for t, _ in facts], now)
         read = self._read_customers(records)
         in_batch: dict[str, tuple[str, dict[str, Any]]] = {}
         """This batch's facts recorded so far, by event id: an amendment may name one."""
         self._load_keys([r["customer_id"] for (t, _), r in zip(facts, records, strict=True)
                          if isinstance(r["customer_id"], str) and self.codec.newest(t).personal])
+
+        def index(event_type: str, sealed: dict[str, Any], data: bytes) -> None:
+            row = row_of(event_type, sealed, data, self.codec)
+            rows.append(row)
+            by_id[row[0]] = row
+            if row[3] is not None:
+                by_pair[(row[2], row[3])] = row
+
         for (event_type, _), record in zip(facts, records, strict=True):
             try:
                 check_rules(event_type, record, now, max_future)
@@ -248,6 +263,9 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
                     continue
                 customer = self._customer(record["customer_id"], touched, read)
                 customer.refuse_if_erased()
+                if waiting.parked(record["event_id"]) is not None:  # sent again while it waits: it waits once
+                    outcomes.append(Outcome("waiting", record["event_id"], event_type, waits_for=record["order_id"]))
+                    continue
                 if event_type in AMENDMENTS:
                     self._check_amendment(event_type, record, customer, partial(self._customer, touched=touched,
                                           read=read), in_batch, now, max_future)
@@ -258,20 +276,22 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
                         event_type, f"the event is {len(data):,} bytes encoded, more than the {max_bytes:,} allowed "
                         "(LEDGER_MAX_EVENT_BYTES; below the topic's message limit); shorten its lines or attributes"
                     )
+                if customer.waits(event_type, sealed):
+                    waiting.park(customer, sealed, data)
+                    outcomes.append(Outcome("waiting", record["event_id"], event_type, waits_for=record["order_id"]))
+                    continue
                 customer.record(event_type, sealed, data)
                 touched[customer.id] = customer
                 if event_type == "CustomerErased":
                     keys.erased.append(customer.id)
-                row = row_of(event_type, sealed, data, self.codec)
-                rows.append(row)
-                by_id[row[0]] = row
-                if row[3] is not None:
-                    by_pair[(row[2], row[3])] = row
+                index(event_type, sealed, data)
                 in_batch[record["event_id"]] = (event_type, sealed)
                 outcomes.append(Outcome("recorded", record["event_id"], event_type))
+                if event_type == "PurchaseMade":
+                    self._decide_waiting(customer, sealed["order_id"], waiting, index)
             except LedgerError as error:
                 outcomes.append(Outcome("rejected", error=error, event_type=event_type))
-        return outcomes, touched, rows, keys
+        return outcomes, touched, rows, keys, waiting
 
     def _fingerprint(self, event_type: str, record: dict[str, Any]) -> str:
         return fingerprint(self.codec.encode(event_type, record, checked=True), self.codec)
@@ -287,7 +307,7 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
         found = self.recorder.find(ids, pairs)  # type: ignore[attr-defined]
         return {row[0]: row for row in found}, {(row[2], row[3]): row for row in found if row[3] is not None}
 
-    def _read_customers(self, records: list[dict[str, Any]]) -> dict[UUID, Customer | None]:
+    def _read_customers(self, records: list[dict[str, Any]], cached: bool = True) -> dict[UUID, Customer | None]:
         """The customers of `records` that the cache lacks, read in one query for the batch
         (None: the store has no event of them) instead of replaying each one's events: once
         there were more customers than the cache holds, those lookups made recording a 3M-event
@@ -296,7 +316,7 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
         held = cache.cache if isinstance(cache, LRUCache) else {}
         wanted = {customer_uuid(r["customer_id"]): r["customer_id"] for r in records
                   if isinstance(r["customer_id"], str)}
-        unknown = [i for i in wanted if i not in held]
+        unknown = [i for i in wanted if i not in held or not cached]
         if not unknown:
             return {}
         read: dict[UUID, Customer | None] = dict.fromkeys(unknown)
@@ -319,9 +339,10 @@ class Ledger(Amending, CustomerKeys, Application[UUID]):
     def customer(self, customer_id: str) -> Customer | None:
         """What the ledger knows of a customer (erased or not, ...); None if nothing was recorded."""
         try:
-            return self.repository.get(customer_uuid(customer_id))
+            customer: Customer = self.repository.get(customer_uuid(customer_id))
         except AggregateNotFoundError:
             return None
+        return self._complete(customer)
 
     def turn(self) -> Any:
         """This writer's turn: no other decides or saves while it lasts."""

@@ -9,6 +9,7 @@ the transaction that inserts the events (rows passed as ``event_ids=`` through
 same id fails that transaction with an IntegrityError, decides again and finds the winner's.
 
 A store made before this table existed gets it filled from its events when it is created.
+The table of waiting facts (write/waiting_table.py) is written in the same transactions.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ledger.contract.sealing import SEALED
 from ledger.write.domain import STATE_EVENTS
 from ledger.write.key_table import PostgresKeyTable, SQLiteKeyTable, insert_as_arrays
 from ledger.write.store import TOPIC_PREFIX, fact_topic
+from ledger.write.waiting_table import PostgresWaitingTable, SQLiteWaitingTable
 
 EventIdRow = tuple[str, str, str, str | None, str]
 """``(event_id, customer_id, source, source_event_id, fingerprint)``: the fingerprint tells the
@@ -141,16 +143,18 @@ class Trackings:
                 self._insert_tracking(c, tracking)  # type: ignore[attr-defined]
 
 
-class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
+class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteWaitingTable, SQLiteProcessRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events"):
         super().__init__(datastore, events_table_name=events_table_name)
         self.event_ids_table = events_table_name.removesuffix("_events") + "_event_ids"
         self.keys_table = events_table_name.removesuffix("_events") + "_keys"
+        self.waiting_table = events_table_name.removesuffix("_events") + "_waiting"
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as c:
             self.create_key_table(c)
+            self.create_waiting_table(c)
             c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [self.event_ids_table])
             if c.fetchone():
                 c.execute(_LEGACY_ROWS.format(table=self.event_ids_table))
@@ -190,6 +194,7 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
             self._insert_tracking(c, kwargs["tracking"])
         self._insert_ids(c, kwargs.get("event_ids") or ())
         self.write_keys(c, kwargs.get("keys") or (), kwargs.get("erased") or ())
+        self.write_waiting(c, kwargs)
         return returning
 
     def _insert_ids(self, c: Any, rows: Sequence[EventIdRow]) -> None:
@@ -253,7 +258,7 @@ class SQLiteLedgerRecorder(Trackings, SQLiteKeyTable, SQLiteProcessRecorder):
         return found
 
 
-class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorder):
+class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresWaitingTable, PostgresProcessRecorder):
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events",
                  tracking_table_name: str = "notification_tracking"):
         super().__init__(datastore, events_table_name=events_table_name, tracking_table_name=tracking_table_name)
@@ -264,12 +269,17 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
         keys = events_table_name.removesuffix("_events") + "_keys"
         self.check_identifier_length(keys)
         self.keys_table = f'"{datastore.schema}"."{keys}"'
+        waiting = events_table_name.removesuffix("_events") + "_waiting"
+        self.check_identifier_length(waiting + "_order")
+        self.waiting_table = f'"{datastore.schema}"."{waiting}"'
+        self.waiting_name = waiting
 
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self.event_ids_name])
             self.create_key_table(curs)
+            self.create_waiting_table(curs)
             curs.execute("SELECT to_regclass(%s) AS found", [self.event_ids_name])
             row = curs.fetchone()
             if row and row["found"]:
@@ -297,6 +307,14 @@ class PostgresLedgerRecorder(Trackings, PostgresKeyTable, PostgresProcessRecorde
         )
         return [StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
                 for r in curs.fetchall()]
+
+    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
+        """Also for a batch without events (its facts all wait): the waiting rows, and the
+        keys they are sealed under, which `_insert_stored_events` writes when there are events."""
+        super()._insert_events(curs, stored_events, **kwargs)
+        self.write_waiting(curs, kwargs)
+        if not stored_events:
+            self.write_keys(curs, kwargs.get("keys") or (), ())
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         """After the events, so after the events table's lock: writers take it in turn, and
