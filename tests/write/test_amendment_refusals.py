@@ -89,3 +89,41 @@ def test_erasing_one_id_of_a_merged_person_erases_every_id(ledger: Ledger) -> No
     assert not ledger.customer("OTHER").erased
     refused(lambda: ledger.split("CARD-7", "x"), "customer_id", "was erased")
     assert erase(ledger, "WEB-1").already
+
+
+def test_an_amended_purchase_or_refund_keeps_its_order_whole(ledger: Ledger) -> None:
+    from ledger.errors import InvariantError
+
+    (purchase, refund) = recorded(ledger, fact("PurchaseMade", "C1", order_id="O1", total_minor=1000),
+                                  fact("PurchaseRefunded", "C1", order_id="O1", amount_minor=600))
+    with pytest.raises(InvariantError, match="500 is less than the 600 EUR already refunded of order 'O1'"):
+        ledger.correct(purchase, {"total_minor": 500}, "typo")
+    assert ledger.correct(purchase, {"total_minor": 700}, "typo").status == "recorded"
+    with pytest.raises(InvariantError, match="800 would make the refunds of order 'O1' 800, more than its total of 700"):
+        ledger.correct(refund, {"amount_minor": 800}, "typo")
+    with pytest.raises(InvariantError, match="order 'O1' has 600 EUR refunded; retract its refunds first"):
+        ledger.retract(purchase, "test order")
+    assert ledger.correct(refund, {"amount_minor": 700}, "typo").status == "recorded"
+    (more,) = ledger.record_many([fact("PurchaseRefunded", "C1", order_id="O1", amount_minor=1)])
+    assert more.status == "rejected" and "exceeds what is left of order 'O1' (0 of 700 EUR)" in str(more.error)
+    assert ledger.retract(refund, "refund failed at the bank").status == "recorded"
+    assert ledger.retract(purchase, "test order").status == "recorded"
+    (late,) = ledger.record_many([fact("PurchaseRefunded", "C1", order_id="O1", amount_minor=1)])
+    assert late.status == "waiting"  # the order is gone: a refund of it waits for one
+
+
+def test_the_orders_a_customer_is_decided_on_survive_a_fresh_ledger(settings) -> None:
+    """What corrections and retractions did to the orders is read back from the store by
+    another writer (events and snapshots), not only kept in the first one's memory."""
+    first = Ledger(settings)
+    try:
+        (purchase,) = recorded(first, fact("PurchaseMade", "C1", order_id="O1", total_minor=1000))
+        first.correct(purchase, {"total_minor": 400}, "typo")
+    finally:
+        first.close()
+    second = Ledger(settings)
+    try:
+        (refund,) = second.record_many([fact("PurchaseRefunded", "C1", order_id="O1", amount_minor=500)])
+        assert refund.status == "rejected" and "(400 of 400 EUR)" in str(refund.error)
+    finally:
+        second.close()
