@@ -99,7 +99,7 @@ def test_an_amended_purchase_or_refund_keeps_its_order_whole(ledger: Ledger) -> 
     with pytest.raises(InvariantError, match="500 is less than the 600 EUR already refunded of order 'O1'"):
         ledger.correct(purchase, {"total_minor": 500}, "typo")
     assert ledger.correct(purchase, {"total_minor": 700}, "typo").status == "recorded"
-    with pytest.raises(InvariantError, match="800 would make the refunds of order 'O1' 800, more than its total of 700"):
+    with pytest.raises(InvariantError, match="800 would make the refunds of order 'O1' 800, more than its total"):
         ledger.correct(refund, {"amount_minor": 800}, "typo")
     with pytest.raises(InvariantError, match="order 'O1' has 600 EUR refunded; retract its refunds first"):
         ledger.retract(purchase, "test order")

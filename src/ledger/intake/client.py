@@ -193,6 +193,34 @@ class LedgerClient:
     ) -> str:
         return self._send("CustomerErased", locals())
 
+    # Amendments: an adapter correcting or withdrawing its own earlier facts, or an identity
+    # service merging ids. `changes` maps each field to its new value as JSON text.
+
+    def fact_corrected(
+        self, *, customer_id: str, occurred_at: Timestamp, target_event_id: str, target_type: str,
+        changes: Mapping[str, str], reason: str | None = None, actor: str | None = None,
+        source_event_id: str | None = None,
+    ) -> str:
+        return self._send("FactCorrected", locals())
+
+    def fact_retracted(
+        self, *, customer_id: str, occurred_at: Timestamp, target_event_id: str, target_type: str,
+        reason: str | None = None, actor: str | None = None, source_event_id: str | None = None,
+    ) -> str:
+        return self._send("FactRetracted", locals())
+
+    def customers_merged(
+        self, *, customer_id: str, occurred_at: Timestamp, survivor_id: str, reason: str | None = None,
+        actor: str | None = None, source_event_id: str | None = None,
+    ) -> str:
+        return self._send("CustomersMerged", locals())
+
+    def customer_split(
+        self, *, customer_id: str, occurred_at: Timestamp, survivor_id: str, target_event_id: str,
+        reason: str | None = None, actor: str | None = None, source_event_id: str | None = None,
+    ) -> str:
+        return self._send("CustomerSplit", locals())
+
     def send(self, event_type: str, /, **fields: Any) -> str:
         """Any event type by name, fields as keyword arguments; checked like the methods."""
         return self._send(event_type, fields)
