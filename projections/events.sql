@@ -73,7 +73,8 @@ SELECT * EXCLUDE (gone) REPLACE (
     CASE WHEN gone THEN NULL ELSE attributes END AS attributes,
     CASE WHEN gone THEN NULL ELSE reason END AS reason,
     CASE WHEN gone THEN NULL ELSE agent_id END AS agent_id,
-    CASE WHEN gone THEN NULL ELSE comment END AS comment
+    CASE WHEN gone THEN NULL ELSE comment END AS comment,
+    NULL AS status  -- set by facts.sql from the amendments this file holds, never taken from a source
 )
 FROM (
     SELECT b.*, b.customer_id IN (SELECT customer_id FROM events WHERE event_type = 'CustomerErased') AS gone

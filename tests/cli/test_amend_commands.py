@@ -53,6 +53,8 @@ def test_a_corrected_score_counts_and_the_timeline_keeps_both(tmp_path: Path) ->
         {"latest_nps": 3}]
     assert rows(data, "SELECT latest_nps FROM customer_profile", "--as-of", "2026-06-01T00:00:00Z") == [
         {"latest_nps": 3}]
+    assert rows(data, "SELECT event_type, status FROM events", "--as-of", "2026-06-01T00:00:00Z") == [
+        {"event_type": "FeedbackGiven", "status": None}]  # the correction happened after: not yet marked
 
 
 def test_a_retracted_purchase_leaves_the_spend_and_the_orders(tmp_path: Path) -> None:
