@@ -23,10 +23,10 @@ Actor = Annotated[str | None, typer.Option("--by", help="Who does it: an operato
 NoProject = Annotated[bool, typer.Option("--no-project", help="Only record; leave the read models.")]
 
 
-def _amend(data_dir: Any, store: Any, no_project: bool, as_json: bool, reason: str,
+def _amend(data_dir: Any, store: Any, no_project: bool, as_json: bool, reason: str | None,
            act: Callable[[Ledger], Outcome], done: str) -> None:
     config = settings(data_dir, store)
-    if not reason.strip():
+    if reason is not None and not reason.strip():
         err.print(Text("refused: ", style="bold red") + Text("--reason: say why, for the record"))
         raise typer.Exit(EXIT_REJECTED)
     with recording(config, then_project=not no_project):
@@ -111,7 +111,8 @@ def merge(
 @command()
 def split(
     merged: Annotated[str, typer.Argument(help="The id merged into another.")],
-    reason: Reason,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, for the record: a ticket number, no "
+                                                               "personal data.")] = None,
     by: Actor = None,
     no_project: NoProject = False,
     as_json: AsJson = False,
@@ -120,6 +121,8 @@ def split(
 ) -> None:
     """Undo a merge: MERGED is a customer of its own again, and every read model is as if the
     merge had never been.
+
+    Undoing a merge is its own reason; --reason is optional here.
 
     Example: ledger split CARD-77 --reason "two people sharing an e-mail"
     """
