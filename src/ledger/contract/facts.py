@@ -76,6 +76,10 @@ def _to_record(fact: Mapping[str, Any], recorded_at: datetime) -> tuple[str, dic
     for name in _DATES:
         if record.get(name) is not None:
             record[name] = _parse_date(name, record[name])
+    changes = record.get("changes")
+    if event_type == "FactCorrected" and isinstance(changes, Mapping):
+        # A correction's values are JSON text in Avro; a JSON fact may give them as values.
+        record["changes"] = {k: v if isinstance(v, str) else json.dumps(v, allow_nan=False) for k, v in changes.items()}
     source = record.get("source")
     source_event_id = record.get("source_event_id")
     if "event_id" in record:
