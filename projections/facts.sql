@@ -73,7 +73,22 @@ LEFT JOIN customer_merges m ON m.customer_id = e.customer_id
 WHERE e.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
   AND NOT coalesce(a.retracted, false);
 
-CREATE VIEW facts AS SELECT * FROM amended_facts('events');
+-- `facts`: an event that no amendment names (status NULL in `events`, the most of them) is read
+-- as it is, so that filters on its columns reach the scan of `events`; a corrected one goes
+-- through `amended_facts`. facts.sql keeps `events.status` in step with fact_amendments.
+CREATE VIEW corrected_events AS SELECT * FROM events WHERE status = 'corrected';
+
+CREATE VIEW facts AS
+SELECT e.event_id, e.event_type, coalesce(m.root_id, e.customer_id) AS customer_id,
+       e.* EXCLUDE (event_id, event_type, customer_id, status),
+       e.customer_id AS recorded_customer_id,
+       false AS corrected
+FROM events e
+LEFT JOIN customer_merges m ON m.customer_id = e.customer_id
+WHERE e.status IS NULL
+  AND e.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+UNION ALL BY NAME
+SELECT * FROM amended_facts('corrected_events');
 
 -- section: amend
 -- Run before `apply` in a batch holding an amendment (the batch is in `events` already).
@@ -180,10 +195,23 @@ UPDATE events SET status = CASE WHEN a.retracted THEN 'retracted' ELSE 'correcte
 FROM (SELECT a.* FROM fact_amendments a SEMI JOIN batch_events b ON b.event_id = a.target_event_id) a
 WHERE events.event_id = a.target_event_id;
 
--- The batch as the models count it: its facts, and for the customers an amendment of this
--- batch touched (amended_ids, empty otherwise), every fact of theirs, counted again.
+-- The batch as the models count it: its facts (read through `amended_facts` only where an
+-- amendment names them: most rows pass as they are), and for the customers an amendment of
+-- this batch touched (amended_ids, empty otherwise), every fact of theirs, counted again.
+CREATE OR REPLACE TEMP VIEW batch_amended AS
+SELECT * FROM batch_events WHERE event_id IN (SELECT target_event_id FROM fact_amendments);
+
 CREATE OR REPLACE TEMP TABLE batch_facts AS
-SELECT * FROM amended_facts('batch_events')
-WHERE customer_id NOT IN (SELECT customer_id FROM amended_ids)
+SELECT b.event_id, b.event_type, coalesce(m.root_id, b.customer_id) AS customer_id,
+       b.* EXCLUDE (event_id, event_type, customer_id, status),
+       b.customer_id AS recorded_customer_id,
+       false AS corrected
+FROM batch_events b
+LEFT JOIN customer_merges m ON m.customer_id = b.customer_id
+WHERE b.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+  AND b.event_id NOT IN (SELECT target_event_id FROM fact_amendments)
+  AND b.customer_id NOT IN (SELECT customer_id FROM amended_ids)
 UNION ALL BY NAME
-SELECT * FROM facts WHERE customer_id IN (SELECT customer_id FROM amended_ids);
+SELECT * FROM amended_facts('batch_amended') WHERE recorded_customer_id NOT IN (SELECT customer_id FROM amended_ids)
+UNION ALL BY NAME
+SELECT * FROM facts WHERE recorded_customer_id IN (SELECT customer_id FROM amended_ids);

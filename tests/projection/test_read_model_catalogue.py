@@ -17,7 +17,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "read-models.md"
 
 TABLES_BY_FILE = {
     "events": {"events"},
-    "facts": {"facts", "fact_amendments", "customer_merges"},
+    "facts": {"facts", "corrected_events", "fact_amendments", "customer_merges"},
     "customer_spend": {"customer_spend"},
     "orders": {"orders"},
     "lifecycle": {"lifecycle", "lifecycle_transitions"},
