@@ -1,9 +1,9 @@
 """The read models whose sums were BIGINT, as they were before the `sums_in_hugeint` upgrade:
 their schema sections verbatim (checked against the upgrades' checksums), to build a file
 as that version of the ledger left it. Where a later upgrade changed a model's tables too
-(`consent_drives_segments`: rfm, segments; `timeline_index`: events), the sections that wrote
-them then are kept as well, and the models added since (`consent`) are left out of the whole
-old catalogue."""
+(`consent_drives_segments`: rfm, segments; `timeline_index`: events; `exchange_rates`: orders,
+rfm, customer_profile), the sections that wrote them then are kept as well, and the models
+added since (`consent`, `exchange_rates`) are left out of the whole old catalogue."""
 
 from __future__ import annotations
 
@@ -234,6 +234,50 @@ INSERT INTO segments SELECT * FROM segments_next;
 """
 
 
+ORDERS_REFRESH = """
+DELETE FROM orders;
+INSERT INTO orders
+WITH made AS (
+    SELECT customer_id, order_id,
+           arg_min({'ts': occurred_at, 'channel': channel, 'currency': currency, 'total': total_minor},
+                   {'o': occurred_at, 'r': recorded_at, 'e': event_id}) AS first_made
+    FROM events
+    WHERE event_type = 'PurchaseMade' AND occurred_at <= getvariable('as_of')
+    GROUP BY customer_id, order_id
+),
+refunds AS (
+    SELECT customer_id, order_id, currency, sum(amount_minor) AS refunded, count(*) AS refunds
+    FROM events
+    WHERE event_type = 'PurchaseRefunded' AND occurred_at <= getvariable('as_of')
+    GROUP BY customer_id, order_id, currency
+)
+SELECT m.customer_id, m.order_id, m.first_made.ts, m.first_made.channel, m.first_made.currency,
+       m.first_made.total,
+       coalesce(r.refunded, 0),
+       greatest(m.first_made.total - coalesce(r.refunded, 0), 0),
+       coalesce(r.refunds, 0) > 0 AND r.refunded >= m.first_made.total,
+       getvariable('as_of')
+FROM made m
+LEFT JOIN refunds r
+       ON r.customer_id = m.customer_id AND r.order_id = m.order_id
+      AND r.currency = m.first_made.currency;
+"""
+
+
+_PROFILE = next(m for m in load_models() if m.name == "customer_profile").sections
+PROFILE_APPLY = _PROFILE["apply"].replace(
+    "       l.stage, r.segment,\n"
+    "       (SELECT sum(o.net_reporting_minor) FROM orders o WHERE o.customer_id = m.customer_id)\n",
+    "       l.stage, r.segment\n")
+PROFILE_REFRESH = """
+UPDATE customer_profile
+SET lifecycle_stage = (SELECT l.stage FROM lifecycle l WHERE l.customer_id = customer_profile.customer_id),
+    rfm_segment = (SELECT r.segment FROM rfm r WHERE r.customer_id = customer_profile.customer_id);
+"""
+"""orders and customer_profile as they were before `exchange_rates` added the converted columns."""
+assert "net_reporting_minor" not in PROFILE_APPLY, "customer_profile's apply changed: update PROFILE_APPLY"
+
+
 EVENTS = next(m for m in load_models() if m.name == "events").sections["schema"].split("\n\n-- A customer's")[0]
 """The timeline before `timeline_index`: the table without its index on customer_id."""
 
@@ -243,10 +287,13 @@ SCHEMAS = {
     "customer_spend": CUSTOMER_SPEND, "orders": ORDERS, "rfm": RFM, "customer_profile": CUSTOMER_PROFILE,
     "segments": SEGMENTS,
 }
-SECTIONS = {"rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS}}
+SECTIONS = {
+    "rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS},
+    "orders": {"refresh": ORDERS_REFRESH}, "customer_profile": {"apply": PROFILE_APPLY, "refresh": PROFILE_REFRESH},
+}
 """The sections that wrote the old tables, where the ones of now would not fit them."""
-DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": ()}
-NEWER = {"consent"}
+DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": (), "orders": ("events",)}
+NEWER = {"consent", "exchange_rates"}
 """Models added since."""
 
 

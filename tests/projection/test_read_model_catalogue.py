@@ -18,6 +18,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "read-models.md"
 TABLES_BY_FILE = {
     "events": {"events"},
     "customer_spend": {"customer_spend"},
+    "exchange_rates": {"exchange_rates"},
     "orders": {"orders"},
     "lifecycle": {"lifecycle", "lifecycle_transitions"},
     "consent": {"consent"},
