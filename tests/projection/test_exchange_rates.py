@@ -5,6 +5,7 @@ file nothing changes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal, localcontext
@@ -198,7 +199,25 @@ def test_ledger_project_shows_a_broken_rates_file_as_one_message_with_exit_code_
     rates.write_text("date,currency,rate\n2026-01-01,USD,nan\n", encoding="utf-8")
     config = tmp_path / "ledger.toml"
     config.write_text(f"[projection]\nexchange_rates = {str(rates)!r}\n", encoding="utf-8")
-    result = StrictRunner().invoke(app, ["--config", str(config), "project", "--data-dir", str(tmp_path / "data")])
+    data = str(tmp_path / "data")
+    result = StrictRunner().invoke(app, ["--config", str(config), "project", "--once", "--data-dir", data])
     assert result.exit_code == 2, result.output
     assert "line 2: rate 'nan' is not a number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_ledger_status_says_which_rates_the_published_models_were_converted_with(tmp_path: Path) -> None:
+    rates = tmp_path / "rates.csv"
+    rates.write_text(RATES, encoding="utf-8")
+    config = tmp_path / "ledger.toml"
+    config.write_text(f"[projection]\nexchange_rates = {str(rates)!r}\n", encoding="utf-8")
+    data = str(tmp_path / "data")
+    runner = StrictRunner()
+    assert runner.invoke(app, ["demo", "--customers", "5", "--seed", "1", "--data-dir", data]).exit_code == 0
+    assert runner.invoke(app, ["--config", str(config), "project", "--once", "--data-dir", data]).exit_code == 0
+    shown = runner.invoke(app, ["status", "--json", "--data-dir", data])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["exchange_rates"] == f"{rates}: 4 rates into EUR"
+    assert runner.invoke(app, ["project", "--once", "--data-dir", data]).exit_code == 0
+    shown = runner.invoke(app, ["status", "--json", "--data-dir", data])
+    assert json.loads(shown.output)["exchange_rates"] == "none: only orders in the reporting currency count"
