@@ -5,9 +5,13 @@
 -- "Last known" fields come from the event with the latest occurred_at that set them
 -- (ties broken by recorded_at, then event_id); their keys live in customer_profile_keys.
 -- Money is never summed across currencies; net_spend holds the HUGEINT sums of customer_spend.
+-- net_spend_reporting is the one sum in the reporting currency: of `orders.net_reporting_minor`,
+-- each order converted at the rate of its purchase date, so it depends on the rates and on T
+-- and is taken from `orders` at each refresh (customer_spend, applied per batch, stays in the
+-- original currencies: a changed rate would otherwise mean rewriting every sum).
 -- lifecycle_stage and rfm_segment depend on an "as of" time: the refresh section copies them
 -- from `lifecycle` and `rfm`; between refreshes a recomputed row keeps the last refreshed values.
--- depends: customer_spend, facts, lifecycle, rfm
+-- depends: customer_spend, facts, lifecycle, rfm, orders
 
 -- section: schema
 CREATE TABLE customer_profile (
@@ -38,7 +42,8 @@ CREATE TABLE customer_profile (
     consent_marketing_phone BOOLEAN NOT NULL,
     consent_profiling       BOOLEAN NOT NULL,
     lifecycle_stage   VARCHAR,
-    rfm_segment       VARCHAR
+    rfm_segment       VARCHAR,
+    net_spend_reporting HUGEINT
 );
 
 -- Bookkeeping for the merge: the ordering key ({o: occurred_at, r: recorded_at, e: event_id})
@@ -167,7 +172,8 @@ SELECT m.customer_id, m.erased,
        NOT m.erased AND coalesce(m.consent_marketing_sms, false),
        NOT m.erased AND coalesce(m.consent_marketing_phone, false),
        NOT m.erased AND coalesce(m.consent_profiling, false),
-       l.stage, r.segment
+       l.stage, r.segment,
+       (SELECT sum(o.net_reporting_minor) FROM orders o WHERE o.customer_id = m.customer_id)
 FROM profile_merged m
 LEFT JOIN spend s USING (customer_id)
 LEFT JOIN lifecycle l USING (customer_id)
@@ -182,4 +188,6 @@ FROM profile_merged;
 -- section: refresh
 UPDATE customer_profile
 SET lifecycle_stage = (SELECT l.stage FROM lifecycle l WHERE l.customer_id = customer_profile.customer_id),
-    rfm_segment = (SELECT r.segment FROM rfm r WHERE r.customer_id = customer_profile.customer_id);
+    rfm_segment = (SELECT r.segment FROM rfm r WHERE r.customer_id = customer_profile.customer_id),
+    net_spend_reporting = (SELECT sum(o.net_reporting_minor) FROM orders o
+                           WHERE o.customer_id = customer_profile.customer_id);

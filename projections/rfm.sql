@@ -15,8 +15,10 @@
 -- customers.
 -- Worse means: more recency_days, fewer orders, less monetary.
 -- monetary is the net spend (order total minus its refunds) of the counted orders in the
--- reporting currency only: there is no currency conversion; other_currency_orders says how
--- many counted orders it leaves out.
+-- reporting currency: `orders.net_reporting_minor`, so with an exchange-rates file a customer
+-- paying in CNY or USD is scored like one paying in EUR. An order with no rate in force is left
+-- out and counted in other_currency_orders (without a file: every order in another currency).
+-- monetary_by_currency keeps the net spend of the counted orders in each original currency.
 -- depends: orders, lifecycle, consent
 
 -- section: schema
@@ -59,23 +61,34 @@ CREATE TABLE rfm (
     rfm_cell          VARCHAR,
     segment           VARCHAR,
     as_of             TIMESTAMP NOT NULL,
-    profiled          BOOLEAN NOT NULL
+    profiled          BOOLEAN NOT NULL,
+    monetary_by_currency MAP(VARCHAR, HUGEINT) NOT NULL
 );
 
 -- section: refresh
 DELETE FROM rfm;
 INSERT INTO rfm
-WITH base AS (
-    SELECT o.customer_id,
+WITH per_currency AS (
+    SELECT o.customer_id, o.currency,
            max(o.purchased_at) AS last_purchase_at,
-           count(*) AS frequency,
-           coalesce(sum(o.net_minor) FILTER (WHERE o.currency = getvariable('reporting_currency')), 0)
-               AS monetary,
-           count(*) FILTER (WHERE o.currency <> getvariable('reporting_currency')) AS other_currency_orders
+           count(*) AS orders,
+           sum(o.net_reporting_minor) AS monetary,
+           count(*) FILTER (WHERE o.net_reporting_minor IS NULL) AS unconverted,
+           sum(o.net_minor) AS net_minor
     FROM orders o
     JOIN lifecycle l ON l.customer_id = o.customer_id AND l.stage <> 'erased'
     WHERE NOT o.fully_refunded
-    GROUP BY o.customer_id
+    GROUP BY o.customer_id, o.currency
+),
+base AS (
+    SELECT customer_id,
+           max(last_purchase_at) AS last_purchase_at,
+           sum(orders)::BIGINT AS frequency,
+           coalesce(sum(monetary), 0)::HUGEINT AS monetary,
+           sum(unconverted)::BIGINT AS other_currency_orders,
+           map(list(currency ORDER BY currency), list(net_minor ORDER BY currency)) AS monetary_by_currency
+    FROM per_currency
+    GROUP BY customer_id
 ),
 valued AS (
     SELECT b.*,
@@ -100,6 +113,6 @@ named AS (
 SELECT v.customer_id, v.last_purchase_at, v.recency_days, v.frequency, v.monetary,
        getvariable('reporting_currency'), v.other_currency_orders,
        n.r_score, n.f_score, n.m_score, n.fm_score, n.rfm_cell, n.segment,
-       getvariable('as_of'), v.profiled
+       getvariable('as_of'), v.profiled, v.monetary_by_currency
 FROM valued v
 LEFT JOIN named n USING (customer_id);

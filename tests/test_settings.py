@@ -29,6 +29,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB", "LEDGER_SEGMENT_HISTORY": "week",
         "LEDGER_KAFKA_TIMEOUT": "2.5", "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json",
         "LEDGER_METRICS_HOST": "0.0.0.0", "LEDGER_METRICS_PORT": "9100",
+        "LEDGER_EXCHANGE_RATES": str(tmp_path / "rates.csv"),
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -46,6 +47,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     assert (p.refresh_idle_s, p.reporting_currency, p.new_days, p.active_days, p.churn_days) == (
         0.5, "GBP", 10, 20, 40)
     assert (p.catch_up_batch_size, p.memory_limit, p.segment_history) == (50_000, "512MB", "week")
+    assert p.exchange_rates == tmp_path / "rates.csv"
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     # Flat names of earlier versions still read.

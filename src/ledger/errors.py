@@ -116,3 +116,8 @@ class QueryRefusedError(ReadModelError):
     """An analyst's SQL is not one read statement: refused before it runs (a usage error)."""
 
     exit_code = 2
+
+
+class RatesError(SettingsError):
+    """The exchange-rates file (projection.exchange_rates) cannot be used: the message names
+    the file, the line and the reason. A settings error: the operator fixes the file."""

@@ -255,7 +255,7 @@ SCHEMAS = {
 }
 SECTIONS = {"rfm": {"refresh": RFM_REFRESH}, "segments": {"segments": SEGMENTS_SEGMENTS}}
 """The sections that wrote the old tables, where the ones of now would not fit them."""
-DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": ()}
+DEPENDS = {"rfm": ("orders", "lifecycle"), "segments": (), "orders": ("events",)}
 NEWER = {"consent"}
 """Models added since."""
 

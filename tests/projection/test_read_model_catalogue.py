@@ -19,6 +19,7 @@ TABLES_BY_FILE = {
     "events": {"events"},
     "facts": {"facts", "corrected_events", "fact_amendments", "customer_merges"},
     "customer_spend": {"customer_spend"},
+    "exchange_rates": {"exchange_rates"},
     "orders": {"orders"},
     "lifecycle": {"lifecycle", "lifecycle_transitions"},
     "consent": {"consent"},

@@ -13,15 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ledger.contract.currencies import minor_unit_exponent
 from ledger.ops.report_data import STAGES, ReportData, gather
 from ledger.projection.answers import output_file
 from ledger.projection.query import open_for_reading, snapshot
 from ledger.settings import Settings
-
-MINOR_DIGITS = {"BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3, "CLF": 4, "UYW": 4,
-                "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
-                "RWF": 0, "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0}
-"""ISO 4217 minor units where they are not 2: amounts are shown in major units."""
 
 
 def _label(value: Any) -> str:
@@ -29,7 +25,9 @@ def _label(value: Any) -> str:
 
 
 def _major(amount: int, currency: str) -> float:
-    return amount / 10 ** MINOR_DIGITS.get(currency, 2)
+    """`amount` minor units in major units (ISO 4217's minor unit; 2 decimals if it has none)."""
+    exponent = minor_unit_exponent(currency)
+    return amount / 10 ** (2 if exponent is None else exponent)
 
 
 Chart = tuple[str, str, Any]
@@ -127,6 +125,24 @@ def _money(data: ReportData) -> Chart:
             "event; currencies are never added together.", figure)
 
 
+def _money_reporting(data: ReportData) -> Chart:
+    import plotly.graph_objects as go
+
+    rows = data.tables["money_reporting"]
+    currency = rows[0]["currency"] if rows else "the reporting currency"
+    figure = go.Figure(layout={"barmode": "relative", "yaxis": {"title": {"text": f"{_label(currency)}"}}})
+    months = [r["month"] for r in rows]
+    figure.add_bar(x=months, y=[_major(int(r["revenue_minor"]), currency) for r in rows], name="revenue")
+    figure.add_bar(x=months, y=[-_major(int(r["refunds_minor"]), currency) for r in rows], name="refunds")
+    figure.add_scatter(x=months, y=[r["unconverted_orders"] for r in rows], name="orders without a rate",
+                       yaxis="y2", mode="lines+markers")
+    figure.update_layout(yaxis2={"overlaying": "y", "side": "right", "title": {"text": "orders"},
+                                 "rangemode": "tozero"})
+    return (f"Revenue in {currency} by month", "Every order in the reporting currency, converted at the rate of its "
+            "purchase date (setting exchange_rates), by month of purchase; its refunds are counted in the month it "
+            "was bought. Orders without a rate are left out and counted on the right.", figure)
+
+
 def _cohorts(data: ReportData) -> Chart:
     import plotly.graph_objects as go
 
@@ -151,7 +167,7 @@ CHARTS: list[Callable[[ReportData], Chart]] = [
                           "Promoters minus detractors, as a share of NPS answers.", "NPS"),
     lambda d: _by_channel(d, "ces_avg", "ces_responses", "CES by month and channel",
                           "Average customer effort score (1 = easy, 7 = hard).", "average CES"),
-    _complaints, _segments, _rfm, _money, _cohorts,
+    _complaints, _segments, _rfm, _money, _money_reporting, _cohorts,
 ]
 
 

@@ -67,6 +67,14 @@ QUERIES: dict[str, str] = {
         WHERE event_type IN ('PurchaseMade', 'PurchaseRefunded') AND occurred_at <= getvariable('t')
         GROUP BY ALL ORDER BY ALL
     """,
+    "money_reporting": """
+        SELECT date_trunc('month', purchased_at)::DATE AS month, any_value(reporting_currency) AS currency,
+               coalesce(sum(total_reporting_minor), 0) AS revenue_minor,
+               coalesce(sum(total_reporting_minor - net_reporting_minor), 0) AS refunds_minor,
+               count(*) FILTER (total_reporting_minor IS NULL) AS unconverted_orders
+        FROM orders WHERE purchased_at <= getvariable('t')
+        GROUP BY ALL ORDER BY ALL
+    """,
     "cohorts": """
         WITH bought AS (
             SELECT customer_id, date_trunc('month', purchased_at)::DATE AS month

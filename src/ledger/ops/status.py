@@ -87,6 +87,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report.update(state(con))
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
         report.update(parked_summary(con))
+        report.update(_rates_used(con))
     except duckdb.Error as exc:
         raise ReadModelError(
             f"cannot read {settings.published_path}: {exc}; `ledger project` publishes it again, "
@@ -133,6 +134,18 @@ def waiting_facts(settings: Settings, limit: int) -> list[dict[str, Any]]:
         raise StoreError(f"cannot read the waiting facts: {exc}") from exc
     finally:
         ledger.close()
+
+
+def _rates_used(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Which exchange rates the published orders and RFM were converted with, so an operator
+    sees whether the file they set was used; nothing for a copy built before rates existed."""
+    if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'exchange_rates'").fetchall():
+        return {}
+    source, rates, into = con.execute(
+        "SELECT any_value(source), count(*), any_value(reporting_currency) FROM exchange_rates").fetchall()[0]
+    if not rates:
+        return {"exchange_rates": "none: only orders in the reporting currency count"}
+    return {"exchange_rates": f"{source}: {rates:,} rates into {into}"}
 
 
 def _kafka_status(

@@ -248,6 +248,26 @@ UPGRADES = (
             "survivor_id VARCHAR", "actor VARCHAR", "status VARCHAR")),
     )),
     Upgrade("amendments", "satisfaction", "b817fff43c2f265c", "a12d539608fda546", views_of("satisfaction")),
+    # Exchange rates: orders in the reporting currency beside their own, RFM monetary over every
+    # converted order. orders and rfm are rebuilt in full at every refresh, so their rows go now
+    # and the next refresh fills the new columns; the profile's new sum is NULL until then.
+    Upgrade("exchange_rates", "orders", "0d8f1d519920e6a0", "7b13e251e7c0ceab", (
+        "DELETE FROM orders",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reporting_currency VARCHAR",
+        "ALTER TABLE orders ALTER reporting_currency SET NOT NULL",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS rate DECIMAL(38, 12)",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS rate_from DATE",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS total_reporting_minor HUGEINT",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS net_reporting_minor HUGEINT",
+    )),
+    Upgrade("exchange_rates", "rfm", "c98a86f32543ecb4", "51e9e499d7bbc2b7", (
+        "DELETE FROM rfm",
+        "ALTER TABLE rfm ADD COLUMN IF NOT EXISTS monetary_by_currency MAP(VARCHAR, HUGEINT)",
+        "ALTER TABLE rfm ALTER monetary_by_currency SET NOT NULL",
+    )),
+    Upgrade("exchange_rates", "customer_profile", "e081e878943ecd02", "8d6d1885fb32f16f", (
+        "ALTER TABLE customer_profile ADD COLUMN IF NOT EXISTS net_spend_reporting HUGEINT",
+    )),
 )
 """In the order they were written; a file several upgrades behind gets each in turn."""
 

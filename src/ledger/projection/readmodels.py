@@ -23,6 +23,7 @@ from ledger.projection.descriptions import write_comments
 from ledger.projection.history import plan
 from ledger.projection.parked import ParkedEvent, is_content_error, parked_table
 from ledger.projection.publish import publish_copy, remove_abandoned_copies
+from ledger.projection.rates import RatesSource
 from ledger.projection.segments import RetryRefresh, load_segment_rules, precheck, run_segment_rules
 from ledger.settings import Settings
 
@@ -66,6 +67,7 @@ class ReadModels:
         self.models = models if models is not None else load_models()
         self.settings = settings or Settings()
         self.segment_rules = load_segment_rules(self.settings.projection.segments_dir)
+        self.rates = RatesSource(self.settings.projection.exchange_rates, self.settings.projection.reporting_currency)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con = self._connect()
         migrate(self.con, self.models, path)
@@ -257,11 +259,14 @@ class ReadModels:
                      first_event=first)
         # Read again each time, so a fixed rule file counts at the next refresh.
         self.segment_rules = load_segment_rules(self.settings.projection.segments_dir)
+        # Checked whole before any point is refreshed: a broken file changes nothing.
+        self.con.register("exchange_rates_file", self.rates.table())
         self._set_variables(as_of)
         broken = precheck(self.con, self.segment_rules)
         for n, point in enumerate(steps.points):
             when = as_of if n == len(steps.points) - 1 else point.replace(tzinfo=UTC)
             errors = self._refresh_at(when, broken, steps.rewind_from if n == 0 else None, steps.cut_before)
+        self.con.unregister("exchange_rates_file")
         self.con.execute("DELETE FROM projector_state WHERE key = ?", [HISTORY_CHANGED])
         return errors
 

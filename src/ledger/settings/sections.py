@@ -110,7 +110,13 @@ class ProjectionSettings:
     """A following projector with nothing new refreshes the "as of" models (time passing moves
     customers to at_risk, ...) and republishes at most this often; new events do it at once."""
     reporting_currency: str = "EUR"
-    """RFM `monetary` counts net spend in this currency only (no FX conversion)."""
+    """The currency RFM `monetary`, the orders' and profiles' converted amounts and the report's
+    revenue are given in. Without `exchange_rates` only orders in this currency are counted."""
+    exchange_rates: Path | None = None
+    """A CSV file ``date,currency,rate`` (1 unit of `currency` is `rate` units of the reporting
+    currency from `date` on), read at each refresh and kept in the `exchange_rates` read model;
+    orders in other currencies are converted at the rate in force on their purchase date
+    (projection/rates.py). None: no conversion."""
     new_days: int = 30
     """Lifecycle: `new` while the first purchase is at most this many days before as_of."""
     active_days: int = 90
