@@ -106,3 +106,17 @@ def test_refusals_name_what_is_wrong_and_record_nothing(tmp_path: Path) -> None:
         assert words in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert rows(data, "SELECT count(*) AS n FROM events") == head
+
+
+def test_as_of_counts_a_fact_when_its_corrected_time_says(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    late = record(data, type="PurchaseMade", customer_id="C1", order_id="o1", currency="EUR", total_minor=1000,
+                  channel="web", occurred_at="2026-05-20T00:00:00Z")
+    early = record(data, type="PurchaseMade", customer_id="C1", order_id="o2", currency="EUR", total_minor=50,
+                   channel="web", occurred_at="2026-05-01T00:00:00Z")
+    for target, moved in ((late, "2026-05-02T00:00:00Z"), (early, "2026-05-25T00:00:00Z")):  # corrected on the 9th
+        record(data, type="FactCorrected", customer_id="C1", occurred_at="2026-05-09T00:00:00Z", target_event_id=target,
+               target_type="PurchaseMade", changes={"occurred_at": json.dumps(moved)}, reason="wrong day")
+    at = ("--as-of", "2026-05-10T00:00:00Z")
+    assert rows(data, "SELECT order_id FROM orders", *at) == [{"order_id": "o1"}]
+    assert rows(data, "SELECT purchased_minor FROM customer_spend", *at) == [{"purchased_minor": 1000}]

@@ -40,9 +40,9 @@ def test_a_correction_is_checked_like_a_new_fact_and_the_next_one_still_counts(l
     assert ledger.correct(score, {"score": 9}, "typo", "ops").status == "recorded"
     before = ledger.head()
     outcomes = ledger.record_many([
-        {"type": "FactCorrected", "customer_id": "C2", "occurred_at": "2026-05-02T00:00:00Z", "source": "x",
+        {"type": "FactCorrected", "customer_id": "C2", "occurred_at": "2026-06-02T00:00:00Z", "source": "x",
          "target_event_id": score, "target_type": "FeedbackGiven", "changes": {"score": "1"}, "reason": "r"},
-        {"type": "FactCorrected", "customer_id": "C1", "occurred_at": "2026-05-02T00:00:00Z", "source": "x",
+        {"type": "FactCorrected", "customer_id": "C1", "occurred_at": "2026-06-02T00:00:00Z", "source": "x",
          "target_event_id": score, "target_type": "FeedbackGiven", "changes": {"score": "not json"}, "reason": "r"},
         fact("ContactLogged", "C1"),
     ])
@@ -127,3 +127,54 @@ def test_the_orders_a_customer_is_decided_on_survive_a_fresh_ledger(settings) ->
         assert refund.status == "rejected" and "(400 of 400 EUR)" in str(refund.error)
     finally:
         second.close()
+
+
+def test_an_erasure_through_any_door_erases_every_id_of_the_merged_person(ledger: Ledger) -> None:
+    recorded(ledger, *(fact("CustomerRegistered", c, name=f"name {c}") for c in ("A", "B", "C", "D")))
+    ledger.merge("A", "B", "same person")
+    ledger.merge("C", "A", "same person")
+    (outcome,) = ledger.record_many([fact("CustomerErased", "B")])  # as ingest, the intake or the SDK send it
+    assert outcome.status == "recorded"
+    assert [ledger.customer(c).erased for c in ("A", "B", "C", "D")] == [True, True, True, False]
+    assert [o.status for o in ledger.record_many([fact("ContactLogged", "C"), fact("ContactLogged", "D")])] == [
+        "rejected", "recorded"]
+
+
+def test_a_correction_is_checked_against_the_fact_as_already_corrected(ledger: Ledger) -> None:
+    (score,) = recorded(ledger, fact("FeedbackGiven", "C1", kind="nps", score=9))
+    assert ledger.correct(score, {"kind": "csat", "score": 5}, "wrong survey").status == "recorded"
+    refused(lambda: ledger.correct(score, {"score": 9}, "typo"), "score", "csat score must be 1 to 5, got 9")
+    line = {"sku": "a", "quantity": 1, "unit_price_minor": 1000}
+    (purchase,) = recorded(ledger, fact("PurchaseMade", "C1", total_minor=1000, lines=[line]))
+    assert ledger.correct(purchase, {"total_minor": 2000, "lines": [{**line, "quantity": 2}]}, "two").status == \
+        "recorded"
+    refused(lambda: ledger.correct(purchase, {"lines": [line]}, "one"), "total_minor", "lines sum to 1,000")
+
+
+def test_an_adapters_amendment_must_come_after_the_previous_one_of_the_same_fact(ledger: Ledger) -> None:
+    (score,) = recorded(ledger, fact("FeedbackGiven", "C1", kind="nps", score=3))
+
+    def correction(at: str, value: str) -> dict[str, Any]:
+        return {"type": "FactCorrected", "customer_id": "C1", "occurred_at": at, "source": "survey",
+                "target_event_id": score, "target_type": "FeedbackGiven", "changes": {"score": value}}
+
+    outcomes = ledger.record_many([correction("2026-05-10T00:00:00Z", "7"), correction("2026-05-09T00:00:00Z", "8")])
+    assert outcomes[0].status == "recorded" and outcomes[1].status == "rejected"
+    assert "must be after the previous amendment" in str(outcomes[1].error)
+    assert ledger.correct(score, {"score": 10}, "typo").status == "recorded"  # the ledger's own come after
+
+
+def test_hostile_values_are_refused_without_a_traceback(ledger: Ledger) -> None:
+    (purchase,) = recorded(ledger, fact("PurchaseMade", "C1", total_minor=1000))
+    deep = "[" * 60_000 + "]" * 60_000
+    refused(lambda: ledger.correct(purchase, {"lines": ledger.parse_settings([f"lines={deep}"])["lines"]}, "x"),
+            "changes['lines']", "longer than 10000 characters")
+    outcomes = ledger.record_many([{"type": "FactCorrected", "customer_id": "C1", "occurred_at": "2026-05-10T00:00:00Z",
+                                    "source": "x", "target_event_id": purchase, "target_type": "PurchaseMade",
+                                    "changes": {"lines": "[" * 4000 + "]" * 4000}}, fact("ContactLogged", "C1")])
+    assert [o.status for o in outcomes] == ["rejected", "recorded"]
+
+
+def test_two_ids_with_the_same_order_id_are_not_merged(ledger: Ledger) -> None:
+    recorded(ledger, fact("PurchaseMade", "A", order_id="O1"), fact("PurchaseMade", "B", order_id="O1"))
+    refused(lambda: ledger.merge("A", "B", "same person"), "customer_id", "both have order 'O1'")

@@ -71,7 +71,7 @@ def read_changes(target_type: str, changes: Any) -> dict[str, Any]:
             raise ValidationError(f"changes.{name}", "must be a JSON text of at most 100,000 characters")
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ValidationError(f"changes.{name}", f"{text[:60]!r} is not JSON (text needs quotes: "
                                                      "\"\\\"phone\\\"\")") from None
         if name == "occurred_at":
@@ -92,7 +92,7 @@ def given_value(text: str) -> Any:
     (``9``, ``true``, ``null``, ``[...]``), else the text itself (``phone``)."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from ledger.contract.amendments import CORRECTABLE, amendable, changes_text, given_value, read_changes
 from ledger.contract.codec import Codec
+from ledger.contract.facts import event_id_for
 from ledger.contract.rules import check_rules, normal_customer_id
 from ledger.errors import InputError, LedgerError, ValidationError
 from ledger.write.domain import Customer, Recorded, customer_uuid
@@ -39,17 +40,19 @@ class Amending:
 
     def correct(self, event_id: str, changes: Mapping[str, Any], reason: str | None, actor: str | None = None) -> Any:
         """Record a FactCorrected of `event_id` setting `changes` (field -> value)."""
-        event_type, target = self._stored_target(str(event_id))
+        event_type, target, earlier = self._stored_target(str(event_id))
         return self.record({"type": "FactCorrected", "customer_id": target["customer_id"],
-                            "occurred_at": self.clock(), "source": AMEND_SOURCE, "target_event_id": str(event_id),
+                            "occurred_at": _after(self.clock(), earlier), "source": AMEND_SOURCE,
+                            "target_event_id": str(event_id),
                             "target_type": event_type, "changes": changes_text(dict(changes)),
                             "reason": reason, "actor": actor})
 
     def retract(self, event_id: str, reason: str | None, actor: str | None = None) -> Any:
         """Record a FactRetracted of `event_id`."""
-        event_type, target = self._stored_target(str(event_id))
+        event_type, target, earlier = self._stored_target(str(event_id))
         return self.record({"type": "FactRetracted", "customer_id": target["customer_id"],
-                            "occurred_at": self.clock(), "source": AMEND_SOURCE, "target_event_id": str(event_id),
+                            "occurred_at": _after(self.clock(), earlier), "source": AMEND_SOURCE,
+                            "target_event_id": str(event_id),
                             "target_type": event_type, "reason": reason, "actor": actor})
 
     def merge(self, survivor_id: str, merged_id: str, reason: str | None, actor: str | None = None) -> Any:
@@ -88,7 +91,12 @@ class Amending:
             return
         verb = "corrected" if event_type == "FactCorrected" else "retracted"
         target_id = str(record["target_event_id"])
-        target_type, target = in_batch.get(target_id) or self._stored_target(target_id)
+        if target_id in in_batch:
+            (target_type, target), earlier = in_batch[target_id], []
+        else:
+            target_type, target, earlier = self._stored_target(target_id)
+        earlier += [r for t, r in in_batch.values()
+                    if t in ("FactCorrected", "FactRetracted") and str(r["target_event_id"]) == target_id]
         if target["customer_id"] != record["customer_id"]:
             raise ValidationError("target_event_id", f"event {target_id} is about customer "
                                                      f"{target['customer_id']!r}, not {record['customer_id']!r}")
@@ -97,9 +105,18 @@ class Amending:
         amendable(target_type, verb)
         if target_id in customer.retracted:
             raise ValidationError("target_event_id", f"event {target_id} was retracted already")
+        if earlier and record["occurred_at"] <= max(r["occurred_at"] for r in earlier):
+            # The read models take a field's latest correction by occurred_at: the ledger keeps
+            # that order the order it records them in, so both agree on which one counts.
+            raise ValidationError("occurred_at", f"must be after the previous amendment of event {target_id} "
+                                                 f"({max(r['occurred_at'] for r in earlier).isoformat()})")
         if event_type == "FactCorrected":
             values = read_changes(target_type, record["changes"])
-            corrected = {**target, **values}
+            current = dict(target)
+            for prior in sorted(earlier, key=lambda r: r["occurred_at"]):  # the fact as now corrected
+                if "changes" in prior:
+                    current.update(read_changes(target_type, prior["changes"]))
+            corrected = {**current, **values}
             corrected.pop("sealed", None)  # the personal fields are not checked again: they cannot change
             self.codec.check(target_type, corrected)
             check_rules(target_type, corrected, now, max_future)
@@ -128,33 +145,39 @@ class Amending:
             raise ValidationError("survivor_id", f"no customer {survivor_id!r} is recorded")
         if survivor.erased:
             raise ValidationError("survivor_id", f"customer {survivor_id!r} is erased")
+        shared = sorted(set(merged.orders) & set(survivor.orders))
+        if shared:
+            raise ValidationError("customer_id", f"{me!r} and {survivor_id!r} both have order {shared[0]!r}: one "
+                                                 "person's order ids must be distinct; retract one of them first")
         if survivor.merged_into is not None:
             raise ValidationError("survivor_id", f"{survivor_id!r} is merged into {survivor.merged_into!r}; "
                                                  f"merge into {survivor.merged_into!r} instead")
 
-    def _stored_target(self, event_id: str) -> Fact:
-        """The recorded fact `event_id` (its record as stored: personal fields sealed)."""
+    def _stored_target(self, event_id: str) -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        """The recorded fact `event_id` (its record as stored: personal fields sealed), and the
+        amendments of it recorded so far."""
         found = self.recorder.find([event_id], []) if "\x00" not in event_id else []
         if not found:
             raise ValidationError("target_event_id", f"no event {event_id[:80]!r} is recorded")
+        target: Fact | None = None
+        earlier: list[dict[str, Any]] = []
         for stored in self.recorder.select_events(customer_uuid(found[0][1])):
             event = self.mapper.to_domain_event(stored)
-            if isinstance(event, Recorded) and str(event.record["event_id"]) == event_id:
-                return event.event_type, dict(event.record)
-        raise LedgerError(f"event {event_id} is in the index of event ids but not in its customer's history")
+            if not isinstance(event, Recorded):
+                continue
+            if str(event.record["event_id"]) == event_id:
+                target = (event.event_type, dict(event.record))
+            elif event.event_type in ("FactCorrected", "FactRetracted") and \
+                    str(event.record["target_event_id"]) == event_id:
+                earlier.append(event.record)
+        if target is None:
+            raise LedgerError(f"event {event_id} is in the index of event ids but not in its customer's history")
+        return target[0], target[1], earlier
 
-    def group_of(self, customer_id: str) -> list[str]:
+    def group_of(self, customer_id: str, survivor: dict[str, str] | None = None) -> list[str]:
         """Every customer id counted as the same person as `customer_id` now: the root of its
         merges and every id merged into that root, directly or through another."""
-        merges: dict[str, dict[str, Any]] = {}
-        undone: set[str] = set()
-        for data in self.recorder.events_of_types(("CustomersMerged", "CustomerSplit")):
-            event_type, record = self.codec.decode(data)
-            if event_type == "CustomerSplit":
-                undone.add(str(record["target_event_id"]))
-            else:
-                merges[str(record["event_id"])] = record
-        survivor = {r["customer_id"]: r["survivor_id"] for i, r in merges.items() if i not in undone}
+        survivor = self._merged_now() if survivor is None else survivor
 
         def root(cid: str) -> str:
             seen = {cid}
@@ -165,6 +188,48 @@ class Amending:
 
         top = root(customer_id)
         return [top, *sorted(c for c in survivor if c != top and root(c) == top)]
+
+    def _merged_now(self) -> dict[str, str]:
+        """Each customer id merged now -> the id it is merged into (a scan of the store's merges)."""
+        merges: dict[str, dict[str, Any]] = {}
+        undone: set[str] = set()
+        for data in self.recorder.events_of_types(("CustomersMerged", "CustomerSplit")):
+            event_type, record = self.codec.decode(data)
+            if event_type == "CustomerSplit":
+                undone.add(str(record["target_event_id"]))
+            else:
+                merges[str(record["event_id"])] = record
+        return {r["customer_id"]: r["survivor_id"] for i, r in merges.items() if i not in undone}
+
+    def _with_group_erasures(self, facts: list[Fact]) -> list[Fact]:
+        """`facts`, then a CustomerErased for every other id of a merged person one of them
+        erases, whatever door it came through: one person is erased whole. Decided in the same
+        turn as the erasure, so no merge can slip in between."""
+        erasing = [r for t, r in facts if t == "CustomerErased" and isinstance(r.get("customer_id"), str)]
+        if not erasing:
+            return facts
+        survivor = self._merged_now()
+        if not survivor:
+            return facts
+        extra: list[Fact] = []
+        named = {normal_customer_id(r["customer_id"]) for r in erasing}
+        for record in erasing:
+            cid = normal_customer_id(record["customer_id"])
+            for other in self.group_of(cid, survivor):
+                known = self.customer(other) if other not in named else None
+                if known is None or known.erased:
+                    continue
+                named.add(other)
+                key = f"{record.get('source_event_id') or record['event_id']}/with:{other}"
+                extra.append(("CustomerErased", {**record, "customer_id": other, "source_event_id": key,
+                                                 "event_id": str(event_id_for(record["source"], key))}))
+        return facts + extra
+
+
+def _after(now: datetime, earlier: list[dict[str, Any]]) -> datetime:
+    """`now`, or just after the latest of `earlier` amendments if the clock is not past it."""
+    latest = max((r["occurred_at"] for r in earlier), default=None)
+    return now if latest is None or now > latest else latest + timedelta(microseconds=1)
 
 
 __all__ = ["AMEND_SOURCE", "CORRECTABLE", "Amending"]

@@ -174,6 +174,7 @@ class Ledger(Amending, CustomerKeys, WaitingFacts, FreshSnapshots, Application[U
         with self._turns.turn():  # no other writer decides or saves until this batch is saved
             self._forget_if_others_wrote()
             self._check_master()
+            given, facts = len(facts), self._with_group_erasures(facts)
             for attempt in range(WRITE_ATTEMPTS):
                 outcomes, touched, rows, keys, waiting = self._decide(facts)
                 keyed = touched | waiting.holders
@@ -187,7 +188,7 @@ class Ledger(Amending, CustomerKeys, WaitingFacts, FreshSnapshots, Application[U
                         self._take_snapshots(processing)
                     self._head_written = self.head()
                     self._keep_keys(keys, keyed)
-                    return outcomes
+                    return outcomes[:given]  # the erasures of the other ids of a merged person are its own
                 except (IntegrityError, OperationalError) as exc:
                     if isinstance(exc, OperationalError) and "pipeline aborted" not in str(exc):
                         raise

@@ -62,10 +62,11 @@ class Order:
         return self.total_minor - self.refunded_minor
 
 
-SNAPSHOT_SHAPE = 2
-"""The shape of a snapshot's state. Shape 1 (no "shape" key) had no orders: such a snapshot
-cannot say what refunds may be taken, so a customer read from one is rebuilt from events
-(`Customer.incomplete`), never decided on."""
+SNAPSHOT_SHAPE = 3
+"""The shape of a snapshot's state. Shape 1 (no "shape" key) had no orders, shape 2 not each
+purchase and refund by event id: such a snapshot cannot say what refunds may be taken or what
+an amendment moves, so a customer read from one is rebuilt from events (`Customer.incomplete`),
+never decided on."""
 
 
 @dataclass(frozen=True)

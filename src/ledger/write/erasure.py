@@ -41,23 +41,18 @@ def erase(ledger: Ledger, customer_id: str, reason: str | None = None) -> Erasur
     ``erase:<customer_id>`` makes two operators erasing at once record one event.
     """
     customer_id = _known(ledger, customer_id)
-    group = [customer_id, *(c for c in ledger.group_of(customer_id) if c != customer_id)]
-    """A merged customer is one person under several ids: all of them are erased together."""
-    to_erase = [c for c in group if not ((known := ledger.customer(c)) is not None and known.erased)]
-    if not to_erase:
+    group = [c for c in ledger.group_of(customer_id) if c != customer_id]
+    """The other ids of the same person: the ledger erases them with this one (in its turn)."""
+    before = {c for c in group if (known := ledger.customer(c)) is not None and known.erased}
+    customer = ledger.customer(customer_id)
+    if customer is not None and customer.erased and len(before) == len(group):
         return Erasure(customer_id, None)
-    now = ledger.clock()
-    outcomes = ledger.record_many([{
-        "type": "CustomerErased", "customer_id": c, "occurred_at": now,
-        "source": ERASE_SOURCE, "source_event_id": f"erase:{c}", "reason": reason,
-    } for c in to_erase])
-    for outcome in outcomes:
-        if outcome.error is not None:
-            raise outcome.error
-    mine = dict(zip(to_erase, outcomes, strict=True)).get(customer_id)
-    also = tuple(c for c, o in zip(to_erase, outcomes, strict=True) if c != customer_id and o.status == "recorded")
-    event_id = mine.event_id if mine is not None and mine.status == "recorded" else None
-    return Erasure(customer_id, event_id, also)
+    outcome = ledger.record({
+        "type": "CustomerErased", "customer_id": customer_id, "occurred_at": ledger.clock(),
+        "source": ERASE_SOURCE, "source_event_id": f"erase:{customer_id}", "reason": reason,
+    })
+    also = tuple(c for c in group if c not in before and (known := ledger.customer(c)) is not None and known.erased)
+    return Erasure(customer_id, None if outcome.status == "duplicate" else outcome.event_id, also)
 
 
 def unreadable_after_erasure(ledger: Ledger, customer_id: str) -> tuple[str, list[dict[str, Any]]]:
