@@ -15,7 +15,8 @@ Then come named sections, each a ``-- section: NAME`` line followed by statement
 - ``refresh``: optional, run once the projector has caught up, for models that depend on an
   "as of" time, in one transaction with the other refresh work. It may use the variables
   ``getvariable('as_of')`` (a TIMESTAMP, UTC, no time zone), ``new_days``, ``active_days``,
-  ``churn_days`` (INTEGER) and ``reporting_currency`` (VARCHAR), all set from the settings;
+  ``churn_days`` (INTEGER) and ``reporting_currency`` (VARCHAR), all set from the settings, and
+  ``last_point`` (BOOLEAN: this is T itself, not an earlier point of the segment history);
 - ``segments``: optional, run in the same refresh transaction after every model's ``refresh``
   and after the segment rule files (``segments/NAME.sql``) were run into the temp tables
   ``segment_results(segment, customer_id)`` and

@@ -186,8 +186,19 @@ SELECT customer_id, name_at, email_at, phone_at, country_at, city_at, csat_at, n
 FROM profile_merged;
 
 -- section: refresh
+-- The profile is the current state: only the last point of a refresh (T itself) sets it, and
+-- only the rows that change (rewriting every row at every point of the segment history cost
+-- 60 ms a point at 8,000 customers).
 UPDATE customer_profile
-SET lifecycle_stage = (SELECT l.stage FROM lifecycle l WHERE l.customer_id = customer_profile.customer_id),
-    rfm_segment = (SELECT r.segment FROM rfm r WHERE r.customer_id = customer_profile.customer_id),
-    net_spend_reporting = (SELECT sum(o.net_reporting_minor) FROM orders o
-                           WHERE o.customer_id = customer_profile.customer_id);
+SET lifecycle_stage = n.stage, rfm_segment = n.segment, net_spend_reporting = n.spend
+FROM (
+    SELECT p.customer_id, l.stage, r.segment, o.spend
+    FROM customer_profile p
+    LEFT JOIN lifecycle l USING (customer_id)
+    LEFT JOIN rfm r USING (customer_id)
+    LEFT JOIN (SELECT customer_id, sum(net_reporting_minor) AS spend FROM orders GROUP BY customer_id) o
+           USING (customer_id)
+) n
+WHERE getvariable('last_point') AND customer_profile.customer_id = n.customer_id
+  AND (customer_profile.lifecycle_stage IS DISTINCT FROM n.stage OR customer_profile.rfm_segment IS DISTINCT FROM n.segment
+       OR customer_profile.net_spend_reporting IS DISTINCT FROM n.spend);

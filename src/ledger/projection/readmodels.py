@@ -265,6 +265,7 @@ class ReadModels:
         broken = precheck(self.con, self.segment_rules)
         for n, point in enumerate(steps.points):
             when = as_of if n == len(steps.points) - 1 else point.replace(tzinfo=UTC)
+            self.con.execute("SET VARIABLE last_point = ?", [n == len(steps.points) - 1])
             errors = self._refresh_at(when, broken, steps.rewind_from if n == 0 else None, steps.cut_before)
         self.con.unregister("exchange_rates_file")
         self.con.execute("DELETE FROM projector_state WHERE key = ?", [HISTORY_CHANGED])
