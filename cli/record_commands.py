@@ -179,7 +179,7 @@ def schemas_check(
         raise typer.Exit(EXIT_REJECTED) from None
     report = compat.check(versions)
     if as_json:
-        sys.stdout.write(json.dumps({"compatible": report.ok, "misfiled": list(report.misfiled), "types": [
+        sys.stdout.write(json.dumps({"compatible": report.ok, "unsound": list(report.unsound), "types": [
             {"event_type": t.event_type, "versions": list(t.versions), "pairs": t.pairs,
              "failures": [{"newer": f.newer, "older": f.older, "direction": f.direction, "reader": f.reader,
                            "writer": f.writer, "path": f.problem.path, "rule": f.problem.rule,
@@ -192,8 +192,8 @@ def schemas_check(
                    title="each pair checked backward and forward")
         for failure in report.failures:
             err.print(Text("incompatible: ", style="bold red") + Text(printable(str(failure))))
-        for problem in report.misfiled:
-            err.print(Text("misfiled: ", style="bold red") + Text(printable(problem)))
+        for problem in report.unsound:
+            err.print(Text("unsound: ", style="bold red") + Text(printable(problem)))
     if not report.ok:
         raise typer.Exit(EXIT_REJECTED)
 

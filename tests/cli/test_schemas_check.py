@@ -71,5 +71,5 @@ def test_a_file_named_for_another_type_is_refused(tmp_path: Path) -> None:
     (tmp_path / "contact_loged.v2.avsc").write_text(text)
     result = runner.invoke(app, ["schemas", "check", "--dir", str(tmp_path)])
     assert result.exit_code == 3
-    assert ("misfiled: contact_loged.v2.avsc: holds ContactLogged, so it must be named contact_logged.v<N>.avsc"
+    assert ("unsound: contact_loged.v2.avsc: holds ContactLogged, so it must be named contact_logged.v<N>.avsc"
             in result.stderr)

@@ -13,7 +13,7 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 from avro.schema import parse
 
 from ledger.contract.codec import default_codec, load_schema_version
-from ledger.contract.compat import ROUND_TRIP, check, resolve, round_trip
+from ledger.contract.compat import ROUND_TRIP, check, resolve, round_trip, union_defaults
 
 
 def record(*fields: dict[str, Any], name: str = "Thing", **extra: Any) -> dict[str, Any]:
@@ -146,3 +146,14 @@ def test_a_v3_with_a_field_without_default_and_a_changed_type_fails_naming_each(
     assert ("ContactLogged v3 against v2, forward (v2 reading data written with v3): duration_s: a union of the "
             "reader must have a branch matching the writer's type (no branch of [null, int] matches string)") in shown
 
+
+
+def test_a_union_default_must_be_of_the_unions_first_type_at_any_depth() -> None:
+    line = record(f("sku", ["string", "null"], default=None), f("qty", ["null", "int"], default=None), name="Line")
+    schema = record(f("n", ["null", "long"], default=None), f("c", ["int", "null"], default=3),
+                    f("bad", ["string", "null"], default=None), f("lines", {"type": "array", "items": line}))
+    assert sorted(union_defaults(schema)) == [
+        "bad: a union's default must be of its first type, string, not None",
+        "lines[].sku: a union's default must be of its first type, string, not None",
+    ]
+    assert all(union_defaults(v.schema) == [] for v in default_codec().versions)

@@ -96,11 +96,7 @@ class _Names:
 
 
 def kind_of(node: Any) -> str:
-    if isinstance(node, list):
-        return "union"
-    if isinstance(node, str):
-        return node
-    return node["type"]
+    return "union" if isinstance(node, list) else node if isinstance(node, str) else node["type"]
 
 
 def short_name(node: dict[str, Any]) -> str:
@@ -218,9 +214,7 @@ def _shown(node: Any) -> str:
     kind = kind_of(node)
     if kind == "union":
         return "[" + ", ".join(_shown(b) for b in node) + "]"
-    if kind in NAMED:
-        return f"{kind} {short_name(node)}"
-    return kind
+    return f"{kind} {short_name(node)}" if kind in NAMED else kind
 
 
 @dataclass(frozen=True)
@@ -264,9 +258,10 @@ class TypeReport:
 @dataclass(frozen=True)
 class Report:
     types: tuple[TypeReport, ...]
-    misfiled: tuple[str, ...] = ()
-    """Files whose name does not say the type and version they hold: a record renamed by
-    mistake would otherwise pass as a new type with one version, checked against nothing."""
+    unsound: tuple[str, ...] = ()
+    """What is wrong with a file on its own: a name that does not say the type it holds (a
+    record renamed by mistake would otherwise pass as a new type with one version, checked
+    against nothing), or a union's default that is not of its first type."""
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -274,7 +269,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.misfiled
+        return not self.failures and not self.unsound
 
 
 ROUND_TRIP = "a record written with the writer schema must read with the reader schema (fastavro)"
@@ -285,11 +280,12 @@ def check(versions: Iterable[SchemaVersion]) -> Report:
     and by a round trip of sample records. A round trip's failure is reported only where the
     rules found none, as then the two proofs disagree and the rules are what is wrong."""
     by_type: dict[str, list[SchemaVersion]] = {}
-    misfiled = []
+    unsound = []
     for version in versions:
         stem = re.sub(r"(?<!^)(?=[A-Z])", "_", version.event_type).lower()
         if version.file_name.partition(".")[0] != stem:
-            misfiled.append(f"{version.file_name}: holds {version.event_type}, so it must be named {stem}.v<N>.avsc")
+            unsound.append(f"{version.file_name}: holds {version.event_type}, so it must be named {stem}.v<N>.avsc")
+        unsound += [f"{version.file_name}: {problem}" for problem in union_defaults(version.schema)]
         by_type.setdefault(version.event_type, []).append(version)
     reports = []
     for event_type, found in sorted(by_type.items()):
@@ -301,7 +297,44 @@ def check(versions: Iterable[SchemaVersion]) -> Report:
                     problems = resolve(reader.schema, writer.schema) or round_trip(reader.schema, writer.schema)
                     failures += [Failure(event_type, newer.version, older.version, direction, p) for p in problems]
         reports.append(TypeReport(event_type, tuple(v.version for v in ordered), tuple(failures)))
-    return Report(tuple(reports), tuple(misfiled))
+    return Report(tuple(reports), tuple(unsound))
+
+
+_DEFAULT_TYPES: dict[str, Any] = {
+    "null": type(None), "boolean": bool, "int": int, "long": int, "float": (int, float), "double": (int, float),
+    "bytes": str, "string": str, "fixed": str, "enum": str, "array": list, "map": dict, "record": dict,
+}
+"""The JSON value a default of each type is written as (a bool is no number)."""
+
+
+def union_defaults(schema: dict[str, Any]) -> list[str]:
+    """Each field (at any depth) whose type is a union and whose default is not of the union's
+    first type, as the specification requires: fastavro takes a default of any branch, but
+    Avro's Java and C# libraries refuse such a schema, so an adapter in those could not load it."""
+    names, found = _Names(schema), []
+    stack: list[tuple[str, Any]] = [("", schema)]
+    seen: set[int] = set()
+    while stack:
+        path, node = stack.pop()
+        node = names.resolve(node)
+        if isinstance(node, list):
+            stack += [(path, branch) for branch in node]
+        elif isinstance(node, dict) and id(node) not in seen:
+            seen.add(id(node))
+            for f in node.get("fields", ()):
+                inner = f"{path}.{f['name']}" if path else f["name"]
+                first = names.resolve(f["type"][0]) if isinstance(f["type"], list) and f["type"] else None
+                if first is not None and "default" in f and not _fits(kind_of(first), f["default"]):
+                    found.append(f"{inner}: a union's default must be of its first type, "
+                                 f"{_shown(first)}, not {f['default']!r}")
+                stack.append((inner, f["type"]))
+            stack += [(f"{path}[]", node["items"])] if "items" in node else []
+            stack += [(f"{path}{{}}", node["values"])] if "values" in node else []
+    return found
+
+
+def _fits(kind: str, default: Any) -> bool:
+    return isinstance(default, _DEFAULT_TYPES[kind]) and (kind == "boolean" or not isinstance(default, bool))
 
 
 def round_trip(reader: dict[str, Any], writer: dict[str, Any]) -> list[Incompatibility]:
