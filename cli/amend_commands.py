@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from typing import Annotated, Any
 
 import typer
@@ -30,20 +31,20 @@ def _amend(data_dir: Any, store: Any, no_project: bool, as_json: bool, reason: s
         err.print(Text("refused: ", style="bold red") + Text("--reason: say why, for the record"))
         raise typer.Exit(EXIT_REJECTED)
     with recording(config, then_project=not no_project):
-        ledger = Ledger(config)
-        try:
-            outcome = act(ledger)
-        except (InputError, SchemaError, ValidationError) as error:
-            err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
-            raise typer.Exit(EXIT_REJECTED) from None
-        if as_json:
-            sys.stdout.write(json.dumps({"event_type": outcome.event_type, "event_id": outcome.event_id,
-                                         "status": outcome.status}) + "\n")
-        else:
-            out.print(f"{done} ({outcome.event_type} {outcome.event_id})", highlight=False, markup=False,
-                      soft_wrap=True)
-        if not no_project:
-            project_if_embedded(config, ledger)
+        with closing(Ledger(config)) as ledger:
+            try:
+                outcome = act(ledger)
+            except (InputError, SchemaError, ValidationError) as error:
+                err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
+                raise typer.Exit(EXIT_REJECTED) from None
+            if as_json:
+                sys.stdout.write(json.dumps({"event_type": outcome.event_type, "event_id": outcome.event_id,
+                                             "status": outcome.status}) + "\n")
+            else:
+                out.print(f"{done} ({outcome.event_type} {outcome.event_id})", highlight=False, markup=False,
+                          soft_wrap=True)
+            if not no_project:
+                project_if_embedded(config, ledger)
 
 
 @command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -110,18 +111,18 @@ def ingest_(
         err.print(f"{file}:{rejection.line}: {rejection.reason}", highlight=False, markup=False)
 
     with recording(config, then_project=not no_project):
-        ledger = Ledger(config)
-        with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
-            task = bar.add_task(printable(f"ingesting {file.name}"), total=facts.size)
-            report: IngestReport = ingest(
-                ledger,
-                facts,
-                progress=lambda _: bar.update(task, completed=facts.position()),
-                on_rejection=show,
-            )
-        err.print(report.summary(), highlight=False)
-        if not no_project:
-            project_if_embedded(config, ledger)
+        with closing(Ledger(config)) as ledger:
+            with progress_bar(DownloadColumn(), TimeRemainingColumn()) as bar:
+                task = bar.add_task(printable(f"ingesting {file.name}"), total=facts.size)
+                report: IngestReport = ingest(
+                    ledger,
+                    facts,
+                    progress=lambda _: bar.update(task, completed=facts.position()),
+                    on_rejection=show,
+                )
+            err.print(report.summary(), highlight=False)
+            if not no_project:
+                project_if_embedded(config, ledger)
     if report.rejected_count:
         raise typer.Exit(EXIT_REJECTED)
 

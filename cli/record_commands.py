@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -52,20 +53,20 @@ def record(
     config = settings(data_dir, store)
     fact = json_fact(event.encode("utf-8", "surrogateescape"))
     with recording(config, then_project=not no_project):
-        ledger = Ledger(config)
-        try:
-            if isinstance(fact, InputError):
-                raise fact
-            outcome = ledger.record(fact)
-        except (InputError, SchemaError, ValidationError) as error:
-            err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
-            raise typer.Exit(EXIT_REJECTED) from None
-        already = "already recorded: " if outcome.status == "duplicate" else ""
-        if outcome.status == "waiting":  # a refund before its order: kept, decided when the order arrives
-            already = f"waiting for order {outcome.waits_for}: "
-        out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)
-        if not no_project:
-            project_if_embedded(config, ledger)
+        with closing(Ledger(config)) as ledger:
+            try:
+                if isinstance(fact, InputError):
+                    raise fact
+                outcome = ledger.record(fact)
+            except (InputError, SchemaError, ValidationError) as error:
+                err.print(Text("refused: ", style="bold red") + Text(printable(str(error))))
+                raise typer.Exit(EXIT_REJECTED) from None
+            already = "already recorded: " if outcome.status == "duplicate" else ""
+            if outcome.status == "waiting":  # a refund before its order: kept, decided when the order arrives
+                already = f"waiting for order {outcome.waits_for}: "
+            out.print(f"{already}{outcome.event_type} {outcome.event_id}", highlight=False, markup=False)
+            if not no_project:
+                project_if_embedded(config, ledger)
 
 
 @command()
@@ -99,24 +100,24 @@ def erase(
                    as_json, title=f"erasing {kept_as} makes these unreadable")
         return
     with recording(config, then_project=not no_project):
-        ledger = Ledger(config)
-        erasure = erase_customer(ledger, customer_id, reason)
-        if as_json:
-            answer = {"customer_id": erasure.customer_id, "event_id": erasure.event_id,
-                      "already_erased": erasure.already}
-            if erasure.also:  # the other ids of a merged person
-                answer["also_erased"] = list(erasure.also)
-            sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
-        elif erasure.already:
-            out.print(f"{erasure.customer_id} was already erased", soft_wrap=True)
-        else:
-            if erasure.event_id is not None:
-                out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
-                          soft_wrap=True)
-            for other in erasure.also:
-                out.print(f"erased {other} too: merged with {erasure.customer_id}, the same person", soft_wrap=True)
-        if not erasure.already and not no_project:
-            project_if_embedded(config, ledger)
+        with closing(Ledger(config)) as ledger:
+            erasure = erase_customer(ledger, customer_id, reason)
+            if as_json:
+                answer = {"customer_id": erasure.customer_id, "event_id": erasure.event_id,
+                          "already_erased": erasure.already}
+                if erasure.also:  # the other ids of a merged person
+                    answer["also_erased"] = list(erasure.also)
+                sys.stdout.write(json.dumps(answer, ensure_ascii=False) + "\n")
+            elif erasure.already:
+                out.print(f"{erasure.customer_id} was already erased", soft_wrap=True)
+            else:
+                if erasure.event_id is not None:
+                    out.print(f"erased {erasure.customer_id} (event {erasure.event_id}); their data key is destroyed",
+                              soft_wrap=True)
+                for other in erasure.also:
+                    out.print(f"erased {other} too: merged with {erasure.customer_id}, the same person", soft_wrap=True)
+            if not erasure.already and not no_project:
+                project_if_embedded(config, ledger)
 
 
 @command()
