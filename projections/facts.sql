@@ -33,6 +33,11 @@ CREATE TABLE customer_merges (
     merge_event_id    VARCHAR NOT NULL
 );
 
+-- The event types that amend others (ledger.contract.amendments.AMENDMENTS): a batch holding
+-- one runs every model's `amend` section.
+CREATE MACRO is_amendment(event_type) AS
+    event_type IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit');
+
 -- The fields a correction may change, read from their JSON text. The write side refuses a
 -- correction of any other field (the envelope, identities, personal data).
 CREATE MACRO amended_facts(source_table) AS TABLE
@@ -70,7 +75,7 @@ SELECT e.event_id, e.event_type, coalesce(m.root_id, e.customer_id) AS customer_
 FROM query_table(source_table) e
 LEFT JOIN fact_amendments a ON a.target_event_id = e.event_id
 LEFT JOIN customer_merges m ON m.customer_id = e.customer_id
-WHERE e.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+WHERE NOT is_amendment(e.event_type)
   AND NOT coalesce(a.retracted, false);
 
 -- `facts`: an event that no amendment names (status NULL in `events`, the most of them) is read
@@ -86,7 +91,7 @@ SELECT e.event_id, e.event_type, coalesce(m.root_id, e.customer_id) AS customer_
 FROM events e
 LEFT JOIN customer_merges m ON m.customer_id = e.customer_id
 WHERE e.status IS NULL
-  AND e.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+  AND NOT is_amendment(e.event_type)
 UNION ALL BY NAME
 SELECT * FROM amended_facts('corrected_events');
 
@@ -96,7 +101,7 @@ SELECT * FROM amended_facts('corrected_events');
 -- models that keep per-customer rows drop theirs and count these customers again from `facts`.
 CREATE OR REPLACE TEMP TABLE amended_named AS
 SELECT customer_id FROM batch_events
-WHERE event_type IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+WHERE is_amendment(event_type)
 UNION
 SELECT survivor_id FROM batch_events
 WHERE event_type IN ('CustomersMerged', 'CustomerSplit') AND survivor_id IS NOT NULL;
@@ -183,16 +188,15 @@ SELECT customer_id FROM customer_merges WHERE root_id IN (SELECT root_id FROM am
 UNION
 SELECT customer_id FROM amended_named;
 
--- The timeline marks what was amended.
-UPDATE events SET status = CASE WHEN a.retracted THEN 'retracted' ELSE 'corrected' END
-FROM fact_amendments a
-WHERE events.event_id = a.target_event_id
-  AND a.target_event_id IN (SELECT target_event_id FROM batch_events WHERE target_event_id IS NOT NULL);
-
 -- section: apply
--- An event that arrives after an amendment of it is marked as it lands.
+-- The timeline marks what was amended: the targets of this batch's amendments, and an event of
+-- this batch that an earlier amendment names (amendments may arrive before their target).
 UPDATE events SET status = CASE WHEN a.retracted THEN 'retracted' ELSE 'corrected' END
-FROM (SELECT a.* FROM fact_amendments a SEMI JOIN batch_events b ON b.event_id = a.target_event_id) a
+FROM (
+    SELECT a.* FROM fact_amendments a
+    WHERE a.target_event_id IN (SELECT event_id FROM batch_events)
+       OR a.target_event_id IN (SELECT target_event_id FROM batch_events WHERE target_event_id IS NOT NULL)
+) a
 WHERE events.event_id = a.target_event_id;
 
 -- The batch as the models count it: its facts (read through `amended_facts` only where an
@@ -208,7 +212,7 @@ SELECT b.event_id, b.event_type, coalesce(m.root_id, b.customer_id) AS customer_
        false AS corrected
 FROM batch_events b
 LEFT JOIN customer_merges m ON m.customer_id = b.customer_id
-WHERE b.event_type NOT IN ('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')
+WHERE NOT is_amendment(b.event_type)
   AND b.event_id NOT IN (SELECT target_event_id FROM fact_amendments)
   AND b.customer_id NOT IN (SELECT customer_id FROM amended_ids)
 UNION ALL BY NAME

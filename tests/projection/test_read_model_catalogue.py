@@ -144,3 +144,13 @@ def test_a_file_built_from_another_definition_asks_for_a_replay(tmp_path: Path) 
     earlier_catalogue_file(path, "another", "definition")
     with pytest.raises(ReadModelError, match=r"changed since .* run `ledger replay`"):
         ReadModels(path)
+
+
+def test_the_read_models_know_the_amendments_the_contract_names(tmp_path: Path) -> None:
+    from ledger.contract.amendments import AMENDMENTS
+    from ledger.contract.codec import default_codec
+
+    with ReadModels(tmp_path / "rm.duckdb") as models:
+        amending = {t for t in default_codec().event_types
+                    if models.con.execute("SELECT is_amendment(?)", [t]).fetchone()[0]}
+    assert amending == set(AMENDMENTS)

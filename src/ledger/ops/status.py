@@ -109,7 +109,7 @@ def _waiting(ledger: Ledger) -> dict[str, Any]:
     try:
         summary = ledger.waiting_summary()
     except (PersistenceError, sqlite3.Error, StoreError) as exc:
-        if "no such table" in str(exc) or "does not exist" in str(exc):
+        if _missing_table(exc):
             return {"waiting_facts": 0}
         raise StoreError(f"cannot read the waiting facts: {exc}") from exc
     report: dict[str, Any] = {"waiting_facts": summary["waiting"]}
@@ -129,11 +129,16 @@ def waiting_facts(settings: Settings, limit: int) -> list[dict[str, Any]]:
     try:
         return ledger.waiting(limit)
     except (PersistenceError, sqlite3.Error) as exc:
-        if "no such table" in str(exc) or "does not exist" in str(exc):
+        if _missing_table(exc):
             return []
         raise StoreError(f"cannot read the waiting facts: {exc}") from exc
     finally:
         ledger.close()
+
+
+def _missing_table(exc: Exception) -> bool:
+    """Whether `exc` says the table of waiting facts does not exist (a store made before it)."""
+    return "no such table" in str(exc) or "does not exist" in str(exc)
 
 
 def _rates_used(con: duckdb.DuckDBPyConnection) -> dict[str, str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ledger.contract.amendments import AMENDMENTS
 from ledger.errors import ReadModelError, SegmentError
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.descriptions import write_comments
@@ -35,8 +36,6 @@ def identity_key(source: str) -> str:
 HISTORY_CHANGED = "history_changed_from"
 """The projector_state key holding the earliest occurred_at applied since the last refresh."""
 SHRED_PENDING = "shred_pending"
-AMENDMENTS = "('FactCorrected', 'FactRetracted', 'CustomersMerged', 'CustomerSplit')"
-"""The event types that amend others (facts.sql): a batch holding one runs the `amend` sections."""
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
 
 
@@ -192,29 +191,33 @@ class ReadModels:
         )
         con.unregister("incoming")
         new = con.execute("SELECT count(*) FROM batch_events").fetchall()[0][0]
-        if new:  # segment history may have changed from the earliest of these events on (history.py)
-            con.execute(
-                "INSERT OR REPLACE INTO projector_state SELECT ?, strftime(least(min(occurred_at), (SELECT "
-                "TRY_CAST(value AS TIMESTAMP) FROM projector_state WHERE key = ?)), '%Y-%m-%dT%H:%M:%S.%f') "
-                "FROM batch_events", [HISTORY_CHANGED, HISTORY_CHANGED])
-        if new and con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
+        if not new:
+            return 0
+        # Segment history may have changed from the earliest of these events on (history.py).
+        self._history_changed_from("SELECT min(occurred_at) FROM batch_events")
+        if con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
             self.set_state(SHRED_PENDING, "1")  # with this batch: the file is rewritten before it is published
-        if new:
-            # Customers an amendment (a correction, a retraction, a merge, a split) touched are
-            # counted again from their facts; in other batches none are (facts.sql).
-            con.execute("CREATE OR REPLACE TEMP TABLE amended_ids (customer_id VARCHAR)")
-            amending = con.execute(f"SELECT 1 FROM batch_events WHERE event_type IN {AMENDMENTS} LIMIT 1").fetchone()
-            for model in self.models:
-                if amending:
-                    self._run_section(model, "amend")
-                self._run_section(model, "apply")
-            if amending:  # their history may have changed from their first fact on
-                con.execute(
-                    "INSERT OR REPLACE INTO projector_state SELECT ?, strftime(least(min(occurred_at), (SELECT "
-                    "TRY_CAST(value AS TIMESTAMP) FROM projector_state WHERE key = ?), (SELECT min(occurred_at) "
-                    "FROM events WHERE customer_id IN (SELECT customer_id FROM amended_ids))), "
-                    "'%Y-%m-%dT%H:%M:%S.%f') FROM batch_facts", [HISTORY_CHANGED, HISTORY_CHANGED])
+        # Customers an amendment (a correction, a retraction, a merge, a split) touched are
+        # counted again from their facts; in other batches none are (facts.sql).
+        con.execute("CREATE OR REPLACE TEMP TABLE amended_ids (customer_id VARCHAR)")
+        amending = con.execute("SELECT 1 FROM batch_events WHERE list_contains(?, event_type) LIMIT 1",
+                               [list(AMENDMENTS)]).fetchone()
+        for model in self.models:
+            if amending:
+                self._run_section(model, "amend")
+            self._run_section(model, "apply")
+        if amending:  # their history may have changed from their first fact on, as recorded or corrected
+            self._history_changed_from("SELECT least((SELECT min(occurred_at) FROM batch_facts), (SELECT "
+                                       "min(occurred_at) FROM events WHERE customer_id IN (SELECT customer_id "
+                                       "FROM amended_ids)))")
         return new
+
+    def _history_changed_from(self, earliest: str) -> None:
+        """Move the HISTORY_CHANGED mark back to `earliest` (a query of one time) if it is earlier."""
+        self.con.execute(
+            f"INSERT OR REPLACE INTO projector_state SELECT ?, strftime(least(({earliest}), (SELECT "
+            "TRY_CAST(value AS TIMESTAMP) FROM projector_state WHERE key = ?)), '%Y-%m-%dT%H:%M:%S.%f')",
+            [HISTORY_CHANGED, HISTORY_CHANGED])
 
     def _park(self, source: str, parked: Sequence[ParkedEvent], at: datetime) -> None:
         """Each event once: one parked before (a resend, by payload or event_id) is not again."""

@@ -13,14 +13,15 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.contract.amendments import CORRECTABLE, amendable, changes_text, given_value, read_changes
+from ledger.contract.amendments import amendable, changes_text, given_value, read_changes
 from ledger.contract.codec import Codec
 from ledger.contract.facts import event_id_for
 from ledger.contract.rules import check_rules, normal_customer_id
 from ledger.errors import InputError, LedgerError, ValidationError
 from ledger.write.domain import Customer, Recorded, customer_uuid
 
-AMEND_SOURCE = "ledger-cli"
+CLI_SOURCE = "ledger-cli"
+"""The source of what operators record with the ledger's own commands (amendments, erasures)."""
 
 Fact = tuple[str, dict[str, Any]]
 CustomerOf = Callable[[str], Customer]
@@ -41,33 +42,31 @@ class Amending:
     def correct(self, event_id: str, changes: Mapping[str, Any], reason: str | None, actor: str | None = None) -> Any:
         """Record a FactCorrected of `event_id` setting `changes` (field -> value)."""
         event_type, target, earlier = self._stored_target(str(event_id))
-        return self.record({"type": "FactCorrected", "customer_id": target["customer_id"],
-                            "occurred_at": _after(self.clock(), earlier), "source": AMEND_SOURCE,
-                            "target_event_id": str(event_id),
-                            "target_type": event_type, "changes": changes_text(dict(changes)),
-                            "reason": reason, "actor": actor})
+        return self._amend("FactCorrected", target["customer_id"], _after(self.clock(), earlier), reason, actor,
+                           target_event_id=str(event_id), target_type=event_type, changes=changes_text(dict(changes)))
 
     def retract(self, event_id: str, reason: str | None, actor: str | None = None) -> Any:
         """Record a FactRetracted of `event_id`."""
         event_type, target, earlier = self._stored_target(str(event_id))
-        return self.record({"type": "FactRetracted", "customer_id": target["customer_id"],
-                            "occurred_at": _after(self.clock(), earlier), "source": AMEND_SOURCE,
-                            "target_event_id": str(event_id),
-                            "target_type": event_type, "reason": reason, "actor": actor})
+        return self._amend("FactRetracted", target["customer_id"], _after(self.clock(), earlier), reason, actor,
+                           target_event_id=str(event_id), target_type=event_type)
 
     def merge(self, survivor_id: str, merged_id: str, reason: str | None, actor: str | None = None) -> Any:
         """Count `merged_id` as `survivor_id` from now on (recorded on the merged customer)."""
-        return self.record({"type": "CustomersMerged", "customer_id": merged_id, "survivor_id": survivor_id,
-                            "occurred_at": self.clock(), "source": AMEND_SOURCE, "reason": reason, "actor": actor})
+        return self._amend("CustomersMerged", merged_id, self.clock(), reason, actor, survivor_id=survivor_id)
 
     def split(self, merged_id: str, reason: str | None, actor: str | None = None) -> Any:
         """Undo the merge of `merged_id`: it is a customer of its own again."""
         customer = self.customer(normal_customer_id(merged_id)) if isinstance(merged_id, str) else None
         if customer is None or customer.merged_into is None:
             raise ValidationError("customer_id", f"{merged_id!r} is not merged into another customer")
-        return self.record({"type": "CustomerSplit", "customer_id": merged_id, "survivor_id": customer.merged_into,
-                            "target_event_id": customer.merge_event_id,
-                            "occurred_at": self.clock(), "source": AMEND_SOURCE, "reason": reason, "actor": actor})
+        return self._amend("CustomerSplit", merged_id, self.clock(), reason, actor,
+                           survivor_id=customer.merged_into, target_event_id=customer.merge_event_id)
+
+    def _amend(self, event_type: str, customer_id: str, at: datetime, reason: str | None, actor: str | None,
+               **fields: Any) -> Any:
+        return self.record({"type": event_type, "customer_id": customer_id, "occurred_at": at, "source": CLI_SOURCE,
+                            "reason": reason, "actor": actor, **fields})
 
     @staticmethod
     def parse_settings(assignments: list[str]) -> dict[str, Any]:
@@ -105,11 +104,12 @@ class Amending:
         amendable(target_type, verb)
         if target_id in customer.retracted:
             raise ValidationError("target_event_id", f"event {target_id} was retracted already")
-        if earlier and record["occurred_at"] <= max(r["occurred_at"] for r in earlier):
+        latest = max((r["occurred_at"] for r in earlier), default=None)
+        if latest is not None and record["occurred_at"] <= latest:
             # The read models take a field's latest correction by occurred_at: the ledger keeps
             # that order the order it records them in, so both agree on which one counts.
             raise ValidationError("occurred_at", f"must be after the previous amendment of event {target_id} "
-                                                 f"({max(r['occurred_at'] for r in earlier).isoformat()})")
+                                                 f"({latest.isoformat()})")
         if event_type == "FactCorrected":
             values = read_changes(target_type, record["changes"])
             current = dict(target)
@@ -232,4 +232,4 @@ def _after(now: datetime, earlier: list[dict[str, Any]]) -> datetime:
     return now if latest is None or now > latest else latest + timedelta(microseconds=1)
 
 
-__all__ = ["AMEND_SOURCE", "CORRECTABLE", "Amending"]
+__all__ = ["CLI_SOURCE", "Amending"]

@@ -11,7 +11,7 @@ a fact must keep are the contract's (ledger.contract.rules).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -234,15 +234,14 @@ class Customer:
         elif event.event_type == "FactCorrected" and (amount := _new_amount(record)) is not None:
             self._move_money(str(record["target_event_id"]), amount)
         elif event.event_type == "PurchaseMade":
-            # setdefault: a store from before the invariants may hold an order id twice.
+            # The first only: a store from before the invariants may hold an order id twice.
             if record["order_id"] not in self.orders:
                 self.orders[record["order_id"]] = Order(record["currency"], record["total_minor"])
                 self.money[str(record["event_id"])] = ("PurchaseMade", record["order_id"], record["total_minor"])
         elif event.event_type == "PurchaseRefunded" and record["order_id"] in self.orders:
             order = self.orders[record["order_id"]]
-            self.orders[record["order_id"]] = Order(
-                order.currency, order.total_minor, order.refunded_minor + record["amount_minor"]
-            )
+            self.orders[record["order_id"]] = replace(
+                order, refunded_minor=order.refunded_minor + record["amount_minor"])
             self.money[str(record["event_id"])] = ("PurchaseRefunded", record["order_id"], record["amount_minor"])
 
     def _move_money(self, target: str, amount: int | None) -> None:
@@ -257,10 +256,10 @@ class Customer:
             if amount is None:
                 del self.orders[order_id], self.money[target]
                 return
-            self.orders[order_id] = Order(order.currency, amount, order.refunded_minor)
+            self.orders[order_id] = replace(order, total_minor=amount)
         else:
             after = 0 if amount is None else amount
-            self.orders[order_id] = Order(order.currency, order.total_minor, order.refunded_minor - before + after)
+            self.orders[order_id] = replace(order, refunded_minor=order.refunded_minor - before + after)
             if amount is None:
                 del self.money[target]
                 return

@@ -15,10 +15,9 @@ from ledger.contract.facts import check_text
 from ledger.contract.rules import check_customer_id, normal_customer_id
 from ledger.contract.sealing import SEALED
 from ledger.errors import InputError, ValidationError
+from ledger.write.amend import CLI_SOURCE
 from ledger.write.application import Ledger
 from ledger.write.domain import Recorded, customer_uuid
-
-ERASE_SOURCE = "ledger-cli"
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def erase(ledger: Ledger, customer_id: str, reason: str | None = None) -> Erasur
         return Erasure(customer_id, None)
     outcome = ledger.record({
         "type": "CustomerErased", "customer_id": customer_id, "occurred_at": ledger.clock(),
-        "source": ERASE_SOURCE, "source_event_id": f"erase:{customer_id}", "reason": reason,
+        "source": CLI_SOURCE, "source_event_id": f"erase:{customer_id}", "reason": reason,
     })
     also = tuple(c for c in group if c not in before and (known := ledger.customer(c)) is not None and known.erased)
     return Erasure(customer_id, None if outcome.status == "duplicate" else outcome.event_id, also)

@@ -1,7 +1,8 @@
 """Snapshots of customers that never carry an older shape's gaps into a decision.
 
-A snapshot of shape 1 has no orders (write/domain.py, `SNAPSHOT_SHAPE`): a customer read from
-one is marked incomplete and read again from their events. New snapshots are taken from the
+A snapshot of an older shape lacks the orders, or each purchase and refund by event id
+(write/domain.py, `SNAPSHOT_SHAPE`): a customer read from one is marked incomplete and read
+again from their events. New snapshots are taken from the
 aggregate just saved, never from a replay that may start at such a snapshot.
 """
 
