@@ -29,6 +29,9 @@ from ledger.write.application import Ledger
 def demo(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to simulate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same history.")] = 7,
+    signal: Annotated[bool, typer.Option(
+        "--signal/--no-signal", help="--no-signal: identical memoryless customers, nothing for insight to find "
+                                     "(the models' control).")] = True,
     data_dir: DataDir = None,
     store: Store = None,
 ) -> None:
@@ -38,15 +41,16 @@ def demo(
     """
     config = settings(data_dir, store)
     with recording(config):
-        _demo(config, customers, seed)
+        _demo(config, customers, seed, signal)
 
 
-def _demo(config: Settings, customers: int, seed: int) -> None:
+def _demo(config: Settings, customers: int, seed: int, signal: bool = True) -> None:
     from ledger.ops.demo import generate
+    from ledger.ops.demo_noise import generate as generate_noise
 
     ledger = Ledger(config)
     end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    facts = list(generate(customers=customers, seed=seed, end=end))
+    facts = list((generate if signal else generate_noise)(customers=customers, seed=seed, end=end))
     started = time.perf_counter()
     report = IngestReport()
     with progress_bar() as bar:

@@ -10,6 +10,7 @@ from ledger.cli import (  # noqa: F401 - importing a command module registers it
     amend_commands,
     analyst_commands,
     demo_commands,
+    insight_commands,
     intake_commands,
     kafka_commands,
     privacy_commands,

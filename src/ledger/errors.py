@@ -121,3 +121,7 @@ class QueryRefusedError(ReadModelError):
 class RatesError(SettingsError):
     """The exchange-rates file (projection.exchange_rates) cannot be used: the message names
     the file, the line and the reason. A settings error: the operator fixes the file."""
+
+
+class InsightError(LedgerError):
+    """An insight model cannot run: a missing extra, too little history, a date out of range."""

@@ -10,6 +10,9 @@ about three customers in four hold profiling consent then, so RFM scores most of
 It is worth charting: seasons, weekdays and hours per channel (`demo_calendar`); CSAT, NPS
 and CES after contacts and orders of every channel, lower after complaints; a churn wave (some
 customers stop buying after a bad experience) and a campaign that brings lapsed ones back.
+
+It holds what the insight models look for (docs/insight.md): loyal customers who fade before
+they leave, often after a complaint, and accessories bought with their item (demo_tables.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ledger.ops import demo_calendar as cal
+from ledger.ops import demo_tables as tab
 
 CRM, WEBSHOP, POS = "crm", "webshop", "pos"
 CALLCENTRE, HELPDESK, SURVEY = "callcentre", "helpdesk", "survey"
@@ -29,26 +33,10 @@ SOURCES = (CRM, WEBSHOP, POS, CALLCENTRE, HELPDESK, SURVEY)
 LATE_SHARE, ERASED_SHARE = 0.01, 0.01  # of purchases delivered late, of customers erased
 DAY, SECOND = timedelta(days=1), timedelta(seconds=1)
 
-COUNTRIES = {  # country: (weight, currency, calling code, cities)
-    "DE": (30, "EUR", "+49", ("Berlin", "Hamburg", "Munich", "Cologne", "Leipzig")),
-    "FR": (18, "EUR", "+33", ("Paris", "Lyon", "Marseille", "Lille")),
-    "NL": (14, "EUR", "+31", ("Amsterdam", "Rotterdam", "Utrecht")),
-    "ES": (12, "EUR", "+34", ("Madrid", "Barcelona", "Valencia")),
-    "GB": (16, "GBP", "+44", ("London", "Manchester", "Leeds", "Bristol")),
-    "US": (10, "USD", "+1", ("New York", "Chicago", "Austin", "Seattle")),
-}
-FX = {"EUR": 1.0, "GBP": 0.86, "USD": 1.08}
-FIRST = ("Anna", "Ben", "Clara", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas",
-         "Lea", "Lucas", "Maria", "Noah", "Olivia", "Paul", "Sofia", "Tom", "Julia", "Marco")
-LAST = ("Schmidt", "Martin", "de Vries", "Garcia", "Smith", "Johnson", "Mueller", "Bernard",
-        "Jansen", "Lopez", "Brown", "Weber", "Dubois", "Bakker", "Fernandez", "Taylor")
 # Share of customers per profile; when they registered and bought decides their stage at `end`.
 PROFILES = {"loyal": 24, "one_off": 20, "lapsed": 15, "reactivated": 8, "new": 13, "prospect": 20}
 REGISTERED_DAYS_AGO = {"loyal": (180, 900), "one_off": (100, 900), "lapsed": (420, 900),
                        "reactivated": (600, 900), "new": (1, 75), "prospect": (1, 900)}
-# Prices in EUR minor units; other currencies convert by FX to their own .99 price point.
-CATALOGUE = {"SKU-1001": 1999, "SKU-1002": 4999, "SKU-1003": 899, "SKU-2001": 12999,
-             "SKU-2002": 2499, "SKU-3001": 599, "SKU-3002": 7999, "SKU-4001": 34999}
 PURCHASE_CHANNELS = {"web": 45, "app": 25, "store": 22, "phone": 8}
 CONTACT_CHANNELS = {"phone": 30, "email": 24, "chat": 20, "store": 8, "social": 6, "app": 5,
                     "web": 4, "sms": 3}
@@ -67,11 +55,6 @@ WAVE_SHARE = {"loyal": 0.35, "lapsed": 0.7}  # of those buying then, who stop in
 # Share of customers ticking each box at sign-up. Most agree to profiling, which RFM scores
 # and profiling segments need; about a quarter end up without it (never given, or withdrawn).
 CONSENTS = {"marketing_email": 0.6, "profiling": 0.9, "marketing_sms": 0.25, "marketing_phone": 0.1}
-REFUND_REASONS = ("returned", "damaged", "late_delivery", "wrong_item", "goodwill")
-COMMENTS = {"low": ("Waited far too long on hold.", "Still waiting for my refund.",
-                    "Nobody called me back.", "Had to explain everything three times."),
-            "mid": ("OK in the end, but it took a while.", "Fine, nothing special."),
-            "high": ("Quick and friendly help, thanks!", "Great service as always.")}
 
 
 def generate(customers: int = 2000, seed: int = 7, end: datetime | None = None,
@@ -119,12 +102,14 @@ class _History:
         self.rng, self.start, self.end = rng, start, end
         self.wave, self.campaign_window = cal.churn_wave(end), cal.campaign(end)
         self.number, self.customer_id = number, f"C{number:06d}"
-        self.country = _pick(rng, {c: v[0] for c, v in COUNTRIES.items()})
-        self.currency = COUNTRIES[self.country][1]
+        self.country = _pick(rng, {c: v[0] for c, v in tab.COUNTRIES.items()})
+        self.currency = tab.COUNTRIES[self.country][1]
         self.mood = rng.gauss(0, 1)  # a grumpy customer complains more and scores lower
         self.facts: list[dict[str, Any]] = []
         self.complaints: list[datetime] = []
         self.counters: dict[str, int] = {}
+        self.leaving: datetime | None = None
+        self.owed: set[str] = set()  # accessories the next order brings
 
     def _next(self, kind: str) -> str:
         self.counters[kind] = self.counters.get(kind, 0) + 1
@@ -179,6 +164,8 @@ class _History:
             self.purchase(at)
         if let_down is not None:
             self.contact(let_down, rng.choice(("delivery", "billing", "returns")), bad=True)
+        if self.leaving is not None and rng.random() < 0.5:  # a last straw before leaving
+            self.contact(self.leaving - rng.uniform(10, 60) * DAY, rng.choice(("delivery", "returns")), bad=True)
         expected = (engaged_until - registered) / DAY / 150 + 0.5  # one every five months
         reasons = REASONS if purchases else {"product_question": 3, "account": 1}
         for _ in range(int(expected * rng.uniform(0.3, 1.7) + rng.random())):
@@ -200,7 +187,11 @@ class _History:
                         let_down: datetime | None) -> list[datetime]:
         first = registered + self.rng.uniform(1, 10) * DAY  # a later day than the sign-up
         if profile == "loyal":
-            return self._series(first, let_down or self.end, mean_days=35)
+            leaves = registered + self.rng.uniform(200, 1000) * DAY if self.rng.random() < tab.LEAVER_SHARE else None
+            if leaves is None or let_down is not None and let_down < leaves:  # or the churn wave took them
+                return self._series(first, let_down or self.end, mean_days=35)
+            self.leaving = leaves
+            return self._series(first, min(leaves, self.end), mean_days=35, fade=leaves < self.end)
         if profile == "lapsed":
             return self._series(first, max(first, let_down or self._ago(200, 520)), mean_days=45)
         if profile == "reactivated":
@@ -210,17 +201,21 @@ class _History:
             return [first] + ([first + self.rng.uniform(5, 60) * DAY] if extra else [])
         return []  # prospect
 
-    def _series(self, first: datetime, until: datetime, mean_days: float) -> list[datetime]:
-        """Repeat purchases, one every 2 + `mean_days` days on average, busier in the season.
+    def _series(self, first: datetime, until: datetime, mean_days: float, fade: bool = False) -> list[datetime]:
+        """Repeat purchases, one every 2 + `mean_days` days on average, busier in the season;
+        with `fade`, the gaps grow to four times that over the FADE_DAYS before `until`.
 
         Thinning: candidates come `ratio` times as often and each day keeps its share of them.
         """
         rng, ratio = self.rng, PURCHASE_PEAK / PURCHASE_MEAN
         times, at = [first], first
-        while (at := at + (2 / ratio + rng.expovariate(ratio / mean_days)) * DAY) < until:
+        while True:
+            left = (until - at) / DAY
+            mean = mean_days * (1 + 3 * max(0.0, 1 - left / tab.FADE_DAYS)) if fade else mean_days
+            if (at := at + (2 / ratio + rng.expovariate(ratio / mean)) * DAY) >= until:
+                return times
             if rng.random() * PURCHASE_PEAK < _purchase_weight(at.date()):
                 times.append(at)
-        return times
 
     def campaign(self, profile: str, registered: datetime, purchases: list[datetime]) -> list[datetime]:
         """The marketing push reaches those who agreed to it; lapsed customers come back most."""
@@ -243,8 +238,8 @@ class _History:
         return bool(changes) and changes[-1][1]
 
     def register(self, at: datetime, profile: str) -> None:
-        rng, cities = self.rng, COUNTRIES[self.country][3]
-        first, last = rng.choice(FIRST), rng.choice(LAST)
+        rng, cities = self.rng, tab.COUNTRIES[self.country][3]
+        first, last = rng.choice(tab.FIRST), rng.choice(tab.LAST)
         tiers = ("gold", "silver") if profile == "loyal" else ("bronze", "bronze", "silver")
         fields: dict[str, Any] = {
             "name": f"{first} {last}", "email": self._email(first, last), "phone": self._phone(),
@@ -261,7 +256,7 @@ class _History:
         return f"{local}@{self.rng.choice(('example.com', 'example.org', 'example.net'))}"
 
     def _phone(self) -> str:
-        code = COUNTRIES[self.country][2]
+        code = tab.COUNTRIES[self.country][2]
         return f"{code} {self.rng.randint(100, 999)} {self.rng.randint(100000, 999999)}"
 
     def consents(self, registered: datetime, until: datetime) -> None:
@@ -279,10 +274,10 @@ class _History:
         """Only the fields that changed are sent, as the CRM does."""
         rng = self.rng
         changes = (lambda: {"phone": self._phone()},
-                   lambda: {"city": rng.choice(COUNTRIES[self.country][3])},
+                   lambda: {"city": rng.choice(tab.COUNTRIES[self.country][3])},
                    lambda: {"attributes": {"tier": rng.choice(("silver", "gold"))}},
-                   lambda: {"name": f"{rng.choice(FIRST)} {rng.choice(LAST)}"},
-                   lambda: {"email": self._email(rng.choice(FIRST), rng.choice(LAST))})
+                   lambda: {"name": f"{rng.choice(tab.FIRST)} {rng.choice(tab.LAST)}"},
+                   lambda: {"email": self._email(rng.choice(tab.FIRST), rng.choice(tab.LAST))})
         for _ in range(rng.choices((0, 1, 2), (55, 33, 12))[0]):
             self._add("ProfileUpdated", self._between(registered + DAY, until), CRM,
                       self._next("profile"), **rng.choice(changes)())
@@ -291,9 +286,14 @@ class _History:
         rng = self.rng
         channel = cal.pick_channel(rng, PURCHASE_CHANNELS, at.date())
         at = cal.time_of_day(rng, at, channel)
+        skus = rng.sample(tuple(tab.CATALOGUE), rng.randint(1, 4))
+        skus += [sku for sku, (item, _, rate) in tab.ACCESSORIES.items()
+                 if sku in self.owed or rng.random() < (rate if item in skus else tab.ACCESSORY_ALONE)]
+        self.owed = {sku for sku, (item, _, _) in tab.ACCESSORIES.items()  # come back for it next time
+                     if item in skus and sku not in skus and rng.random() < tab.ACCESSORY_LATER}
         lines = [{"sku": sku, "quantity": rng.choices((1, 2, 3), (75, 20, 5))[0],
-                  "unit_price_minor": int(CATALOGUE[sku] * FX[self.currency]) // 100 * 100 + 99}
-                 for sku in rng.sample(tuple(CATALOGUE), rng.randint(1, 4))]
+                  "unit_price_minor": int(tab.PRICES[sku] * tab.FX[self.currency]) // 100 * 100 + 99}
+                 for sku in skus]
         total = sum(line["quantity"] * line["unit_price_minor"] for line in lines)
         order_id = self._next("ORD")
         source = POS if channel == "store" else WEBSHOP
@@ -322,7 +322,7 @@ class _History:
         return self._add("PurchaseRefunded", order["occurred_at"] + self.rng.uniform(3, 35) * DAY,
                          source, self._next("refund"), order_id=order["order_id"],
                          currency=order["currency"], amount_minor=amount,
-                         reason=self.rng.choice(REFUND_REASONS))
+                         reason=self.rng.choice(tab.REFUND_REASONS))
 
     def contact(self, at: datetime, reason: str, bad: bool = False,
                 channel: str | None = None) -> dict | None:
@@ -386,7 +386,7 @@ class _History:
         score = max(low, min(high, round(raw)))
         position = (score - low) / (high - low)
         band = "low" if position <= 0.4 else "high" if position >= 0.85 else "mid"
-        comment = self.rng.choice(COMMENTS[band]) if self.rng.random() < 0.25 else None
+        comment = self.rng.choice(tab.COMMENTS[band]) if self.rng.random() < 0.25 else None
         self._add("FeedbackGiven", at, SURVEY, self._next("FB"), kind=kind, score=score,
                   comment=comment, channel=channel, about_contact_id=contact_id,
                   about_order_id=order_id)

@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +15,7 @@ from typing import Protocol
 import duckdb
 
 from ledger.errors import KafkaError, ReadModelError, SegmentError, TopicResetError
+from ledger.insight.runs import recorded, rerun
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import REPLAY_NAME, swap_in, writing
 from ledger.projection.engine import Progress, Projector, RunStats
@@ -47,8 +48,10 @@ def project(
     ledger: Ledger | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
+    before_publish: Callable[[ReadModels], None] | None = None,
 ) -> RunStats:
-    """Bring the read models up to date with the source, then publish them."""
+    """Bring the read models up to date with the source, then publish them (`before_publish`
+    runs last: `ledger insight`'s model, say)."""
     with writing(settings):
         source = Deployment(settings).source(ledger)
         try:
@@ -56,7 +59,7 @@ def project(
                 projector = Projector(
                     models, source, batch_size=settings.batch_size,
                     catch_up_batch_size=settings.projection.catch_up_batch_size, publish_to=settings.published_path,
-                    keys=KeyReader(settings),
+                    keys=KeyReader(settings), before_publish=before_publish,
                 )
                 stats = projector.catch_up(as_of, progress=progress, stop=stop)
         except TopicResetError as reset:
@@ -245,6 +248,7 @@ def replay(
 
     The live file is replaced only after the rebuild succeeded; on failure it is untouched.
     A rebuild from the first event may move the data directory to another store or topic.
+    The insight runs recorded in the live file are run again, as of the same times.
     """
     with writing(settings, rebind=True):
         stats = _replay(settings, as_of, ledger=ledger, progress=progress)
@@ -274,13 +278,15 @@ def rebuild(
     settings: Settings, target: Path, as_of: datetime, *, ledger: Ledger | None, progress: Progress | None
 ) -> RunStats:
     """Project every event from the first into a new read-model file at `target` (a replay's,
-    or its dry run's, scratch file)."""
+    or its dry run's, scratch file), and run the live file's insight runs again into it."""
+    runs = recorded(settings.readmodel_path)
     source = Deployment(settings).source(ledger)
     try:
         with ReadModels(target, settings=settings) as models:
             return Projector(models, source, batch_size=settings.batch_size,
                              catch_up_batch_size=settings.projection.catch_up_batch_size,
-                             keys=KeyReader(settings)).catch_up(as_of, progress=progress)
+                             keys=KeyReader(settings),
+                             before_publish=lambda m: rerun(m.con, runs) and None).catch_up(as_of, progress=progress)
     finally:
         source.close()
 

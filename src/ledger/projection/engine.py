@@ -61,8 +61,11 @@ class Projector:
         publish_to: Path | None = None,
         keys: Keys | None = None,
         catch_up_batch_size: int | None = None,
+        before_publish: Callable[[ReadModels], None] | None = None,
     ):
         self.models = models
+        self.before_publish = before_publish
+        """Run by `finish` after the refresh, before publishing: the insight runs (ops)."""
         self.source = source
         self.batch_size = batch_size
         self.catch_up_batch_size = max(batch_size, catch_up_batch_size or batch_size)
@@ -206,6 +209,8 @@ class Projector:
         to report, and recorded in the read models (``segments.last_error``).
         """
         segment_errors = self.models.refresh(as_of)
+        if self.before_publish is not None:
+            self.before_publish(self.models)
         if self.publish_to is not None:
             self.models.publish(self.publish_to, datetime.now(UTC))
         return segment_errors

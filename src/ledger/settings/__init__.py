@@ -35,6 +35,7 @@ from ledger.errors import SettingsError
 from ledger.settings.sections import (
     SECTIONS,
     SEGMENT_HISTORY,
+    InsightSettings,
     IntakeSettings,
     KafkaSettings,
     PrivacySettings,
@@ -49,8 +50,8 @@ from ledger.settings.sections import (
 from ledger.settings.sources import convert, read_config
 
 __all__ = [
-    "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "IntakeSettings", "KafkaSettings", "PrivacySettings", "ProjectionSettings",
-    "Secret",
+    "ENV_NAMES", "FLAT_NAMES", "SECTIONS", "InsightSettings", "IntakeSettings", "KafkaSettings", "PrivacySettings",
+    "ProjectionSettings", "Secret",
     "ServeSettings", "Settings", "StoreSettings", "without_password",
 ]
 
@@ -100,6 +101,7 @@ class Settings:
     intake: IntakeSettings = IntakeSettings()
     privacy: PrivacySettings = PrivacySettings()
     serve: ServeSettings = ServeSettings()
+    insight: InsightSettings = InsightSettings()
 
     def __init__(self, **values: Any) -> None:
         """The defaults with `values`: top-level fields, whole sections, ``section.field``
@@ -190,7 +192,7 @@ class Settings:
         return f"{where} ({origin})"
 
     def check(self) -> None:
-        k, p = self.kafka, self.projection
+        k, p, i = self.kafka, self.projection, self.insight
         year = 366 * 86400
         for where, value, low, high in (
             ("batch_size", self.batch_size, 1, 1_000_000), ("kafka.partitions", k.partitions, 1, 100_000),
@@ -201,6 +203,10 @@ class Settings:
             ("projection.new_days", p.new_days, 1, 36_600), ("projection.active_days", p.active_days, 1, 36_600),
             ("projection.churn_days", p.churn_days, 1, 36_600),
             ("projection.catch_up_batch_size", p.catch_up_batch_size, 1, 1_000_000),
+            ("insight.horizon_days", i.horizon_days, 1, 3_660), ("insight.offers", i.offers, 1, 100),
+            ("insight.cluster_count", i.cluster_count, 2, 50),
+            ("insight.basket_min_support", i.basket_min_support, 0, 1),
+            ("insight.basket_min_confidence", i.basket_min_confidence, 0, 1),
         ):
             if not low <= value <= high:
                 raise SettingsError(f"{self._named(where)} must be {low} to {high:,}, got {value:,}")

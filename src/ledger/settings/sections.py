@@ -167,6 +167,26 @@ class PrivacySettings:
     """The master key itself (base64), e.g. from a secret store; wins over the file."""
 
 
+@dataclass(frozen=True)
+class InsightSettings:
+    """The insight models (`ledger insight`, docs/insight.md): their horizons and thresholds."""
+
+    horizon_days: int = 90
+    """Churn: a customer has churned who makes no purchase in this many days; the model is
+    trained on the history this long before the time it scores, and backtested this far ahead."""
+    basket_min_support: float = 0.01
+    """Items bought together: the least share of all orders a pair must be in to be kept."""
+    basket_min_confidence: float = 0.1
+    """Items bought together: the least share of one item's orders that also hold the other."""
+    offers: int = 3
+    """Next best offer: how many items to suggest per customer."""
+    cluster_count: int = 5
+    """Behavioural clusters: how many groups k-means makes."""
+    model_seed: int = 7
+    """The seed of every random choice the models make (the held-out customers, k-means'
+    starts): the same seed and history give the same tables."""
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -194,6 +214,7 @@ SECTIONS = {
     "intake": IntakeSettings,
     "privacy": PrivacySettings,
     "serve": ServeSettings,
+    "insight": InsightSettings,
 }
 
 

@@ -1,0 +1,156 @@
+"""Items bought together (association rules over order lines) and the next best offer.
+
+A pair (sku, with_sku) is kept when the orders holding both are at least `min_support` of all
+orders and at least `min_confidence` of the orders holding `sku`; lift is the confidence over
+`with_sku`'s own share of orders (above 1: bought together more often than by chance). Orders
+are every PurchaseMade by `as_of` of customers not erased (an aggregate, identifying no one).
+A profiled customer's offers are the items that go with what they bought, by confidence,
+leaving out everything they bought (refunded items included: they were bought), then the most
+popular items, up to `offers`. The backtest: of the customers who bought again in the horizon,
+how many had an offer in their next order, against offering the most popular items.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ledger.insight.population import PROFILED, Result, naive, require_history
+
+METHOD = "basket-rules-1"
+
+PAIRS_SQL = """
+WITH baskets AS (
+    SELECT DISTINCT f.event_id AS order_key, l.sku
+    FROM facts f, unnest(f.lines) AS u(l)
+    WHERE f.event_type = 'PurchaseMade' AND f.occurred_at <= $at
+      AND f.customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)
+),
+total AS (SELECT count(DISTINCT order_key) AS orders FROM baskets),
+items AS (SELECT sku, count(*) AS orders FROM baskets GROUP BY sku),
+together AS (
+    SELECT a.sku, b.sku AS with_sku, count(*) AS orders_together
+    FROM baskets a JOIN baskets b ON a.order_key = b.order_key AND a.sku <> b.sku
+    GROUP BY a.sku, b.sku
+)
+SELECT t.sku, t.with_sku, t.orders_together,
+       t.orders_together / total.orders AS support,
+       t.orders_together / i.orders AS confidence,
+       (t.orders_together / i.orders) / (w.orders / total.orders) AS lift
+FROM together t, total
+JOIN items i ON i.sku = t.sku
+JOIN items w ON w.sku = t.with_sku
+WHERE t.orders_together / total.orders >= $min_support AND t.orders_together / i.orders >= $min_confidence
+ORDER BY t.sku, t.with_sku
+"""
+
+OFFERS_SQL = f"""
+WITH bought AS (
+    SELECT DISTINCT f.customer_id, l.sku
+    FROM facts f, unnest(f.lines) AS u(l)
+    WHERE f.event_type = 'PurchaseMade' AND f.occurred_at <= $at
+      AND f.customer_id IN ({PROFILED})
+),
+buyers AS (SELECT DISTINCT customer_id FROM bought),
+ruled AS (
+    SELECT b.customer_id, p.with_sku AS sku,
+           arg_max({{'c': p.confidence, 'why': p.sku, 'lift': p.lift}}, (p.confidence, p.sku)) AS best
+    FROM bought b JOIN pairs p ON p.sku = b.sku AND p.lift > 1
+    GROUP BY b.customer_id, p.with_sku
+),
+popular AS (
+    SELECT sku, count(*) / (SELECT count(*) FROM buyers) AS share FROM bought GROUP BY sku
+),
+candidates AS (
+    SELECT customer_id, sku, 1 AS tier, best.c AS score,
+           printf('bought with %s by %.0f%% of its buyers (lift %.1f)', best.why, 100 * best.c, best.lift) AS why
+    FROM ruled
+    UNION ALL
+    SELECT c.customer_id, p.sku, 2, p.share, printf('popular: bought by %.0f%% of customers', 100 * p.share)
+    FROM buyers c CROSS JOIN popular p
+)
+SELECT customer_id, sku, score, why, tier
+FROM candidates c
+WHERE NOT EXISTS (SELECT 1 FROM bought b WHERE b.customer_id = c.customer_id AND b.sku = c.sku)
+QUALIFY row_number() OVER (PARTITION BY customer_id, sku ORDER BY tier) = 1
+"""
+
+NEXT_ORDER_SQL = f"""
+SELECT customer_id, list(DISTINCT l.sku ORDER BY l.sku) AS skus
+FROM (
+    SELECT * FROM facts
+    WHERE event_type = 'PurchaseMade' AND occurred_at > $at AND occurred_at <= $until
+      AND customer_id IN ({PROFILED})
+    QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY occurred_at, event_id) = 1
+) f, unnest(f.lines) AS u(l)
+GROUP BY customer_id
+"""
+
+
+def _pairs(con: duckdb.DuckDBPyConnection, at: datetime, min_support: float, min_confidence: float) -> pa.Table:
+    return con.sql(PAIRS_SQL, params={"at": naive(at), "min_support": min_support,
+                                      "min_confidence": min_confidence}).to_arrow_table()
+
+
+def _offers(con: duckdb.DuckDBPyConnection, at: datetime, pairs: pa.Table, offers: int,
+            popular_only: bool = False) -> pa.Table:
+    con.register("pairs", pairs.slice(0, 0) if popular_only else pairs)
+    try:
+        return con.sql(
+            f"SELECT customer_id, row_number() OVER (PARTITION BY customer_id ORDER BY tier, score DESC, sku)::INTEGER "
+            f"AS rank, sku, round(score, 6) AS score, why FROM ({OFFERS_SQL}) "
+            f"QUALIFY rank <= {int(offers)} ORDER BY customer_id, rank", params={"at": naive(at)}).to_arrow_table()
+    finally:
+        con.unregister("pairs")
+
+
+def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, min_support: float, min_confidence: float,
+            offers: int, horizon: timedelta) -> Result:
+    """The pairs and offers as of `as_of`, and the backtest of offers made `horizon` before it."""
+    require_history(con, naive(as_of - horizon), "a basket model")
+    version = f"{METHOD}/s{min_support:g}-c{min_confidence:g}"
+    pairs = _pairs(con, as_of, min_support, min_confidence)
+    made = _offers(con, as_of, pairs, offers)
+    stamp = {"model_version": pa.array([version] * made.num_rows), "as_of": pa.array([naive(as_of)] * made.num_rows)}
+    pair_stamp = {"model_version": pa.array([version] * pairs.num_rows),
+                  "as_of": pa.array([naive(as_of)] * pairs.num_rows)}
+    tables = {
+        "basket_pairs": _stamped(pairs, pair_stamp),
+        "next_best_offer": _stamped(made, stamp),
+    }
+    summary = {"pairs": pairs.num_rows, "customers_offered": len(set(made["customer_id"].to_pylist())),
+               "top_pairs": sorted(pairs.to_pylist(), key=lambda p: (-p["lift"], p["sku"], p["with_sku"]))[:5],
+               "backtest": evaluate(con, as_of - horizon, horizon, min_support, min_confidence, offers, check=False)}
+    return Result(version, tables, summary)
+
+
+def _stamped(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    for name, values in columns.items():
+        table = table.append_column(name, values)
+    return table
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon: timedelta, min_support: float,
+             min_confidence: float, offers: int, check: bool = True) -> dict[str, Any]:
+    """Offers made as of `as_of` against each customer's next order in the horizon after it
+    (with `check`, refused if the history does not reach the horizon's end)."""
+    if check:
+        require_history(con, naive(as_of + horizon), f"a backtest as of {as_of:%Y-%m-%d} over {horizon.days} days")
+    pairs = _pairs(con, as_of, min_support, min_confidence)
+    nexts = dict(con.execute(NEXT_ORDER_SQL, {"at": naive(as_of), "until": naive(as_of + horizon)}).fetchall())
+
+    def hit_rate(table: pa.Table) -> tuple[float, int]:
+        offered: dict[str, set[str]] = {}
+        for row in table.to_pylist():
+            offered.setdefault(row["customer_id"], set()).add(row["sku"])
+        judged = [c for c in nexts if c in offered]
+        hits = sum(1 for c in judged if offered[c] & set(nexts[c]))
+        return (round(hits / len(judged), 4) if judged else 0.0), len(judged)
+
+    model, customers = hit_rate(_offers(con, as_of, pairs, offers))
+    popular, _ = hit_rate(_offers(con, as_of, pairs, offers, popular_only=True))
+    return {"as_of": naive(as_of).isoformat(), "horizon_days": horizon.days, "customers": customers,
+            "hit_rate_top": model, "hit_rate_popular": popular, "offers": offers}
