@@ -5,7 +5,7 @@
 -- same runs, so a replay gives the same rows. Between runs, the apply section forgets at once
 -- every customer who is erased, withdraws profiling consent or is merged into another: per-
 -- customer insight exists only for customers who hold profiling consent now.
--- depends: customer_profile
+-- depends: customer_profile, facts
 
 -- section: schema
 CREATE TABLE insight_runs (

@@ -29,7 +29,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_CATCH_UP_BATCH_SIZE": "50000", "LEDGER_MEMORY_LIMIT": "512MB", "LEDGER_SEGMENT_HISTORY": "week",
         "LEDGER_KAFKA_TIMEOUT": "2.5", "LEDGER_LOG_LEVEL": "debug", "LEDGER_LOG_FORMAT": "json",
         "LEDGER_METRICS_HOST": "0.0.0.0", "LEDGER_METRICS_PORT": "9100",
-        "LEDGER_EXCHANGE_RATES": str(tmp_path / "rates.csv"),
+        "LEDGER_EXCHANGE_RATES": str(tmp_path / "rates.csv"), "LEDGER_HORIZON_DAYS": "30",
+        "LEDGER_BASKET_MIN_SUPPORT": "0.02", "LEDGER_BASKET_MIN_CONFIDENCE": "0.3", "LEDGER_OFFERS": "5",
+        "LEDGER_CLUSTER_COUNT": "4", "LEDGER_MODEL_SEED": "11",
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -50,6 +52,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     assert p.exchange_rates == tmp_path / "rates.csv"
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
+    i = s.insight
+    assert (i.horizon_days, i.basket_min_support, i.basket_min_confidence, i.offers, i.cluster_count, i.model_seed) == (
+        30, 0.02, 0.3, 5, 4, 11)
     # Flat names of earlier versions still read.
     assert (s.intake_topic, s.refresh_idle_s, s.max_future_s) == ("i", 0.5, 60)
 
@@ -93,6 +98,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_KAFKA_TIMEOUT", "0", r"kafka.timeout_s \(LEDGER_KAFKA_TIMEOUT\) must be 0.1 to 3,600 seconds"),
         ("LEDGER_LOG_LEVEL", "loud", r"serve.log_level \(LEDGER_LOG_LEVEL\) must be one of debug, info"),
         ("LEDGER_LOG_FORMAT", "xml", r"serve.log_format \(LEDGER_LOG_FORMAT\) must be one of text, json"),
+        ("LEDGER_BASKET_MIN_SUPPORT", "1.5", r"basket_min_support \(LEDGER_BASKET_MIN_SUPPORT\) must be 0 to 1"),
+        ("LEDGER_CLUSTER_COUNT", "1", r"insight.cluster_count \(LEDGER_CLUSTER_COUNT\) must be 2 to 50"),
+        ("LEDGER_HORIZON_DAYS", "0", r"insight.horizon_days \(LEDGER_HORIZON_DAYS\) must be 1 to 3,660"),
         ("LEDGER_METRICS_PORT", "70000", r"serve.metrics_port \(LEDGER_METRICS_PORT\) must be 0 to 65,535 or off"),
         ("LEDGER_METRICS_PORT", "soon", "LEDGER_METRICS_PORT must be a whole number"),
     ],

@@ -30,6 +30,7 @@ TABLES_BY_FILE = {
         "satisfaction_monthly", "satisfaction_by_segment",
     },
     "segments": {"segments", "segment_membership"},
+    "insight": {"insight_runs", "churn_risk", "basket_pairs", "next_best_offer", "customer_clusters", "clusters"},
 }
 
 

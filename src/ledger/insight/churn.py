@@ -104,6 +104,9 @@ def train(rows: Sequence[dict[str, Any]], seed: int) -> Any:
     pipeline = sklearn("sklearn.pipeline")
     preprocessing, linear = sklearn("sklearn.preprocessing"), sklearn("sklearn.linear_model")
     labels = [r["churned"] for r in rows]
+    if not rows:
+        raise InsightError("cannot train: no customer with profiling consent had bought by then; choose a later "
+                           "--as-of")
     if len(set(labels)) < 2:
         raise InsightError(f"cannot train: all {len(rows)} customers {'churned' if labels[0] else 'bought again'} "
                            "in the horizon; choose another --as-of or --horizon")
@@ -195,8 +198,8 @@ REASONS: tuple[tuple[tuple[str, ...], Any, Any], ...] = (
     (("recency_days", "recency_ratio"), lambda r: r["recency_days"] > r["usual_gap"],
      lambda r: f"no purchase for {r['recency_days']:.0f} days, usually every {r['usual_gap']:.0f}"),
     (("purchase_trend", "purchases_90d"), lambda r: r["purchases_90d"] < r["purchases_prev_90d"],
-     lambda r: f"{_plural(r['purchases_90d'], 'purchase')} in the last 90 days against {r['purchases_prev_90d']:.0f} "
-               "in the 90 before"),
+     lambda r: f"{_plural(r['purchases_90d'], 'purchase') if r['purchases_90d'] else 'no purchase'} in the last 90 "
+               f"days against {r['purchases_prev_90d']:.0f} in the 90 before"),
     (("spend_trend",), lambda r: r["spend_trend"] < 0,
      lambda r: "spending less in the last 90 days than in the 90 before"),
     (("complaints_30d",), lambda r: r["complaints_30d"] > 0,

@@ -18,7 +18,7 @@ from typing import Any
 from ledger.ops import demo_tables as tab
 
 DAY = timedelta(days=1)
-PURCHASE_EVERY, CONTACT_EVERY = 40.0, 120.0  # mean days between purchases, between contacts
+PURCHASE_EVERY, CONTACT_EVERY = 60.0, 150.0  # mean days between purchases, between contacts
 ITEM_CHANCE, COMPLAINT_CHANCE, FEEDBACK_CHANCE = 0.3, 0.1, 0.3
 CHANNELS = ("web", "app", "store", "phone")
 
