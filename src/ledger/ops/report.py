@@ -159,6 +159,26 @@ def _cohorts(data: ReportData) -> Chart:
             "again k months later.", figure)
 
 
+def _insight(data: ReportData) -> Chart:
+    """The latest insight runs (`ledger insight`): churn bands, pairs bought together, clusters."""
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=1, cols=3, subplot_titles=("Churn risk", "Bought together (lift)", "Clusters"))
+    bands, pairs, groups = data.tables["churn_bands"], data.tables["basket_pairs"], data.tables["clusters"]
+    figure.add_bar(x=[_label(b["band"]) for b in bands], y=[b["customers"] for b in bands], row=1, col=1,
+                   name="customers", hovertemplate="%{x}: %{y} customers<extra></extra>")
+    figure.add_bar(y=[f"{_label(p['sku'])} + {_label(p['with_sku'])}" for p in pairs], x=[p["lift"] for p in pairs],
+                   orientation="h", row=1, col=2, name="lift")
+    figure.add_bar(x=[f"{g['cluster']}" for g in groups], y=[g["customers"] for g in groups], row=1, col=3,
+                   name="customers", hovertext=[_label(g["description"]) for g in groups])
+    figure.update_layout(showlegend=False)
+    runs = [r["as_of"] for r in bands[:1] + groups[:1]]
+    when = f" (as of {_label(min(runs))})" if runs else ""
+    what = ("Customers by churn risk band, the item pairs with the highest lift, and the size of each behavioural "
+            f"cluster, from the latest `ledger insight` runs{when}; empty until they are run (docs/insight.md).")
+    return "Insight", what, figure
+
+
 CHARTS: list[Callable[[ReportData], Chart]] = [
     _funnel, _transitions,
     lambda d: _by_channel(d, "csat_pct", "csat_responses", "CSAT by month and channel",
@@ -167,7 +187,7 @@ CHARTS: list[Callable[[ReportData], Chart]] = [
                           "Promoters minus detractors, as a share of NPS answers.", "NPS"),
     lambda d: _by_channel(d, "ces_avg", "ces_responses", "CES by month and channel",
                           "Average customer effort score (1 = easy, 7 = hard).", "average CES"),
-    _complaints, _segments, _rfm, _money, _money_reporting, _cohorts,
+    _complaints, _segments, _rfm, _money, _money_reporting, _cohorts, _insight,
 ]
 
 

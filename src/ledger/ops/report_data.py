@@ -19,6 +19,16 @@ from ledger.projection.readmodels import naive_utc
 STAGES = ("prospect", "new", "active", "reactivated", "at_risk", "churned", "erased")
 
 QUERIES: dict[str, str] = {
+    "churn_bands": """
+        SELECT band, count(*) AS customers, avg(score) AS mean_score, max(model_version) AS model_version,
+               max(as_of) AS as_of
+        FROM churn_risk GROUP BY band ORDER BY min(score) DESC
+    """,
+    "basket_pairs": """
+        SELECT sku, with_sku, lift, confidence, orders_together FROM basket_pairs
+        WHERE sku < with_sku ORDER BY lift DESC, sku, with_sku LIMIT 10
+    """,
+    "clusters": "SELECT cluster, customers, description, as_of FROM clusters ORDER BY cluster",
     "stages": """
         SELECT stage, count(*) AS customers FROM lifecycle GROUP BY stage
     """,
