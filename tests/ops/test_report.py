@@ -25,6 +25,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("report") / "data"
     result = ledger("demo", "--customers", "80", "--seed", "11", "--data-dir", str(data))
     assert result.exit_code == 0, result.output
+    for kind in ("churn", "basket", "clusters"):
+        result = ledger("insight", kind, "--data-dir", str(data))
+        assert result.exit_code == 0, result.output
     return data
 
 
@@ -44,7 +47,11 @@ def test_every_chart_renders_in_a_real_browser_with_no_error_and_nothing_fetched
         )
         titles = seen.page.evaluate("[...document.querySelectorAll('section.chart h2')].map(h => h.textContent)")
     assert all(n > 0 for n in drawn), drawn
-    assert "Cohort retention" in titles and "NPS by month and channel" in titles
+    page = target.read_text(encoding="utf-8")
+    strongest = published(data, "SELECT sku, with_sku FROM basket_pairs WHERE sku < with_sku "
+                                "ORDER BY lift DESC LIMIT 1")
+    assert f"{strongest[0][0]} + {strongest[0][1]}" in page  # the insight chart holds the latest run
+    assert "Cohort retention" in titles and "NPS by month and channel" in titles and "Insight" in titles
     assert seen.errors == []
     assert {url.split(":", 1)[0] for url in seen.requests} <= {"file", "data", "blob"}
 
