@@ -50,10 +50,10 @@ def _scored(config: Settings, kind: str, as_of: str | None, horizon: str | None)
     done: dict[str, Result] = {}
 
     def model(models: ReadModels) -> None:
-        done["result"] = compute(models.con, run)
+        done["result"] = compute(models.con, run, models.rates.table())
         write(models.con, run, done["result"], datetime.now(UTC))
 
-    project(config, datetime.now(UTC), before_publish=model)
+    project(config, datetime.now(UTC), before_refresh=model)
     return run, done["result"]
 
 

@@ -212,3 +212,19 @@ def test_a_second_writer_is_refused_while_insight_would_write(planted: Path, tmp
 def test_a_model_without_scikit_learn_says_how_to_install_it() -> None:
     with pytest.raises(InsightError, match=r"pip install 'customer-ledger\[insight\]'"):
         sklearn("sklearn_that_is_not_installed")
+
+
+def test_a_segment_rule_can_use_the_clusters_and_sees_a_run_at_once(
+    planted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = copy_of(planted, tmp_path)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "cluster_two.sql").write_text("-- consent: profiling\n"
+                                           "SELECT customer_id FROM customer_clusters WHERE cluster = 2\n")
+    monkeypatch.setenv("LEDGER_SEGMENTS_DIR", str(rules))
+    ok("insight", "clusters", "--data-dir", str(data))
+    members = rows(data, "SELECT customer_id FROM segment_membership WHERE segment = 'cluster_two' "
+                         "AND left_at IS NULL ORDER BY 1")
+    clustered = rows(data, "SELECT customer_id FROM customer_clusters WHERE cluster = 2 ORDER BY 1")
+    assert members and members == clustered

@@ -142,15 +142,20 @@ def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon: timedelta
     pairs = _pairs(con, as_of, min_support, min_confidence)
     nexts = dict(con.execute(NEXT_ORDER_SQL, {"at": naive(as_of), "until": naive(as_of + horizon)}).fetchall())
 
-    def hit_rate(table: pa.Table) -> tuple[float, int]:
-        offered: dict[str, set[str]] = {}
-        for row in table.to_pylist():
-            offered.setdefault(row["customer_id"], set()).add(row["sku"])
+    def hit_rates(table: pa.Table) -> tuple[float, float, int]:
+        """The share of customers with a next order holding any offer, and holding the first."""
+        offered: dict[str, list[str]] = {}
+        for row in table.to_pylist():  # in rank order
+            offered.setdefault(row["customer_id"], []).append(row["sku"])
         judged = [c for c in nexts if c in offered]
-        hits = sum(1 for c in judged if offered[c] & set(nexts[c]))
-        return (round(hits / len(judged), 4) if judged else 0.0), len(judged)
+        if not judged:
+            return 0.0, 0.0, 0
+        hits = sum(1 for c in judged if set(offered[c]) & set(nexts[c]))
+        firsts = sum(1 for c in judged if offered[c][0] in nexts[c])
+        return round(hits / len(judged), 4), round(firsts / len(judged), 4), len(judged)
 
-    model, customers = hit_rate(_offers(con, as_of, pairs, offers))
-    popular, _ = hit_rate(_offers(con, as_of, pairs, offers, popular_only=True))
+    model, model_first, customers = hit_rates(_offers(con, as_of, pairs, offers))
+    popular, popular_first, _ = hit_rates(_offers(con, as_of, pairs, offers, popular_only=True))
     return {"as_of": naive(as_of).isoformat(), "horizon_days": horizon.days, "customers": customers,
-            "hit_rate_top": model, "hit_rate_popular": popular, "offers": offers}
+            "offers": offers, "hit_rate_top": model, "hit_rate_popular": popular,
+            "hit_rate_first": model_first, "hit_rate_first_popular": popular_first}

@@ -47,9 +47,10 @@ o AS (
            count(*) FILTER (WHERE channel = 'phone') / count(*) AS phone_share
     FROM f WHERE event_type = 'PurchaseMade' GROUP BY customer_id
 ),
-money AS (
-    SELECT customer_id, sum(coalesce(total_reporting_minor, total_minor)) AS spend
-    FROM orders WHERE purchased_at <= $at AND purchased_at > $at - INTERVAL 365 DAY GROUP BY customer_id
+money AS (  -- in the reporting currency at the rate in force on the purchase date, else at face value
+    SELECT f.customer_id, sum(f.total_minor * coalesce(x.minor_numerator / x.minor_denominator, 1)) AS spend
+    FROM f ASOF LEFT JOIN insight_rates x ON x.currency = f.currency AND f.occurred_at::DATE >= x.valid_from
+    WHERE f.event_type = 'PurchaseMade' AND f.occurred_at > $at - INTERVAL 365 DAY GROUP BY f.customer_id
 ),
 s AS (
     SELECT customer_id,
@@ -67,9 +68,18 @@ ORDER BY o.customer_id
 """
 
 
-def features(con: duckdb.DuckDBPyConnection, at: datetime) -> list[dict[str, Any]]:
-    """One row per profiled customer who bought by `at`; no feedback: the average satisfaction."""
-    rows = con.sql(FEATURE_SQL, params={"at": naive(at)}).to_arrow_table().to_pylist()
+def features(con: duckdb.DuckDBPyConnection, at: datetime, rates: pa.Table | None = None) -> list[dict[str, Any]]:
+    """One row per profiled customer who bought by `at`; no feedback: the average satisfaction.
+    `rates`: the exchange rates as the projector reads them from their file (a replay's new file
+    has no `exchange_rates` rows before its first refresh); None: the `exchange_rates` table."""
+    if rates is None:
+        rates = con.sql("SELECT currency, valid_from, minor_numerator, minor_denominator FROM exchange_rates")\
+            .to_arrow_table()
+    con.register("insight_rates", rates)
+    try:
+        rows = con.sql(FEATURE_SQL, params={"at": naive(at)}).to_arrow_table().to_pylist()
+    finally:
+        con.unregister("insight_rates")
     known = [r["satisfaction"] for r in rows if r["satisfaction"] is not None]
     average = sum(known) / len(known) if known else 0.5
     for row in rows:
@@ -100,10 +110,11 @@ def describe(centre: list[float]) -> str:
     return ", ".join(WORDS[name][0 if z > 0 else 1] for _, name, z in apart) or "about average on every feature"
 
 
-def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, k: int, seed: int) -> Result:
+def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, k: int, seed: int,
+            rates: pa.Table | None = None) -> Result:
     """Clusters as of `as_of`, described, with their stability against 90 days before."""
     require_history(con, naive(as_of - timedelta(days=90)), "clusters")
-    rows = features(con, as_of)
+    rows = features(con, as_of, rates)
     labels, centres, scaler = _fit(rows, k, seed)
     version = f"{METHOD}/k{k}-seed{seed}"
     at = naive(as_of)
@@ -118,15 +129,15 @@ def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, k: int, seed: int) 
         "model_version": [version] * k, "as_of": [at] * k})
     summary = {"customers": len(rows), "sizes": [labels.count(c) for c in range(k)],
                "descriptions": [describe(c) for c in centres],
-               "stability_ari_90d": stability(con, as_of, rows, labels, k, seed)}
+               "stability_ari_90d": stability(con, as_of, rows, labels, k, seed, rates)}
     return Result(version, {"customer_clusters": members, "clusters": groups}, summary)
 
 
 def stability(con: duckdb.DuckDBPyConnection, as_of: datetime, rows: list[dict[str, Any]], labels: list[int],
-              k: int, seed: int) -> float | None:
+              k: int, seed: int, rates: pa.Table | None) -> float | None:
     """The adjusted Rand index between these clusters and those as of 90 days before, over the
     customers in both (None if too few were there then)."""
-    before = features(con, as_of - timedelta(days=90))
+    before = features(con, as_of - timedelta(days=90), rates)
     if len(before) < k:
         return None
     earlier, _, _ = _fit(before, k, seed)

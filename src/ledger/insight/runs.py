@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ledger.errors import InsightError
 from ledger.insight import basket, churn, clusters
@@ -61,14 +62,15 @@ class Run:
         return json.dumps(values, sort_keys=True)
 
 
-def compute(con: duckdb.DuckDBPyConnection, run: Run) -> Result:
-    """The tables and summary of `run`, from the read models `con` holds."""
+def compute(con: duckdb.DuckDBPyConnection, run: Run, rates: pa.Table | None = None) -> Result:
+    """The tables and summary of `run`, from the read models `con` holds (`rates`: see
+    clusters.features)."""
     if run.kind == "churn":
         return churn.score(con, run.as_of, run.horizon, run.model_seed)
     if run.kind == "basket":
         return basket.compute(con, run.as_of, run.basket_min_support, run.basket_min_confidence, run.offers,
                               run.horizon)
-    return clusters.compute(con, run.as_of, run.cluster_count, run.model_seed)
+    return clusters.compute(con, run.as_of, run.cluster_count, run.model_seed, rates)
 
 
 def write(con: duckdb.DuckDBPyConnection, run: Run, result: Result, ran_at: datetime) -> None:
@@ -102,13 +104,13 @@ def recorded(path: Path) -> list[Run]:
             for kind, as_of, parameters in rows]
 
 
-def rerun(con: duckdb.DuckDBPyConnection, runs: list[Run]) -> list[str]:
+def rerun(con: duckdb.DuckDBPyConnection, runs: list[Run], rates: pa.Table | None = None) -> list[str]:
     """Run `runs` again (after a replay); a run that cannot (scikit-learn gone, say) is left out
     with a warning, and its message returned, rather than stop the replay."""
     problems = []
     for run in runs:
         try:
-            write(con, run, compute(con, run), datetime.now(UTC))
+            write(con, run, compute(con, run, rates), datetime.now(UTC))
         except InsightError as exc:
             problems.append(f"insight {run.kind} as of {run.as_of:%Y-%m-%d} was not run again: {exc}")
             log.warning("%s", problems[-1])

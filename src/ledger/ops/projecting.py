@@ -48,10 +48,10 @@ def project(
     ledger: Ledger | None = None,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
-    before_publish: Callable[[ReadModels], None] | None = None,
+    before_refresh: Callable[[ReadModels], None] | None = None,
 ) -> RunStats:
-    """Bring the read models up to date with the source, then publish them (`before_publish`
-    runs last: `ledger insight`'s model, say)."""
+    """Bring the read models up to date with the source, then publish them (`before_refresh`
+    runs after the catch-up, before the refresh: `ledger insight`'s model, say)."""
     with writing(settings):
         source = Deployment(settings).source(ledger)
         try:
@@ -59,7 +59,7 @@ def project(
                 projector = Projector(
                     models, source, batch_size=settings.batch_size,
                     catch_up_batch_size=settings.projection.catch_up_batch_size, publish_to=settings.published_path,
-                    keys=KeyReader(settings), before_publish=before_publish,
+                    keys=KeyReader(settings), before_refresh=before_refresh,
                 )
                 stats = projector.catch_up(as_of, progress=progress, stop=stop)
         except TopicResetError as reset:
@@ -280,13 +280,16 @@ def rebuild(
     """Project every event from the first into a new read-model file at `target` (a replay's,
     or its dry run's, scratch file), and run the live file's insight runs again into it."""
     runs = recorded(settings.readmodel_path)
+
+    def insight(models: ReadModels) -> None:
+        rerun(models.con, runs, models.rates.table())
+
     source = Deployment(settings).source(ledger)
     try:
         with ReadModels(target, settings=settings) as models:
             return Projector(models, source, batch_size=settings.batch_size,
                              catch_up_batch_size=settings.projection.catch_up_batch_size,
-                             keys=KeyReader(settings),
-                             before_publish=lambda m: rerun(m.con, runs) and None).catch_up(as_of, progress=progress)
+                             keys=KeyReader(settings), before_refresh=insight).catch_up(as_of, progress=progress)
     finally:
         source.close()
 

@@ -61,11 +61,12 @@ class Projector:
         publish_to: Path | None = None,
         keys: Keys | None = None,
         catch_up_batch_size: int | None = None,
-        before_publish: Callable[[ReadModels], None] | None = None,
+        before_refresh: Callable[[ReadModels], None] | None = None,
     ):
         self.models = models
-        self.before_publish = before_publish
-        """Run by `finish` after the refresh, before publishing: the insight runs (ops)."""
+        self.before_refresh = before_refresh
+        """Run by `finish` before the refresh: the insight runs (ops), so that segment rules
+        reading their tables see them at once."""
         self.source = source
         self.batch_size = batch_size
         self.catch_up_batch_size = max(batch_size, catch_up_batch_size or batch_size)
@@ -208,9 +209,9 @@ class Projector:
         A broken segment rule does not stop publishing: its error is returned for the caller
         to report, and recorded in the read models (``segments.last_error``).
         """
+        if self.before_refresh is not None:
+            self.before_refresh(self.models)
         segment_errors = self.models.refresh(as_of)
-        if self.before_publish is not None:
-            self.before_publish(self.models)
         if self.publish_to is not None:
             self.models.publish(self.publish_to, datetime.now(UTC))
         return segment_errors
