@@ -19,7 +19,8 @@ from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
 insight_app = typer.Typer(
-    help="Models trained on the ledger's own history as of a date: churn risk, items bought together, clusters.",
+    help="Models trained on the ledger's own history as of a date: churn risk, items bought together, clusters.\n\n"
+         "Example: ledger insight churn --train --as-of 2026-03-01 --horizon 90d",
     no_args_is_help=True,
 )
 app.add_typer(insight_app, name="insight")

@@ -228,3 +228,9 @@ def test_a_segment_rule_can_use_the_clusters_and_sees_a_run_at_once(
                          "AND left_at IS NULL ORDER BY 1")
     clustered = rows(data, "SELECT customer_id FROM customer_clusters WHERE cluster = 2 ORDER BY 1")
     assert members and members == clustered
+
+
+def test_status_says_how_old_each_run_is(planted: Path) -> None:
+    shown = json.loads(ok("status", "--json", "--data-dir", str(planted)).stdout)["insight"]
+    for kind, version in (("churn", "churn-logreg-1/"), ("basket", "basket-rules-1/"), ("clusters", "clusters-k")):
+        assert f"{kind} as of 20" in shown and version in shown

@@ -88,6 +88,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
         report.update(parked_summary(con))
         report.update(_rates_used(con))
+        report.update(_insight_runs(con))
     except duckdb.Error as exc:
         raise ReadModelError(
             f"cannot read {settings.published_path}: {exc}; `ledger project` publishes it again, "
@@ -151,6 +152,16 @@ def _rates_used(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     if not rates:
         return {"exchange_rates": "none: only orders in the reporting currency count"}
     return {"exchange_rates": f"{source}: {rates:,} rates into {into}"}
+
+
+def _insight_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The latest run of each insight model (`ledger insight`): as of when, and which model, so
+    an operator sees how old the scores are; nothing for a copy built before insight existed."""
+    if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'insight_runs'").fetchall():
+        return {}
+    runs = con.execute("SELECT kind, strftime(as_of, '%Y-%m-%dT%H:%M:%SZ'), model_version FROM insight_runs "
+                       "ORDER BY kind").fetchall()
+    return {"insight": "; ".join(f"{kind} as of {as_of} ({model})" for kind, as_of, model in runs) or "never run"}
 
 
 def _kafka_status(
