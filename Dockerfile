@@ -14,8 +14,10 @@ COPY schemas ./schemas
 COPY projections ./projections
 COPY cli ./cli
 # The versions CI tests (constraints.txt). psycopg comes with psycopg-binary, whose wheel
-# carries its own libpq: the slim image has none, and needs no compiler.
-RUN pip install -c constraints.txt . \
+# carries its own libpq: the slim image has none, and needs no compiler. EXTRAS=insight adds
+# scikit-learn for `ledger insight churn|clusters` (about 150 MB more; basket needs nothing).
+ARG EXTRAS=""
+RUN pip install -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
     && python -c "import psycopg; assert psycopg.pq.__impl__ == 'binary', psycopg.pq.__impl__" \
     && useradd --system --uid 10001 --home-dir /data ledger \
     && mkdir -p /data \
