@@ -234,3 +234,17 @@ def test_status_says_how_old_each_run_is(planted: Path) -> None:
     shown = json.loads(ok("status", "--json", "--data-dir", str(planted)).stdout)["insight"]
     for kind, version in (("churn", "churn-logreg-1/"), ("basket", "basket-rules-1/"), ("clusters", "clusters-k")):
         assert f"{kind} as of 20" in shown and version in shown
+
+
+def test_a_huge_or_hostile_order_gives_no_pairs_and_breaks_nothing(planted: Path, tmp_path: Path) -> None:
+    data = copy_of(planted, tmp_path)
+    customer = rows(data, "SELECT customer_id FROM churn_risk ORDER BY customer_id LIMIT 1")[0][0]
+    lines = [{"sku": f"BULK-{n:04d}'); DROP TABLE facts; --", "quantity": 1, "unit_price_minor": 1} for n in range(500)]
+    order = {"type": "PurchaseMade", "customer_id": customer, "source": "webshop", "source_event_id": "bulk-1",
+             "occurred_at": "2026-12-01T12:00:00Z", "order_id": "BULK-1", "channel": "web", "currency": "EUR",
+             "total_minor": 500, "lines": lines}
+    ok("record", json.dumps(order), "--data-dir", str(data))
+    ok("insight", "basket", "--data-dir", str(data))
+    assert rows(data, "SELECT count(*) FROM basket_pairs WHERE sku LIKE 'BULK-%' OR with_sku LIKE 'BULK-%'") == [(0,)]
+    pairs = {(a, b) for a, b in rows(data, "SELECT sku, with_sku FROM basket_pairs")}
+    assert ("SKU-4001", "SKU-5001") in pairs and rows(data, "SELECT count(*) > 0 FROM facts") == [(True,)]

@@ -22,15 +22,24 @@ from ledger.insight.population import PROFILED, Result, naive, require_history
 
 METHOD = "basket-rules-1"
 
-PAIRS_SQL = """
-WITH baskets AS (
+MAX_ITEMS = 100
+"""Orders with more distinct items than this (a wholesale order, a hostile one) count as orders
+but give no pairs: pairs grow with the square of an order's items."""
+POPULAR = 50
+"""How many of the most popular items are candidates for filling a customer's offers."""
+
+PAIRS_SQL = f"""
+WITH items_of AS (
     SELECT DISTINCT f.event_id AS order_key, l.sku
     FROM facts f, unnest(f.lines) AS u(l)
     WHERE f.event_type = 'PurchaseMade' AND f.occurred_at <= $at
       AND f.customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)
 ),
-total AS (SELECT count(DISTINCT order_key) AS orders FROM baskets),
-items AS (SELECT sku, count(*) AS orders FROM baskets GROUP BY sku),
+baskets AS (
+    SELECT * FROM items_of QUALIFY count(*) OVER (PARTITION BY order_key) <= {MAX_ITEMS}
+),
+total AS (SELECT count(DISTINCT order_key) AS orders FROM items_of),
+items AS (SELECT sku, count(*) AS orders FROM items_of GROUP BY sku),
 together AS (
     SELECT a.sku, b.sku AS with_sku, count(*) AS orders_together
     FROM baskets a JOIN baskets b ON a.order_key = b.order_key AND a.sku <> b.sku
@@ -63,6 +72,7 @@ ruled AS (
 ),
 popular AS (
     SELECT sku, count(*) / (SELECT count(*) FROM buyers) AS share FROM bought GROUP BY sku
+    ORDER BY share DESC, sku LIMIT {POPULAR}
 ),
 candidates AS (
     SELECT customer_id, sku, 1 AS tier, best.c AS score,
