@@ -29,11 +29,12 @@ POPULAR = 50
 """How many of the most popular items are candidates for filling a customer's offers."""
 
 PAIRS_SQL = f"""
-WITH items_of AS (
+WITH items_of AS (  -- the orders filtered first, then unnested (DuckDB unnests before a WHERE beside it)
     SELECT DISTINCT f.event_id AS order_key, l.sku
-    FROM facts f, unnest(f.lines) AS u(l)
-    WHERE f.event_type = 'PurchaseMade' AND f.occurred_at <= $at
-      AND f.customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)
+    FROM (SELECT event_id, lines FROM facts
+          WHERE event_type = 'PurchaseMade' AND occurred_at <= $at
+            AND customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)) f,
+         unnest(f.lines) AS u(l)
 ),
 baskets AS (
     SELECT * FROM items_of QUALIFY count(*) OVER (PARTITION BY order_key) <= {MAX_ITEMS}
@@ -59,9 +60,9 @@ ORDER BY t.sku, t.with_sku
 OFFERS_SQL = f"""
 WITH bought AS (
     SELECT DISTINCT f.customer_id, l.sku
-    FROM facts f, unnest(f.lines) AS u(l)
-    WHERE f.event_type = 'PurchaseMade' AND f.occurred_at <= $at
-      AND f.customer_id IN ({PROFILED})
+    FROM (SELECT customer_id, lines FROM facts
+          WHERE event_type = 'PurchaseMade' AND occurred_at <= $at AND customer_id IN ({PROFILED})) f,
+         unnest(f.lines) AS u(l)
 ),
 buyers AS (SELECT DISTINCT customer_id FROM bought),
 ruled AS (
