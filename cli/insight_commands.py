@@ -34,6 +34,10 @@ Train = Annotated[bool, typer.Option(
                     "backtest on customers it was not trained on; writes nothing.")]
 
 
+QUIET_DAYS = 7
+"""A scoring run warns when the latest fact is older than this before its as-of."""
+
+
 def _horizon(text: str | None) -> int | None:
     if text is None:
         return None
@@ -55,7 +59,17 @@ def _scored(config: Settings, kind: str, as_of: str | None, horizon: str | None)
         write(models.con, run, done["result"], datetime.now(UTC))
 
     project(config, datetime.now(UTC), before_refresh=model)
-    return run, done["result"]
+    if "result" not in done:  # the topic was reset: project() rebuilt the read models, without this run
+        project(config, datetime.now(UTC), before_refresh=model)
+    result = done["result"]
+    quiet = result.summary.get("days_since_last_fact", 0)
+    if quiet > QUIET_DAYS:
+        err.print(f"warning: the latest fact occurred {quiet:.0f} days before {run.as_of:%Y-%m-%d}: a model takes "
+                  "days without facts for days without purchases (is the projector or an adapter behind?)",
+                  highlight=False)
+    if run.as_of < datetime.now(UTC) - timedelta(days=1):
+        err.print(f"note: the {kind} tables now hold the run as of {run.as_of:%Y-%m-%d}, not today's", highlight=False)
+    return run, result
 
 
 def _backtest(config: Settings, kind: str, as_of: str | None, horizon: str | None) -> dict[str, Any]:

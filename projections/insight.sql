@@ -3,8 +3,9 @@
 -- The tables are written by `ledger insight churn|basket|clusters` (one run per kind, recorded
 -- in insight_runs with its as_of and parameters) and written again by `ledger replay` from the
 -- same runs, so a replay gives the same rows. Between runs, the apply section forgets at once
--- every customer who is erased, withdraws profiling consent or is merged into another: per-
--- customer insight exists only for customers who hold profiling consent now.
+-- every customer who is erased, loses profiling consent (withdrawn, or through a merge or a
+-- split) or is merged into another: per-customer insight exists only for customers who hold
+-- profiling consent now.
 -- depends: customer_profile, facts
 
 -- section: schema
@@ -66,15 +67,19 @@ CREATE TABLE clusters (
 );
 
 -- section: apply
--- Forget, in the batch that says so, whoever may no longer be profiled (customer_profile's
--- apply ran first: its consent and erasure are this batch's).
+-- Forget, in the batch that may change who may be profiled (an erasure, a consent, a merge or a
+-- split, whichever id it was recorded under), everyone who may not be now: customer_profile's
+-- apply ran first, so its consent and erasure are this batch's. The insight tables are small
+-- (a row per profiled customer), so the whole of them is checked.
 CREATE OR REPLACE TEMP TABLE insight_forget AS
-SELECT DISTINCT b.customer_id FROM batch_events b
-WHERE b.event_type IN ('CustomerErased', 'ConsentChanged', 'CustomersMerged', 'CustomerSplit')
-  AND NOT EXISTS (SELECT 1 FROM customer_profile p
-                  WHERE p.customer_id = b.customer_id AND p.consent_profiling AND NOT p.erased)
-UNION
-SELECT customer_id FROM customer_merges;
+SELECT customer_id FROM (
+    SELECT customer_id FROM churn_risk UNION SELECT customer_id FROM next_best_offer
+    UNION SELECT customer_id FROM customer_clusters
+)
+WHERE EXISTS (SELECT 1 FROM batch_events
+              WHERE event_type IN ('CustomerErased', 'ConsentChanged', 'CustomersMerged', 'CustomerSplit'))
+  AND customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE consent_profiling AND NOT erased
+                          AND customer_id NOT IN (SELECT customer_id FROM customer_merges));
 DELETE FROM churn_risk WHERE customer_id IN (SELECT customer_id FROM insight_forget);
 DELETE FROM next_best_offer WHERE customer_id IN (SELECT customer_id FROM insight_forget);
 DELETE FROM customer_clusters WHERE customer_id IN (SELECT customer_id FROM insight_forget);

@@ -100,6 +100,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_LOG_FORMAT", "xml", r"serve.log_format \(LEDGER_LOG_FORMAT\) must be one of text, json"),
         ("LEDGER_BASKET_MIN_SUPPORT", "1.5", r"basket_min_support \(LEDGER_BASKET_MIN_SUPPORT\) must be 0 to 1"),
         ("LEDGER_CLUSTER_COUNT", "1", r"insight.cluster_count \(LEDGER_CLUSTER_COUNT\) must be 2 to 50"),
+        ("LEDGER_MODEL_SEED", "-1", r"insight.model_seed \(LEDGER_MODEL_SEED\) must be 0 to 4,294,967,295"),
         ("LEDGER_HORIZON_DAYS", "0", r"insight.horizon_days \(LEDGER_HORIZON_DAYS\) must be 1 to 3,660"),
         ("LEDGER_METRICS_PORT", "70000", r"serve.metrics_port \(LEDGER_METRICS_PORT\) must be 0 to 65,535 or off"),
         ("LEDGER_METRICS_PORT", "soon", "LEDGER_METRICS_PORT must be a whole number"),

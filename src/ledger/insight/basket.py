@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ledger.insight.population import PROFILED, Result, naive, require_history
+from ledger.insight.population import PROFILED, Result, naive, quiet_days, require_history
 
 METHOD = "basket-rules-1"
 
@@ -36,11 +36,13 @@ WITH items_of AS (  -- the orders filtered first, then unnested (DuckDB unnests 
             AND customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)) f,
          unnest(f.lines) AS u(l)
 ),
-baskets AS (
-    SELECT * FROM items_of QUALIFY count(*) OVER (PARTITION BY order_key) <= {MAX_ITEMS}
-),
 total AS (SELECT count(DISTINCT order_key) AS orders FROM items_of),
 items AS (SELECT sku, count(*) AS orders FROM items_of GROUP BY sku),
+baskets AS (  -- a pair is never more frequent than its items: rarer items cannot make one (Apriori)
+    SELECT * FROM items_of
+    WHERE sku IN (SELECT sku FROM items, total WHERE items.orders / total.orders >= $min_support)
+    QUALIFY count(*) OVER (PARTITION BY order_key) <= {MAX_ITEMS}
+),
 together AS (
     SELECT a.sku, b.sku AS with_sku, count(*) AS orders_together
     FROM baskets a JOIN baskets b ON a.order_key = b.order_key AND a.sku <> b.sku
@@ -71,8 +73,15 @@ ruled AS (
     FROM bought b JOIN pairs p ON p.sku = b.sku AND p.lift > 1
     GROUP BY b.customer_id, p.with_sku
 ),
+everyone AS (  -- popularity, like the pairs, counts every customer not erased: an aggregate
+    SELECT DISTINCT f.customer_id, l.sku
+    FROM (SELECT customer_id, lines FROM facts
+          WHERE event_type = 'PurchaseMade' AND occurred_at <= $at
+            AND customer_id NOT IN (SELECT customer_id FROM customer_profile WHERE erased)) f,
+         unnest(f.lines) AS u(l)
+),
 popular AS (
-    SELECT sku, count(*) / (SELECT count(*) FROM buyers) AS share FROM bought GROUP BY sku
+    SELECT sku, count(*) / (SELECT count(DISTINCT customer_id) FROM everyone) AS share FROM everyone GROUP BY sku
     ORDER BY share DESC, sku LIMIT {POPULAR}
 ),
 candidates AS (
@@ -132,7 +141,8 @@ def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, min_support: float,
         "basket_pairs": _stamped(pairs, pair_stamp),
         "next_best_offer": _stamped(made, stamp),
     }
-    summary = {"pairs": pairs.num_rows, "customers_offered": len(set(made["customer_id"].to_pylist())),
+    summary = {"pairs": pairs.num_rows, "days_since_last_fact": round(quiet_days(con, as_of), 1),
+               "customers_offered": len(set(made["customer_id"].to_pylist())),
                "top_pairs": sorted(pairs.to_pylist(), key=lambda p: (-p["lift"], p["sku"], p["with_sku"]))[:5],
                "backtest": evaluate(con, as_of - horizon, horizon, min_support, min_confidence, offers, check=False)}
     return Result(version, tables, summary)

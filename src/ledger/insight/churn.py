@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import InsightError
-from ledger.insight.population import PROFILED, Result, held_out, naive, require_history, sklearn
+from ledger.insight.population import PROFILED, Result, held_out, naive, quiet_days, require_history, sklearn
 
 METHOD = "churn-logreg-1"
 FEATURES = ("recency_days", "recency_ratio", "purchases", "tenure_days", "purchases_90d", "purchase_trend",
@@ -62,7 +62,7 @@ o AS (
         count(*) FILTER (WHERE event_type = 'FeedbackGiven' AND occurred_at > $at - INTERVAL 180 DAY
                            AND (kind = 'nps' AND score <= 6 OR kind = 'csat' AND score <= 2
                                 OR kind = 'ces' AND score <= 3)) AS low_scores_180d,
-        count(*) FILTER (WHERE event_type = 'ConsentChanged' AND NOT granted
+        count(*) FILTER (WHERE event_type = 'ConsentChanged' AND NOT granted AND purpose LIKE 'marketing%'
                            AND occurred_at > $at - INTERVAL 180 DAY) AS consent_withdrawn_180d
     FROM f GROUP BY customer_id
 )
@@ -108,8 +108,8 @@ def train(rows: Sequence[dict[str, Any]], seed: int) -> Any:
     preprocessing, linear = sklearn("sklearn.preprocessing"), sklearn("sklearn.linear_model")
     labels = [r["churned"] for r in rows]
     if not rows:
-        raise InsightError("cannot train: no customer with profiling consent had bought by then; choose a later "
-                           "--as-of")
+        raise InsightError("cannot train: no customer with profiling consent had bought by the training date "
+                           "(--as-of minus the horizon); choose a later --as-of or a shorter --horizon")
     if len(set(labels)) < 2:
         raise InsightError(f"cannot train: all {len(rows)} customers {'churned' if labels[0] else 'bought again'} "
                            "in the horizon; choose another --as-of or --horizon")
@@ -188,6 +188,7 @@ def score(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon: timedelta, s
     bands = {band: table["band"].count(band) for _, band in BANDS}
     return Result(version, {"churn_risk": pa.table(table)},
                   {"scored": len(now), "bands": bands, "trained_as_of": naive(trained_at).isoformat(),
+                   "days_since_last_fact": round(quiet_days(con, as_of), 1),
                    "backtest": summary, "weights": weights(model)})
 
 
@@ -218,7 +219,7 @@ REASONS: tuple[tuple[tuple[str, ...], Any, Any], ...] = (
     (("refunds_180d",), lambda r: r["refunds_180d"] > 0,
      lambda r: f"{_plural(r['refunds_180d'], 'refund')} in 180 days"),
     (("consent_withdrawn_180d",), lambda r: r["consent_withdrawn_180d"] > 0,
-     lambda r: "withdrew a consent in the last 180 days"),
+     lambda r: "withdrew a marketing consent in the last 180 days"),
     (("purchases",), lambda r: r["purchases"] <= math.log1p(2),
      lambda r: f"only {_plural(round(math.expm1(r['purchases'])), 'purchase')} so far"),
 )

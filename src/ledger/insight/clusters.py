@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import InsightError
-from ledger.insight.population import PROFILED, Result, naive, require_history, sklearn
+from ledger.insight.population import PROFILED, Result, naive, quiet_days, require_history, sklearn
 
 METHOD = "clusters-kmeans-1"
 FEATURES = ("recency_days", "orders_365d", "spend_365d_log", "satisfaction", "complaint_share", "store_share",
@@ -113,7 +113,7 @@ def describe(centre: list[float]) -> str:
 def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, k: int, seed: int,
             rates: pa.Table | None = None) -> Result:
     """Clusters as of `as_of`, described, with their stability against 90 days before."""
-    require_history(con, naive(as_of - timedelta(days=90)), "clusters")
+    require_history(con, None, "clusters")
     rows = features(con, as_of, rates)
     labels, centres, scaler = _fit(rows, k, seed)
     version = f"{METHOD}/k{k}-seed{seed}"
@@ -127,7 +127,8 @@ def compute(con: duckdb.DuckDBPyConnection, as_of: datetime, k: int, seed: int,
         "centre": pa.array([[(name, round(float(v), 4)) for name, v in zip(FEATURES, centre, strict=True)]
                             for centre in real], pa.map_(pa.string(), pa.float64())),
         "model_version": [version] * k, "as_of": [at] * k})
-    summary = {"customers": len(rows), "sizes": [labels.count(c) for c in range(k)],
+    summary = {"customers": len(rows), "days_since_last_fact": round(quiet_days(con, as_of), 1),
+               "sizes": [labels.count(c) for c in range(k)],
                "descriptions": [describe(c) for c in centres],
                "stability_ari_90d": stability(con, as_of, rows, labels, k, seed, rates)}
     return Result(version, {"customer_clusters": members, "clusters": groups}, summary)

@@ -33,7 +33,7 @@ class Result:
     """A model's run: the tables it writes (name: rows) and what it found, for the run's record."""
 
     model_version: str
-    tables: dict[str, pa.Table]
+    tables: dict[str, pa.Table | None]
     summary: dict[str, Any]
 
 
@@ -53,6 +53,14 @@ def naive(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
+def quiet_days(con: duckdb.DuckDBPyConnection, as_of: datetime) -> float:
+    """How many days before `as_of` the latest fact occurred: a model scoring as of a time
+    the history has not reached (a projector behind, an adapter stopped) takes the silence for
+    customers not buying, so the runs report it."""
+    latest = last_fact(con)
+    return 0.0 if latest is None else max(0.0, (naive(as_of) - latest).total_seconds() / 86400)
+
+
 def held_out(customer_id: str, seed: int, share: int = 30) -> bool:
     """True for about `share` % of customers, the same ones for the same seed: the backtests'
     customers, never trained on."""
@@ -65,11 +73,11 @@ def last_fact(con: duckdb.DuckDBPyConnection) -> datetime | None:
     return con.execute("SELECT max(occurred_at) FROM facts").fetchall()[0][0]
 
 
-def require_history(con: duckdb.DuckDBPyConnection, until: datetime, what: str) -> None:
-    """Refuse a model that needs facts up to `until` the ledger does not have yet."""
+def require_history(con: duckdb.DuckDBPyConnection, until: datetime | None, what: str) -> None:
+    """Refuse a model that needs facts up to `until` (None: any fact) the ledger does not have yet."""
     latest = last_fact(con)
     if latest is None:
         raise InsightError("the read models hold no facts yet: record or ingest some, then run insight")
-    if latest < until:
+    if until is not None and latest < until:
         raise InsightError(f"{what} needs facts up to {until:%Y-%m-%d %H:%M}, and the latest fact in the read models "
                            f"occurred at {latest:%Y-%m-%d %H:%M}: choose an earlier --as-of or a shorter --horizon")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -78,10 +77,11 @@ def write(con: duckdb.DuckDBPyConnection, run: Run, result: Result, ran_at: date
     con.execute("BEGIN")
     try:
         for table in TABLES[run.kind]:
-            con.register("insight_rows", result.tables[table])
             con.execute(f"DELETE FROM {table}")
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM insight_rows")
-            con.unregister("insight_rows")
+            if result.tables[table] is not None:  # None: a run that could not be made again (rerun)
+                con.register("insight_rows", result.tables[table])
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM insight_rows")
+                con.unregister("insight_rows")
         con.execute("INSERT OR REPLACE INTO insight_runs VALUES (?, ?, ?, ?, ?, ?)", [
             run.kind, naive(run.as_of), result.model_version, run.parameters(),
             json.dumps(result.summary, sort_keys=True, default=str), naive(ran_at)])
@@ -91,32 +91,40 @@ def write(con: duckdb.DuckDBPyConnection, run: Run, result: Result, ran_at: date
         raise
 
 
-def recorded(path: Path) -> list[Run]:
-    """The runs recorded in the read-model file at `path` (none if it or its table is missing)."""
+def recorded(path: Path) -> list[tuple[Run, datetime]]:
+    """The runs recorded in the read-model file at `path`, with when each was made (none if the
+    file or its table is missing). A record this version cannot read (an unknown kind, a
+    parameter it does not know, broken JSON) is left out with a warning: a replay, the way
+    back from trouble, must not fail on a derived table."""
     if not path.exists():
         return []
     try:
         with duckdb.connect(str(path), read_only=True) as con:
-            rows = con.execute("SELECT kind, as_of, parameters FROM insight_runs ORDER BY kind").fetchall()
+            rows = con.execute("SELECT kind, as_of, parameters, ran_at FROM insight_runs ORDER BY kind").fetchall()
     except duckdb.Error:
         return []
-    return [Run(kind=kind, as_of=as_of.replace(tzinfo=UTC), **json.loads(parameters))
-            for kind, as_of, parameters in rows]
-
-
-def rerun(con: duckdb.DuckDBPyConnection, runs: list[Run], rates: pa.Table | None = None) -> list[str]:
-    """Run `runs` again (after a replay); a run that cannot (scikit-learn gone, say) is left out
-    with a warning, and its message returned, rather than stop the replay."""
-    problems = []
-    for run in runs:
+    known = {f.name: f.default for f in fields(InsightSettings)}
+    runs = []
+    for kind, as_of, parameters, ran_at in rows:
         try:
-            write(con, run, compute(con, run, rates), datetime.now(UTC))
-        except InsightError as exc:
-            problems.append(f"insight {run.kind} as of {run.as_of:%Y-%m-%d} was not run again: {exc}")
-            log.warning("%s", problems[-1])
-    return problems
+            given = json.loads(parameters)
+            if kind not in KINDS or not isinstance(given, dict):
+                raise ValueError(f"unknown kind {kind!r}" if kind not in KINDS else "parameters are not an object")
+            values = {name: given.get(name, default) for name, default in known.items()}
+            runs.append((Run(kind=kind, as_of=as_of.replace(tzinfo=UTC), **values), ran_at.replace(tzinfo=UTC)))
+        except (ValueError, TypeError) as exc:
+            log.warning("insight run %r as of %s is not run again: its record cannot be read (%s)", kind, as_of, exc)
+    return runs
 
 
-def summary(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any] | None:
-    rows = con.execute("SELECT summary FROM insight_runs WHERE kind = ?", [kind]).fetchall()
-    return json.loads(rows[0][0]) if rows else None
+def rerun(con: duckdb.DuckDBPyConnection, runs: list[tuple[Run, datetime]], rates: pa.Table | None = None) -> None:
+    """Run `runs` again (after a replay), each stamped with when it was first made. A run that
+    fails (scikit-learn gone, say) leaves its tables empty and its record, saying why, so that
+    the next replay tries again; it never stops the replay."""
+    for run, ran_at in runs:
+        try:
+            write(con, run, compute(con, run, rates), ran_at)
+        except Exception as exc:  # noqa: BLE001 - any model failure; the replay goes on
+            log.warning("insight %s as of %s was not run again: %s", run.kind, f"{run.as_of:%Y-%m-%d}", exc)
+            write(con, run, Result("not run again", {t: None for t in TABLES[run.kind]},
+                                   {"not_run_again": str(exc)}), ran_at)

@@ -24,6 +24,10 @@ from ledger.projection.readmodels import SHRED_PENDING, ReadModels, naive_utc
 from ledger.settings import Settings
 
 SOURCE = "time-travel"
+INSIGHT = {"churn": ("churn_risk",), "basket": ("basket_pairs", "next_best_offer"),
+           "clusters": ("customer_clusters", "clusters")}
+"""The insight tables per run kind (projections/insight.sql). They are not recomputed at T: a
+copy keeps the runs made as of T or before (and, known at K, made by K), and drops later ones."""
 
 
 def _naive(when: datetime | None) -> datetime | None:
@@ -45,6 +49,37 @@ def refresh_copy(copy: Path, as_of: datetime, settings: Settings | None) -> None
     with ReadModels(copy, settings=settings) as models:
         models.refresh(as_of)
         _copy_is_as_of(models, as_of)
+        for kind in _later_runs(models.con, as_of, None):
+            for table in ("insight_runs", *INSIGHT[kind]):
+                models.con.execute(f"DELETE FROM {table}" + (" WHERE kind = ?" if table == "insight_runs" else ""),
+                                   [kind] if table == "insight_runs" else [])
+
+
+def _later_runs(con: duckdb.DuckDBPyConnection, as_of: datetime | None, known_at: datetime | None) -> list[str]:
+    """The insight runs of `con` made as of a time after `as_of`, or (`known_at`) made after it."""
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'insight_runs'").fetchall():
+        return []
+    return [kind for (kind,) in con.execute(
+        "SELECT kind FROM insight_runs WHERE as_of > coalesce(?::TIMESTAMP, as_of) OR ran_at > coalesce(?::TIMESTAMP, "
+        "ran_at)", [_naive(as_of), _naive(known_at)]).fetchall()]
+
+
+def _earlier_runs(source: duckdb.DuckDBPyConnection, as_of: datetime | None,
+                  known_at: datetime | None) -> dict[str, object]:
+    """The rows of the insight runs `source` holds that a copy as of `as_of` (known at
+    `known_at`) keeps, per table, as Arrow tables."""
+    if not source.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'insight_runs'").fetchall():
+        return {}
+    later = set(_later_runs(source, as_of, known_at))
+    kept = [kind for (kind,) in source.execute("SELECT kind FROM insight_runs").fetchall() if kind not in later]
+    rows: dict[str, object] = {}
+    if kept:
+        rows["insight_runs"] = source.sql(f"SELECT * FROM insight_runs WHERE kind IN ({', '.join('?' * len(kept))})",
+                                          params=kept).to_arrow_table()
+    for kind in kept:
+        for table in INSIGHT[kind]:
+            rows[table] = source.sql(f"SELECT * FROM {table}").to_arrow_table()
+    return rows
 
 
 def _copy_is_as_of(models: ReadModels, when: datetime) -> None:
@@ -67,6 +102,7 @@ def rebuild(
         positions = source.sql("SELECT source, key, position FROM projector_positions").to_arrow_table()
         where = source.sql("SELECT * FROM ledger_position").to_arrow_table()
         published_at = source.execute("SELECT value FROM projector_state WHERE key = 'published_at'").fetchall()
+        insight = _earlier_runs(source, as_of, known_at)
         # Last: the reader streams, and the connection runs nothing else until it is done.
         events = source.sql(_SUBSET, params=[_naive(as_of), _naive(known_at)]).to_arrow_reader(batch)
     except duckdb.Error as exc:
@@ -83,6 +119,10 @@ def rebuild(
         con.execute("INSERT INTO ledger_position SELECT * FROM source_ledger_position")
         con.unregister("source_positions")
         con.unregister("source_ledger_position")
+        for table, rows in insight.items():
+            con.register("source_insight", rows)
+            con.execute(f"INSERT INTO {table} SELECT * FROM source_insight")
+            con.unregister("source_insight")
         if published_at:
             models.set_state("published_at", published_at[0][0])
         if known_at is not None:

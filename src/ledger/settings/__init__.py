@@ -204,7 +204,7 @@ class Settings:
             ("projection.churn_days", p.churn_days, 1, 36_600),
             ("projection.catch_up_batch_size", p.catch_up_batch_size, 1, 1_000_000),
             ("insight.horizon_days", i.horizon_days, 1, 3_660), ("insight.offers", i.offers, 1, 100),
-            ("insight.cluster_count", i.cluster_count, 2, 50),
+            ("insight.cluster_count", i.cluster_count, 2, 50), ("insight.model_seed", i.model_seed, 0, 2**32 - 1),
             ("insight.basket_min_support", i.basket_min_support, 0, 1),
             ("insight.basket_min_confidence", i.basket_min_confidence, 0, 1),
         ):
