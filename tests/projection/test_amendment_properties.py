@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ledger.ops.projecting import project
@@ -107,7 +107,7 @@ def merges(draw: st.DrawFn) -> tuple[list[Step], list[Step], str, str, bool]:
     return history, later, survivor, merged, draw(st.booleans())
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(merges())
 def test_a_merge_then_its_split_leaves_every_read_model_as_if_never_merged(
     case: tuple[list[Step], list[Step], str, str, bool],
@@ -125,7 +125,7 @@ def test_a_merge_then_its_split_leaves_every_read_model_as_if_never_merged(
         assert amended[model] == never[model], model
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(merges())
 def test_while_merged_the_read_models_are_those_of_one_customer(
     case: tuple[list[Step], list[Step], str, str, bool],
@@ -152,10 +152,12 @@ CORRECTIONS = {
 
 @st.composite
 def corrections(draw: st.DrawFn) -> tuple[list[Step], dict[int, dict[str, Any]], set[int], bool]:
-    history = draw(steps)
+    history = draw(steps.filter(lambda h: any(kind in CORRECTIONS for _, kind, _ in h)))
     amendable = [i for i, (_, kind, _) in enumerate(history) if kind in CORRECTIONS]
-    corrected = draw(st.sets(st.sampled_from(amendable), max_size=3)) if amendable else set()
-    retracted = draw(st.sets(st.sampled_from(amendable), max_size=2)) if amendable else set()
+    corrected = draw(st.sets(st.sampled_from(amendable), max_size=3))
+    retracted = draw(st.sets(st.sampled_from(amendable), max_size=2))
+    # A history left unamended proves nothing here, and each example costs two projections.
+    assume(corrected or retracted)
     changes = {}
     for i in sorted(corrected):
         n = draw(st.integers(0, 9))
@@ -165,7 +167,7 @@ def corrections(draw: st.DrawFn) -> tuple[list[Step], dict[int, dict[str, Any]],
     return history, changes, retracted, draw(st.booleans())
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(corrections())
 def test_corrections_and_retractions_give_the_read_models_of_the_corrected_history(
     case: tuple[list[Step], dict[int, dict[str, Any]], set[int], bool],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ledger.ops.projecting import project
@@ -79,8 +79,11 @@ def personal_rows(path: Path, where: str, customer: str) -> list[tuple[Any, ...]
                       "ORDER BY event_id", customer)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(erasures())
+# Beyond its first 8 examples the search only drew one-fact histories; the one of them that
+# matters: a customer with only a purchase has no personal data to take out.
+@example(([("B", "purchase", 0)], 1, "B", True))
 def test_erasing_a_customer_changes_no_aggregate_and_leaves_only_their_personal_data_null(
     case: tuple[list[Step], int, str, bool],
 ) -> None:

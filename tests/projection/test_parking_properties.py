@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ledger.projection.engine import Projector
@@ -18,7 +18,10 @@ from tests.projection.tables import snapshot
 from tests.support.facts import DAY, T0, buy, event_id
 from tests.support.readmodels import Harness
 
-kinds = st.lists(st.sampled_from(["contact", "purchase", "poison", "truncated"]), min_size=2, max_size=14)
+# At least one bad event: a log without one has nothing to park whatever the batches, and each
+# example costs three or four projections (of 12 unfiltered examples, 3 had no bad event).
+kinds = st.lists(st.sampled_from(["contact", "purchase", "poison", "truncated"]), min_size=2, max_size=14).filter(
+    lambda drawn: "poison" in drawn or "truncated" in drawn)
 
 
 def project(h: Harness, path: Path, batch_size: int) -> dict[str, list[tuple]]:
@@ -28,8 +31,9 @@ def project(h: Harness, path: Path, batch_size: int) -> dict[str, list[tuple]]:
         return snapshot(models)
 
 
-@settings(max_examples=12, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, suppress_health_check=[HealthCheck.too_slow])
 @given(drawn=kinds, batch_sizes=st.lists(st.integers(1, 6), min_size=1, max_size=2, unique=True))
+@example(drawn=["poison", "truncated", "poison"], batch_sizes=[2, 5])  # every event bad: drawn unfiltered, not now
 def test_any_batches_park_the_same_events_and_give_the_same_read_models(
     drawn: list[str], batch_sizes: list[int]
 ) -> None:

@@ -69,16 +69,20 @@ def record(data: Path, facts: list[dict[str, object]]) -> None:
 
 
 def tables(data: Path, *flags: str) -> dict[str, list[dict[str, object]]]:
-    answers = {}
-    for table in COMPARED:
-        skip = {"recorded_at", "event_id", "as_of"}
-        columns = [c for (c,) in duckdb.connect(str(data / "readmodels.published.duckdb"), read_only=True).execute(
+    """Every compared table's rows, as `ledger query --json` gives them, all in one query: with
+    --as-of or --known-at each query builds its own time-travel copy, so one query, not one per
+    table. Each table is a column holding the list of its rows; rows are sorted here, which
+    compares them as the `ORDER BY ALL` of one query per table did."""
+    skip = {"recorded_at", "event_id", "as_of"}
+    with duckdb.connect(str(data / "readmodels.published.duckdb"), read_only=True) as con:
+        columns = {table: [c for (c,) in con.execute(
             "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [table]).fetchall()
-            if c not in skip]
-        quoted = ", ".join('"' + c + '"' for c in columns)
-        sql = f"SELECT {quoted} FROM {table} ORDER BY ALL"
-        answers[table] = json.loads(ledger("query", sql, "--json", "--data-dir", str(data), *flags).stdout)
-    return answers
+            if c not in skip] for table in COMPARED}
+    selects = [f'(SELECT list(t) FROM (SELECT {", ".join(chr(34) + c + chr(34) for c in columns[table])} '
+               f'FROM {table}) AS t) AS "{table}"' for table in COMPARED]
+    sql = "SELECT " + ", ".join(selects)
+    (row,) = json.loads(ledger("query", sql, "--json", "--data-dir", str(data), *flags).stdout)
+    return {table: sorted(row[table] or [], key=lambda r: json.dumps(r, sort_keys=True)) for table in COMPARED}
 
 
 @pytest.fixture(scope="module")
