@@ -43,6 +43,16 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo (250 customers) with every insight run once: for the tests of mechanics."""
+    data = tmp_path_factory.mktemp("small")
+    ok("demo", "--customers", "250", "--data-dir", str(data))
+    for kind in ("churn", "basket", "clusters"):
+        ok("insight", kind, "--data-dir", str(data))
+    return data
+
+
+@pytest.fixture(scope="module")
 def noise(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("noise")
     ok("demo", "--no-signal", "--customers", "1500", "--data-dir", str(data))
@@ -154,33 +164,33 @@ def test_every_insight_table_survives_a_replay_row_for_row(planted: Path, tmp_pa
     "UPDATE insight_runs SET parameters = json_merge_patch(parameters, '{\"from_the_future\": 1}') "
     "WHERE kind = 'clusters'",
 ])
-def test_a_replay_goes_on_past_a_run_record_it_cannot_read(planted: Path, tmp_path: Path, spoil: str) -> None:
-    data = copy_of(planted, tmp_path)
+def test_a_replay_goes_on_past_a_run_record_it_cannot_read(small: Path, tmp_path: Path, spoil: str) -> None:
+    data = copy_of(small, tmp_path)
     with duckdb.connect(str(data / "readmodels.duckdb")) as con:
         con.execute(spoil)
     ok("replay", "--data-dir", str(data))
     kinds = [kind for (kind,) in rows(data, "SELECT kind FROM insight_runs ORDER BY kind")]
     assert "basket" in kinds and "churn" in kinds and "crystal_ball" not in kinds
-    assert rows(data, "SELECT count(*) > 500 FROM churn_risk") == [(True,)]
+    assert rows(data, "SELECT count(*) > 50 FROM churn_risk") == [(True,)]
     if "from_the_future" in spoil:  # a parameter this version does not know is ignored: the run is made again
         assert "clusters" in kinds and rows(data, "SELECT count(*) > 0 FROM customer_clusters") == [(True,)]
 
 
-def test_insight_is_not_recomputed_in_the_past_only_runs_made_as_of_then_show(planted: Path, tmp_path: Path) -> None:
-    data = copy_of(planted, tmp_path)
+def test_insight_is_not_recomputed_in_the_past_only_runs_made_as_of_then_show(small: Path, tmp_path: Path) -> None:
+    data = copy_of(small, tmp_path)
     ok("insight", "churn", "--as-of", "2026-10-01T00:00:00Z", "--data-dir", str(data))
     shown = {when: json.loads(ok("query", "SELECT (SELECT count(*) FROM churn_risk) AS churn, (SELECT count(*) FROM "
                                   "customer_clusters) AS clusters", "--json", "--as-of", when,
                                   "--data-dir", str(data)).stdout)[0]
              for when in ("2026-09-01T00:00:00Z", "2026-11-01T00:00:00Z")}
     assert shown["2026-09-01T00:00:00Z"] == {"churn": 0, "clusters": 0}
-    assert shown["2026-11-01T00:00:00Z"]["churn"] > 500 and shown["2026-11-01T00:00:00Z"]["clusters"] == 0
+    assert shown["2026-11-01T00:00:00Z"]["churn"] > 50 and shown["2026-11-01T00:00:00Z"]["clusters"] == 0
 
 
 def test_an_erased_or_unconsenting_customer_leaves_every_insight_table_at_once_and_for_good(
-    planted: Path, tmp_path: Path
+    small: Path, tmp_path: Path
 ) -> None:
-    data = copy_of(planted, tmp_path)
+    data = copy_of(small, tmp_path)
     everywhere = ("SELECT customer_id FROM churn_risk JOIN customer_clusters USING (customer_id) "
                   "WHERE customer_id IN (SELECT customer_id FROM next_best_offer) ORDER BY customer_id LIMIT 2")
     erased, withdrawn = (c for (c,) in rows(data, everywhere))
@@ -207,7 +217,7 @@ def test_an_erased_or_unconsenting_customer_leaves_every_insight_table_at_once_a
     ok("insight", "churn", "--data-dir", str(data))
     assert left() == []
     assert rows(data, f"SELECT count(*) FROM churn_risk WHERE customer_id IN {gone}") == [(0,)]
-    assert rows(data, "SELECT count(*) FROM churn_risk")[0][0] > 500
+    assert rows(data, "SELECT count(*) FROM churn_risk")[0][0] > 50
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -223,8 +233,8 @@ def test_bad_flags_are_usage_errors_that_name_the_flag(tmp_path: Path, args: tup
     assert message in result.stderr
 
 
-def test_a_date_the_history_does_not_cover_is_refused_saying_why(planted: Path, tmp_path: Path) -> None:
-    data = copy_of(planted, tmp_path)
+def test_a_date_the_history_does_not_cover_is_refused_saying_why(small: Path, tmp_path: Path) -> None:
+    data = copy_of(small, tmp_path)
     early = ledger("insight", "churn", "--as-of", "2001-01-01T00:00:00Z", "--data-dir", str(data))
     assert early.exit_code == 1 and "no customer with profiling consent had bought by the training date" in early.stderr
     late = ledger("insight", "churn", "--train", "--as-of", "2026-12-01T00:00:00Z", "--data-dir", str(data))
@@ -233,8 +243,8 @@ def test_a_date_the_history_does_not_cover_is_refused_saying_why(planted: Path, 
     assert empty.exit_code == 1 and "no facts yet" in empty.stderr
 
 
-def test_a_second_writer_is_refused_while_insight_would_write(planted: Path, tmp_path: Path) -> None:
-    data = copy_of(planted, tmp_path)
+def test_a_second_writer_is_refused_while_insight_would_write(small: Path, tmp_path: Path) -> None:
+    data = copy_of(small, tmp_path)
     hold = ("import sys\nfrom pathlib import Path\nfrom ledger.write.locks import exclusive\n"
             "with exclusive(Path(sys.argv[1]), 'x'):\n    print('held', flush=True)\n    sys.stdin.read()\n")
     holder = subprocess.Popen([sys.executable, "-c", hold, str(data / "writer.lock")], stdin=subprocess.PIPE,
@@ -255,9 +265,9 @@ def test_a_model_without_scikit_learn_says_how_to_install_it() -> None:
 
 
 def test_a_segment_rule_can_use_the_clusters_and_sees_a_run_at_once(
-    planted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    small: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = copy_of(planted, tmp_path)
+    data = copy_of(small, tmp_path)
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "cluster_two.sql").write_text("-- consent: profiling\n"
@@ -276,8 +286,8 @@ def test_status_says_how_old_each_run_is(planted: Path) -> None:
         assert f"{kind} as of 20" in shown and version in shown
 
 
-def test_a_huge_or_hostile_order_gives_no_pairs_and_breaks_nothing(planted: Path, tmp_path: Path) -> None:
-    data = copy_of(planted, tmp_path)
+def test_a_huge_or_hostile_order_gives_no_pairs_and_breaks_nothing(small: Path, tmp_path: Path) -> None:
+    data = copy_of(small, tmp_path)
     customer = rows(data, "SELECT customer_id FROM churn_risk ORDER BY customer_id LIMIT 1")[0][0]
     lines = [{"sku": f"BULK-{n:04d}'); DROP TABLE facts; --", "quantity": 1, "unit_price_minor": 1} for n in range(500)]
     order = {"type": "PurchaseMade", "customer_id": customer, "source": "webshop", "source_event_id": "bulk-1",
