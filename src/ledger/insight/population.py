@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.errors import InsightError
+from ledger.projection.readmodels import naive_utc as naive
 
 PROFILED = """
 SELECT customer_id FROM customer_profile
@@ -46,11 +47,6 @@ def sklearn(module: str) -> ModuleType:
             "this model needs scikit-learn, which the core install leaves out: "
             "pip install 'customer-ledger[insight]'"
         ) from exc
-
-
-def naive(when: datetime) -> datetime:
-    """`when` as the read models keep times: UTC without a zone."""
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when
 
 
 def quiet_days(con: duckdb.DuckDBPyConnection, as_of: datetime) -> float:

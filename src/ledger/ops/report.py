@@ -175,7 +175,8 @@ def _insight(data: ReportData) -> Chart:
     runs = [r["as_of"] for r in bands[:1] + groups[:1]]
     when = f" (as of {_label(min(runs))})" if runs else ""
     what = ("Customers by churn risk band, the item pairs with the highest lift, and the size of each behavioural "
-            f"cluster, from the latest `ledger insight` runs{when}; empty until they are run (docs/insight.md).")
+            f"cluster, from the latest `ledger insight` runs made as of the report's time or before{when}; empty "
+            "until they are run (docs/insight.md).")
     return "Insight", what, figure
 
 
