@@ -50,7 +50,7 @@ SURVEYS = {"csat": (1, 5, 4.3, 0.7), "ces": (1, 7, 5.6, 0.9), "nps": (0, 10, 8.0
 CONTACT_SURVEYS = {"csat": 0.2, "ces": 0.07, "nps": 0.05}  # response rates
 ORDER_SURVEYS = {"csat": 0.06, "nps": 0.04, "ces": 0.03}
 CHANNEL_EASE = {"store": 0.35, "app": 0.2, "chat": 0.15, "web": 0.05, "sms": 0.0, "email": -0.1,
-                "phone": -0.25, "social": -0.4}
+                "phone": -0.25, "social": -0.6}
 WAVE_SHARE = {"loyal": 0.35, "lapsed": 0.7}  # of those buying then, who stop in the churn wave
 # Share of customers ticking each box at sign-up. Most agree to profiling, which RFM scores
 # and profiling segments need; about a quarter end up without it (never given, or withdrawn).
@@ -357,7 +357,7 @@ class _History:
         if fact is not None and complaint:
             self.complaints.append(at)
         if fact is not None and not outbound:
-            self.contact_surveys(fact, bad)
+            self.contact_surveys(fact, bad and crisis > 1)  # the wave's let-down always answers
         return fact
 
     def contact_surveys(self, contact: dict[str, Any], bad: bool) -> None:

@@ -22,7 +22,7 @@ ACCESSORIES = {"SKU-5001": ("SKU-4001", 1499, 0.6), "SKU-5002": ("SKU-2001", 999
 ACCESSORY_ALONE = 0.015  # of baskets that hold an accessory without its item
 ACCESSORY_LATER = 0.5  # of buyers of an item without its accessory, whose next order brings it
 PRICES = {**CATALOGUE, **{sku: price for sku, (_, price, _) in ACCESSORIES.items()}}
-LEAVER_SHARE, FADE_DAYS = 0.25, 150  # of loyal customers who leave; how long they fade first
+LEAVER_SHARE, FADE_DAYS = 0.15, 150  # of loyal customers who leave; how long they fade first
 REFUND_REASONS = ("returned", "damaged", "late_delivery", "wrong_item", "goodwill")
 COMMENTS = {"low": ("Waited far too long on hold.", "Still waiting for my refund.",
                     "Nobody called me back.", "Had to explain everything three times."),
