@@ -147,16 +147,20 @@ def backtest(model: Any, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def fit_and_test(rows: Sequence[dict[str, Any]], seed: int) -> tuple[Any, dict[str, Any]]:
+    """The model trained on the customers not held out of `rows`, and its backtest on those held out."""
+    trained = [r for r in rows if not held_out(r["customer_id"], seed)]
+    model = train(trained, seed)
+    return model, {"trained_on": len(trained),
+                   **backtest(model, [r for r in rows if held_out(r["customer_id"], seed)])}
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon: timedelta, seed: int) -> dict[str, Any]:
     """`--train`: the model trained as of `as_of` on 70 % of customers, scored on the other 30 %
     by what they did in the horizon after it."""
     require_history(con, naive(as_of + horizon), f"a backtest as of {as_of:%Y-%m-%d} over {horizon.days} days")
-    rows = features(con, as_of, horizon)
-    trained = [r for r in rows if not held_out(r["customer_id"], seed)]
-    model = train(trained, seed)
-    return {"as_of": naive(as_of).isoformat(), "horizon_days": horizon.days, "trained_on": len(trained),
-            **backtest(model, [r for r in rows if held_out(r["customer_id"], seed)]),
-            "weights": weights(model)}
+    model, report = fit_and_test(features(con, as_of, horizon), seed)
+    return {"as_of": naive(as_of).isoformat(), "horizon_days": horizon.days, **report, "weights": weights(model)}
 
 
 def weights(model: Any) -> dict[str, float]:
@@ -168,14 +172,13 @@ def score(con: duckdb.DuckDBPyConnection, as_of: datetime, horizon: timedelta, s
     """Train as of `as_of - horizon` (outcomes known by `as_of`), score everyone as of `as_of`."""
     trained_at = as_of - horizon
     require_history(con, naive(trained_at), f"training as of {trained_at:%Y-%m-%d}")
-    history = features(con, trained_at, horizon)
-    model = train([r for r in history if not held_out(r["customer_id"], seed)], seed)
-    summary = backtest(model, [r for r in history if held_out(r["customer_id"], seed)])
+    model, summary = fit_and_test(features(con, trained_at, horizon), seed)
+    summary.pop("trained_on")
     version = f"{METHOD}/{trained_at:%Y-%m-%d}+{horizon.days}d"
     now = features(con, as_of, horizon)
-    scores = model.predict_proba(_matrix(now))[:, 1] if now else []
     scaler, regression = model[0], model[-1]
-    z = scaler.transform(_matrix(now)) if now else []
+    z = scaler.transform(_matrix(now)) if now else []  # the pipeline's own two steps, its matrix made once
+    scores = regression.predict_proba(z)[:, 1] if now else []
     table = {"customer_id": [], "score": [], "band": [], "reasons": [], "model_version": [], "as_of": []}
     for row, probability, standard in zip(now, scores, z, strict=True):
         contributions = {name: float(w * x) for name, w, x in zip(FEATURES, regression.coef_[0], standard, strict=True)}

@@ -21,13 +21,12 @@ import pyarrow as pa
 from ledger.errors import InsightError
 from ledger.insight import basket, churn, clusters
 from ledger.insight.population import Result, naive
+from ledger.projection.timetravel import INSIGHT as TABLES
 from ledger.settings import InsightSettings
 
 log = logging.getLogger(__name__)
 
-KINDS = ("churn", "basket", "clusters")
-TABLES = {"churn": ("churn_risk",), "basket": ("basket_pairs", "next_best_offer"),
-          "clusters": ("customer_clusters", "clusters")}
+KINDS = tuple(TABLES)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
 from ledger.projection.parked import parked_summary
 from ledger.projection.query import open_for_reading, state
-from ledger.projection.readmodels import identity_key
+from ledger.projection.readmodels import has_table, identity_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -145,7 +145,7 @@ def _missing_table(exc: Exception) -> bool:
 def _rates_used(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Which exchange rates the published orders and RFM were converted with, so an operator
     sees whether the file they set was used; nothing for a copy built before rates existed."""
-    if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'exchange_rates'").fetchall():
+    if not has_table(con, "exchange_rates"):
         return {}
     source, rates, into = con.execute(
         "SELECT any_value(source), count(*), any_value(reporting_currency) FROM exchange_rates").fetchall()[0]
@@ -157,7 +157,7 @@ def _rates_used(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 def _insight_runs(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The latest run of each insight model (`ledger insight`): as of when, and which model, so
     an operator sees how old the scores are; nothing for a copy built before insight existed."""
-    if not con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = 'insight_runs'").fetchall():
+    if not has_table(con, "insight_runs"):
         return {}
     runs = con.execute("SELECT kind, strftime(as_of, '%Y-%m-%dT%H:%M:%SZ'), model_version FROM insight_runs "
                        "ORDER BY kind").fetchall()

@@ -39,6 +39,11 @@ SHRED_PENDING = "shred_pending"
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the file `con` reads has table `name`: a copy built by an older release may not."""
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = ?", [name]).fetchall())
+
+
 def naive_utc(when: datetime) -> datetime:
     """`when` as the read models keep times: UTC without a zone (a naive time is taken as UTC)."""
     return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo is not None else when

@@ -20,14 +20,15 @@ from pathlib import Path
 import duckdb
 
 from ledger.errors import ReadModelError
-from ledger.projection.readmodels import SHRED_PENDING, ReadModels, naive_utc
+from ledger.projection.readmodels import SHRED_PENDING, ReadModels, has_table, naive_utc
 from ledger.settings import Settings
 
 SOURCE = "time-travel"
 INSIGHT = {"churn": ("churn_risk",), "basket": ("basket_pairs", "next_best_offer"),
            "clusters": ("customer_clusters", "clusters")}
-"""The insight tables per run kind (projections/insight.sql). They are not recomputed at T: a
-copy keeps the runs made as of T or before (and, known at K, made by K), and drops later ones."""
+"""The insight tables per run kind (projections/insight.sql; ledger.insight.runs writes them).
+They are not recomputed at T: a copy keeps the runs made as of T or before (and, known at K,
+made by K), and drops later ones."""
 
 
 def _naive(when: datetime | None) -> datetime | None:
@@ -49,16 +50,14 @@ def refresh_copy(copy: Path, as_of: datetime, settings: Settings | None) -> None
     with ReadModels(copy, settings=settings) as models:
         models.refresh(as_of)
         _copy_is_as_of(models, as_of)
-        for kind in _later_runs(models.con, as_of, None):
-            for table in ("insight_runs", *INSIGHT[kind]):
-                models.con.execute(f"DELETE FROM {table}" + (" WHERE kind = ?" if table == "insight_runs" else ""),
-                                   [kind] if table == "insight_runs" else [])
+        for kind in _later_runs(models.con, as_of, None):  # the copy has the tables: opening it migrated it
+            for table in INSIGHT[kind]:
+                models.con.execute(f"DELETE FROM {table}")
+            models.con.execute("DELETE FROM insight_runs WHERE kind = ?", [kind])
 
 
 def _later_runs(con: duckdb.DuckDBPyConnection, as_of: datetime | None, known_at: datetime | None) -> list[str]:
     """The insight runs of `con` made as of a time after `as_of`, or (`known_at`) made after it."""
-    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'insight_runs'").fetchall():
-        return []
     return [kind for (kind,) in con.execute(
         "SELECT kind FROM insight_runs WHERE as_of > coalesce(?::TIMESTAMP, as_of) OR ran_at > coalesce(?::TIMESTAMP, "
         "ran_at)", [_naive(as_of), _naive(known_at)]).fetchall()]
@@ -68,7 +67,7 @@ def _earlier_runs(source: duckdb.DuckDBPyConnection, as_of: datetime | None,
                   known_at: datetime | None) -> dict[str, object]:
     """The rows of the insight runs `source` holds that a copy as of `as_of` (known at
     `known_at`) keeps, per table, as Arrow tables."""
-    if not source.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'insight_runs'").fetchall():
+    if not has_table(source, "insight_runs"):
         return {}
     later = set(_later_runs(source, as_of, known_at))
     kept = [kind for (kind,) in source.execute("SELECT kind FROM insight_runs").fetchall() if kind not in later]
