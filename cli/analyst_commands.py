@@ -12,7 +12,7 @@ from ledger.cli.app import AsJson, DataDir, KnownAt, command, err, out, print_ma
 from ledger.errors import SettingsError
 from ledger.projection.catalogue_docs import read_models
 from ledger.projection.export import export as run_export
-from ledger.projection.query import snapshot
+from ledger.projection.query import published, snapshot
 
 
 class ExportFormat(StrEnum):
@@ -46,7 +46,7 @@ def export(
     """
     config = settings(data_dir)
     when, known = when_asked(as_of), when_asked(known_at, "--known-at")
-    with snapshot(config.published_path, when, config, known) as readable:
+    with snapshot(published(config), when, config, known) as readable:
         manifest = run_export(readable, list(tables or []), fmt.value, to, config.data_dir)
     if as_json:
         print_mapping(manifest, True)
@@ -70,7 +70,7 @@ def models(
     Example: ledger models customer_profile lifecycle
     """
     config = settings(data_dir)
-    found = read_models(config.published_path)
+    found = read_models(published(config))
     names = [t.name for t in found]
     unknown = [t for t in tables or [] if t not in names]
     if unknown:

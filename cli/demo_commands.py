@@ -20,6 +20,7 @@ from ledger.cli.app import (
 )
 from ledger.intake.ingest import IngestReport, ingest
 from ledger.ops.projecting import project, recording
+from ledger.projection.query import published
 from ledger.projection.query import query as run_query
 from ledger.settings import Settings
 from ledger.write.application import Ledger
@@ -74,10 +75,10 @@ def _demo(config: Settings, customers: int, seed: int, signal: bool = True) -> N
         highlight=False,
     )
     for title, sql in _demo_summaries():
-        columns, rows = run_query(config.published_path, sql)
+        columns, rows = run_query(published(config), sql)
         print_rows(columns, rows, as_json=False, title=title)
     out.print(
-        f"Read models: {config.published_path}. "
+        f"Read models: {published(config)}. "
         f'Try: ledger query "SELECT * FROM customer_profile LIMIT 5" --data-dir {config.data_dir}'
     )
 

@@ -14,7 +14,7 @@ from ledger.insight import basket, churn
 from ledger.insight.population import Result, last_fact
 from ledger.insight.runs import Run, compute, write
 from ledger.ops.projecting import project
-from ledger.projection.query import open_for_reading
+from ledger.projection.query import open_for_reading, published
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
 
@@ -75,7 +75,7 @@ def _scored(config: Settings, kind: str, as_of: str | None, horizon: str | None)
 def _backtest(config: Settings, kind: str, as_of: str | None, horizon: str | None) -> dict[str, Any]:
     """`--train`: read-only, on the published copy."""
     days = _horizon(horizon) or config.insight.horizon_days
-    with open_for_reading(config.published_path) as con:
+    with open_for_reading(published(config)) as con:
         if as_of is None:
             latest = last_fact(con)
             when = (latest.replace(tzinfo=UTC) if latest else datetime.now(UTC)) - timedelta(days=days)

@@ -30,7 +30,7 @@ from ledger.intake.ingest import FactFile, IngestReport, Rejection, ingest
 from ledger.ops.projecting import project_if_embedded, recording
 from ledger.projection.parked import LISTED as PARKED_LISTED
 from ledger.projection.parked import parked_rows
-from ledger.projection.query import open_for_reading
+from ledger.projection.query import open_for_reading, published
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -281,7 +281,7 @@ def dlq_parked(
     Example: ledger dlq parked --limit 20 --data-dir ./ledger-data
     """
     config = settings(data_dir)
-    con = open_for_reading(config.published_path)
+    con = open_for_reading(published(config))
     try:
         total, rows = parked_rows(con, limit)
     finally:
@@ -290,7 +290,7 @@ def dlq_parked(
         print_rows(PARKED_LISTED, [tuple(r.values()) for r in rows], as_json=True)
         return
     if not rows:
-        out.print(f"No parked events in {config.published_path}.", soft_wrap=True)
+        out.print(f"No parked events in {published(config)}.", soft_wrap=True)
         return
     table = [
         (
@@ -299,7 +299,7 @@ def dlq_parked(
         )
         for r in rows
     ]
-    print_rows(_PARKED_COLUMNS, table, as_json=False, title=f"Parked events in {config.published_path}")
+    print_rows(_PARKED_COLUMNS, table, as_json=False, title=f"Parked events in {published(config)}")
     shown = f"showing {len(rows)} of {total}" if len(rows) < total else f"{total}"
     err.print(f"{shown} parked events", highlight=False)
 

@@ -39,7 +39,7 @@ from ledger.projection.answers import (
     write_parquet,
     write_text,
 )
-from ledger.projection.query import DEFAULT_TIMEOUT_S, answer
+from ledger.projection.query import DEFAULT_TIMEOUT_S, answer, published
 
 
 @command("project")
@@ -192,7 +192,7 @@ def query(
     when, known = when_asked(as_of), when_asked(known_at, "--known-at")
 
     def run(take: Take) -> Answer:
-        return answer(config.published_path, statement, take, as_of=when, settings=config, timeout_s=timeout,
+        return answer(published(config), statement, take, as_of=when, settings=config, timeout_s=timeout,
                       known_at=known)
 
     if kind == "table":

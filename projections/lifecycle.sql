@@ -72,12 +72,25 @@ WHERE (r.sub = 0 OR r.ts < getvariable('as_of'))
 GROUP BY r.customer_id, r.ts, r.sub;
 
 CREATE OR REPLACE TEMP TABLE lc_timeline AS
-WITH placed AS (
-    SELECT k.customer_id, k.ts, k.sub, k.cause, m.ts AS last_at, m.prev_at,
-           c.first_purchase_at, c.erased_at
-    FROM lc_candidates k
-    ASOF LEFT JOIN lc_moments m ON m.customer_id = k.customer_id AND k.ts >= m.ts
-    JOIN lc_customers c ON c.customer_id = k.customer_id
+-- Each candidate with the last purchase at or before it (and the one before that): the moments
+-- and candidates in one window, moments first at equal times. An ASOF join says the same, but
+-- DuckDB 1.5 runs it 60 times slower on tables made in the same transaction, as these are.
+WITH both_sides AS (
+    SELECT customer_id, ts, sub, cause, NULL::TIMESTAMP AS moment, NULL::TIMESTAMP AS moment_prev, 1 AS side
+    FROM lc_candidates
+    UNION ALL
+    SELECT customer_id, ts, 0, NULL, ts, prev_at, 0 FROM lc_moments
+),
+placed AS (
+    SELECT b.customer_id, b.ts, b.sub, b.cause, b.last_at, b.prev_at, c.first_purchase_at, c.erased_at
+    FROM (
+        SELECT *, last_value(moment IGNORE NULLS) OVER upto AS last_at,
+                  last_value(moment_prev IGNORE NULLS) OVER upto AS prev_at
+        FROM both_sides
+        WINDOW upto AS (PARTITION BY customer_id ORDER BY ts, side ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+    ) b
+    JOIN lc_customers c ON c.customer_id = b.customer_id
+    WHERE b.side = 1
 ),
 staged AS (
     SELECT customer_id, ts, sub, cause, last_at,

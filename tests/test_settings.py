@@ -31,7 +31,8 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_METRICS_HOST": "0.0.0.0", "LEDGER_METRICS_PORT": "9100",
         "LEDGER_EXCHANGE_RATES": str(tmp_path / "rates.csv"), "LEDGER_HORIZON_DAYS": "30",
         "LEDGER_BASKET_MIN_SUPPORT": "0.02", "LEDGER_BASKET_MIN_CONFIDENCE": "0.3", "LEDGER_OFFERS": "5",
-        "LEDGER_CLUSTER_COUNT": "4", "LEDGER_MODEL_SEED": "11",
+        "LEDGER_CLUSTER_COUNT": "4", "LEDGER_MODEL_SEED": "11", "LEDGER_READMODEL_STORE": "ducklake",
+        "LEDGER_LAKE_CATALOG": "postgresql://u:pw@pg:5432/lake", "LEDGER_LAKE_DATA": str(tmp_path / "lake"),
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -50,6 +51,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         0.5, "GBP", 10, 20, 40)
     assert (p.catch_up_batch_size, p.memory_limit, p.segment_history) == (50_000, "512MB", "week")
     assert p.exchange_rates == tmp_path / "rates.csv"
+    assert (p.store, p.lake_catalog, s.lake_data_path) == (
+        "ducklake", Secret("postgresql://u:pw@pg:5432/lake"), tmp_path / "lake")
+    assert "pw" not in repr(p)
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     i = s.insight
@@ -92,6 +96,12 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_KAFKA_SASL_MECHANISM", "NOPE", "must be one of PLAIN, SCRAM-SHA-256"),
         ("LEDGER_LEDGER_TOPIC", "bad topic/../x", r"kafka.ledger_topic \(LEDGER_LEDGER_TOPIC\) must be a Kafka topic"),
         ("LEDGER_CONSUMER_GROUP", " ", "must not be empty"),
+        ("LEDGER_READMODEL_STORE", "lake", r"store \(LEDGER_READMODEL_STORE\) must be one of duckdb, ducklake"),
+        ("LEDGER_READMODEL_STORE", "ducklake", r"needs projection.lake_catalog \(LEDGER_LAKE_CATALOG\)"),
+        ("LEDGER_LAKE_CATALOG", "mysql://u:pw@h/x", r"lake_catalog \(LEDGER_LAKE_CATALOG\) must be a postgresql://"),
+        ("LEDGER_LAKE_CATALOG", "postgresql://u:pw@h:99999/x", r"is not a usable URL .*'postgresql://\*\*\*@h:99999/x'"),
+        ("LEDGER_LAKE_CATALOG", "postgresql://h", "names no host or database"),
+        ("LEDGER_LAKE_DATA", "/lake?x=1", r"lake_data \(LEDGER_LAKE_DATA\) must not contain '\?'"),
         ("LEDGER_DATA_DIR", "a\\b", r"must not contain '\\\\'"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),
         ("LEDGER_DATA_DIR", "/tmp/a?b=1", r"data_dir \(LEDGER_DATA_DIR\) must not contain '\?'"),

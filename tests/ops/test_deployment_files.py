@@ -135,7 +135,8 @@ def test_constraints_pin_every_distribution_installed_here_but_the_project(pins)
     differ = {name: (version, pins[name]) for name, version in installed.items() if pins[name] != version}
     assert not differ, (
         f"installed at other versions than constraints.txt's (installed, pinned): {differ}; install with "
-        "`pip install -c constraints.txt -e '.[test,bench,insight]'`, or regenerate constraints.txt (see its header)")
+        "`pip install -c constraints.txt -e '.[test,bench,insight,lake]'`, or regenerate constraints.txt "
+        "(see its header)")
 
 
 def test_ci_runs_exactly_the_readme_test_command_with_the_constraints():

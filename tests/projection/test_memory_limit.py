@@ -48,7 +48,7 @@ def test_a_batch_too_big_for_the_memory_limit_names_the_settings_and_applies_not
         assert models.con.execute("SELECT count(*) FROM events").fetchall() == [(0,)]
         assert models.positions("test") == {}
 
-        models.apply(events.slice(0, 10_000), "test", {"n": 10_000})
-        models.apply(events.slice(10_000, 10_000), "test", {"n": 20_000})
-        assert models.con.execute("SELECT count(*) FROM customer_profile").fetchall() == [(20_000,)]
-        assert models.positions("test") == {"n": 20_000}
+        models.apply(events.slice(0, 2_000), "test", {"n": 2_000})
+        models.apply(events.slice(2_000, 2_000), "test", {"n": 4_000})
+        assert models.con.execute("SELECT count(*) FROM customer_profile").fetchall() == [(4_000,)]
+        assert models.positions("test") == {"n": 4_000}

@@ -21,10 +21,13 @@ import duckdb
 
 from ledger.errors import ReadModelError
 from ledger.ops.projecting import rebuild
+from ledger.projection import lake
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
 from ledger.projection.descriptions import load
 from ledger.projection.engine import Progress
+from ledger.projection.lake import Lake
 from ledger.projection.publish import scratch_folder
+from ledger.projection.query import open_for_reading, published
 from ledger.settings import Settings
 from ledger.write.application import Ledger
 
@@ -55,11 +58,17 @@ class DryRun:
 
 
 def published_as_of(settings: Settings) -> datetime | None:
-    """The "as of" time of the published copy, or None if there is none yet."""
-    path = settings.published_path
-    if not path.exists():
+    """The "as of" time of the published copy (or lake), or None if there is none yet."""
+    where = published(settings)
+    if isinstance(where, Path) and not where.exists():
         return None
-    with duckdb.connect(str(path), read_only=True) as con:
+    try:
+        con = open_for_reading(where)
+    except ReadModelError:
+        if isinstance(where, Lake):
+            return None  # nothing published into it yet
+        raise
+    with con:
         row = con.execute("SELECT value FROM projector_state WHERE key = 'as_of'").fetchone()
     return datetime.fromisoformat(row[0]) if row else None
 
@@ -70,14 +79,16 @@ def dry_run(settings: Settings, as_of: datetime, *, ledger: Ledger | None = None
     with scratch_folder(settings.data_dir) as folder:
         rebuilt = folder / "readmodels.dry-run.duckdb"
         stats = rebuild(settings, rebuilt, as_of, ledger=ledger, progress=progress)
-        return DryRun(as_of, stats.read, compare(settings.published_path, rebuilt))
+        return DryRun(as_of, stats.read, compare(published(settings), rebuilt))
 
 
-def compare(now: Path, after: Path) -> list[TableDiff]:
+def compare(now: Path | Lake, after: Path) -> list[TableDiff]:
     """What `after` changes in `now`, table by table (base tables, not views or bookkeeping)."""
     con = duckdb.connect()
     try:
-        if now.exists():
+        if isinstance(now, Lake):
+            lake.attach(con, now.settings, read_only=True, name="now")
+        elif now.exists():
             con.execute(f"ATTACH '{_literal(now)}' AS now (READ_ONLY)")
         else:
             con.execute("ATTACH ':memory:' AS now")

@@ -16,7 +16,7 @@ from typing import Any
 from ledger.contract.currencies import minor_unit_exponent
 from ledger.ops.report_data import STAGES, ReportData, gather
 from ledger.projection.answers import output_file
-from ledger.projection.query import open_for_reading, snapshot
+from ledger.projection.query import open_for_reading, published, snapshot
 from ledger.settings import Settings
 
 
@@ -226,7 +226,7 @@ def report(
     """Write the report of the published read models (as of the event time `as_of`, or as
     known at `known_at`, if given) to `target`, whole or not at all; return its path."""
     with output_file(target, settings.data_dir, "--to") as scratch:  # checked before the work
-        with snapshot(settings.published_path, as_of, settings, known_at) as readable:
+        with snapshot(published(settings), as_of, settings, known_at) as readable:
             con = open_for_reading(readable)
             try:
                 data = gather(con, as_of or known_at)

@@ -16,8 +16,9 @@ from ledger.errors import DataDirMismatchError, ReadModelError, StoreError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
+from ledger.projection.lake import Lake
 from ledger.projection.parked import parked_summary
-from ledger.projection.query import open_for_reading, state
+from ledger.projection.query import open_for_reading, published, state
 from ledger.projection.readmodels import has_table, identity_key
 from ledger.settings import Settings
 from ledger.write.application import Ledger
@@ -71,18 +72,24 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     report["store_head"] = ledger.head()
     report.update(_waiting(ledger))
     positions: dict[str, dict[str, int]] = {}
-    if not settings.published_path.exists():
+    where = published(settings)
+    try:
+        con = None if isinstance(where, Path) and not where.exists() else open_for_reading(where)
+    except ReadModelError:
+        if not isinstance(where, Lake):
+            raise
+        con = None  # nothing published into the lake yet
+    if con is None:
         report["read_models"] = "not built yet"
         if deployment.uses_kafka:
             report.update(_kafka_status(settings, ledger, positions))
         return report
-    con = open_for_reading(settings.published_path)
     try:
         for source, key, position in con.execute(
             "SELECT source, key, position FROM projector_positions ORDER BY source, key"
         ).fetchall():
             positions.setdefault(source, {})[key] = position
-        report["read_models"] = str(settings.published_path)
+        report["read_models"] = str(where)
         report["positions"] = positions
         report.update(state(con))
         report["events"] = con.execute("SELECT count(*) FROM events").fetchall()[0][0]
@@ -91,7 +98,7 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
         report.update(_insight_runs(con))
     except duckdb.Error as exc:
         raise ReadModelError(
-            f"cannot read {settings.published_path}: {exc}; `ledger project` publishes it again, "
+            f"cannot read {where}: {exc}; `ledger project` publishes it again, "
             "`ledger replay` rebuilds it"
         ) from exc
     finally:

@@ -161,6 +161,10 @@ class Upgrade:
     before: str
     after: str
     statements: tuple[str, ...]
+    emptied: tuple[str, ...] = ()
+    """Tables rebuilt in full at every refresh whose rows go first, in a transaction of their
+    own (DuckDB 1.5 refuses an ALTER after a DELETE in one; a crash between the two leaves an
+    empty table that the upgrade, run again, empties again and the next refresh fills)."""
 
 
 UPGRADES = (
@@ -185,12 +189,12 @@ UPGRADES = (
     # keeps only members holding its consent. rfm is rebuilt in full at every refresh, so its
     # rows, scored without asking, go now; the next refresh scores whoever consented.
     Upgrade("consent_drives_segments", "rfm", "cefeae5fad7eadcf", "c98a86f32543ecb4", (
-        "DELETE FROM rfm",
         *(f"ALTER TABLE rfm ALTER {column} DROP NOT NULL"
           for column in ("r_score", "f_score", "m_score", "fm_score", "rfm_cell", "segment")),
-        "ALTER TABLE rfm ADD COLUMN profiled BOOLEAN",
+        "ALTER TABLE rfm ADD COLUMN profiled BOOLEAN DEFAULT false",
         "ALTER TABLE rfm ALTER profiled SET NOT NULL",
-    )),
+        "ALTER TABLE rfm ALTER profiled DROP DEFAULT",
+    ), emptied=("rfm",)),
     Upgrade("consent_drives_segments", "segments", "d2f012fda68c9fad", "193e1b83483dc2be", (
         "ALTER TABLE segments ADD COLUMN consent VARCHAR",
         "ALTER TABLE segments ADD COLUMN without_consent BIGINT",
@@ -251,20 +255,22 @@ UPGRADES = (
     # Exchange rates: orders in the reporting currency beside their own, RFM monetary over every
     # converted order. orders and rfm are rebuilt in full at every refresh, so their rows go now
     # and the next refresh fills the new columns; the profile's new sum is NULL until then.
+    # DuckDB 1.5 checks a new NOT NULL against rows deleted in the same transaction: a default
+    # for the old rows, then none.
     Upgrade("exchange_rates", "orders", "0d8f1d519920e6a0", "7b13e251e7c0ceab", (
-        "DELETE FROM orders",
-        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reporting_currency VARCHAR",
+        "ALTER TABLE orders ADD COLUMN IF NOT EXISTS reporting_currency VARCHAR DEFAULT ''",
         "ALTER TABLE orders ALTER reporting_currency SET NOT NULL",
+        "ALTER TABLE orders ALTER reporting_currency DROP DEFAULT",
         "ALTER TABLE orders ADD COLUMN IF NOT EXISTS rate DECIMAL(38, 12)",
         "ALTER TABLE orders ADD COLUMN IF NOT EXISTS rate_from DATE",
         "ALTER TABLE orders ADD COLUMN IF NOT EXISTS total_reporting_minor HUGEINT",
         "ALTER TABLE orders ADD COLUMN IF NOT EXISTS net_reporting_minor HUGEINT",
-    )),
+    ), emptied=("orders",)),
     Upgrade("exchange_rates", "rfm", "c98a86f32543ecb4", "51e9e499d7bbc2b7", (
-        "DELETE FROM rfm",
-        "ALTER TABLE rfm ADD COLUMN IF NOT EXISTS monetary_by_currency MAP(VARCHAR, HUGEINT)",
+        "ALTER TABLE rfm ADD COLUMN IF NOT EXISTS monetary_by_currency MAP(VARCHAR, HUGEINT) DEFAULT MAP {}",
         "ALTER TABLE rfm ALTER monetary_by_currency SET NOT NULL",
-    )),
+        "ALTER TABLE rfm ALTER monetary_by_currency DROP DEFAULT",
+    ), emptied=("rfm",)),
     Upgrade("exchange_rates", "customer_profile", "e081e878943ecd02", "8d6d1885fb32f16f", (
         "ALTER TABLE customer_profile ADD COLUMN IF NOT EXISTS net_spend_reporting HUGEINT",
     )),
@@ -318,6 +324,8 @@ def _upgrade(con: duckdb.DuckDBPyConnection, model: str, applied: dict[str, str]
     for upgrade in UPGRADES:
         if upgrade.model != model or applied.get(upgrade.model) != upgrade.before:
             continue
+        for table in upgrade.emptied:
+            con.execute(f"DELETE FROM {table}")
         con.execute("BEGIN")
         try:
             for statement in upgrade.statements:

@@ -11,14 +11,15 @@ import tempfile
 from pathlib import Path
 
 from ledger.projection.descriptions import Table, describe, render_docs
+from ledger.projection.lake import Lake
 from ledger.projection.query import open_for_reading
 from ledger.projection.readmodels import ReadModels
 
 
-def read_models(published: Path | None = None) -> list[Table]:
+def read_models(published: Path | Lake | None = None) -> list[Table]:
     """The tables as analysts find them: those of the published copy when there is one (what
     they query), else of a fresh, empty catalogue (what the projector will build)."""
-    if published is not None and published.exists():
+    if isinstance(published, Lake) or (published is not None and published.exists()):
         con = open_for_reading(published)
         try:
             return describe(con)

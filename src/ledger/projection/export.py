@@ -24,8 +24,10 @@ from typing import Any
 import duckdb
 
 from ledger.errors import ReadModelError, SettingsError
+from ledger.projection import lake
 from ledger.projection.answers import refuse_inside
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
+from ledger.projection.lake import Lake
 from ledger.projection.query import SANDBOX
 
 EXPORT_FORMATS = ("parquet", "csv")
@@ -49,13 +51,13 @@ def analyst_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [n for (n,) in names if n not in BOOKKEEPING_TABLES]
 
 
-def export(path: Path, tables: list[str], kind: str, target: Path, data_dir: Path) -> dict[str, Any]:
+def export(path: Path | Lake, tables: list[str], kind: str, target: Path, data_dir: Path) -> dict[str, Any]:
     """Write `tables` (all analyst tables if empty) of the read models at `path` into `target`
     as `kind` files, and a manifest; return the manifest."""
     if kind not in EXPORT_FORMATS:
         raise SettingsError(f"--format {kind}: exports are {' or '.join(EXPORT_FORMATS)}")
     _check_target(target, data_dir)
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     con = _connect(path)
     try:
@@ -94,11 +96,16 @@ def _check_target(target: Path, data_dir: Path) -> None:
         raise SettingsError(f"--to {target} is a file: give a directory")
 
 
-def _connect(path: Path) -> duckdb.DuckDBPyConnection:
+def _connect(path: Path | Lake) -> duckdb.DuckDBPyConnection:
     """Read only, no extensions, UTC: the query sandbox's connection, but with files allowed,
     since writing them is the point (only COPY statements of our own run on it)."""
     try:
-        con = duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
+        if isinstance(path, Lake):
+            con = duckdb.connect(config=dict(SANDBOX))
+            lake.attach(con, path.settings, read_only=True)
+            con.execute(f"USE {lake.LAKE}")
+        else:
+            con = duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
         con.execute("SET TimeZone = 'UTC'")
     except duckdb.Error as exc:
         raise ReadModelError(f"cannot open {path}: {exc}") from exc

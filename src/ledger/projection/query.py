@@ -15,7 +15,9 @@ from typing import Any
 import duckdb
 
 from ledger.errors import LedgerError, QueryRefusedError, ReadModelError
+from ledger.projection import lake
 from ledger.projection.answers import Answer, Take, keep_rows
+from ledger.projection.lake import Lake
 from ledger.projection.publish import scratch_folder
 from ledger.projection.timetravel import nothing_after, rebuild, refresh_copy
 from ledger.settings import Settings
@@ -42,12 +44,19 @@ chunks of work, and one long function call (sorting a list of a hundred million)
 never. Past this, the query is left to die with the process instead of being waited for."""
 
 
-def open_for_reading(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only, sandboxed connection to a published read-model file.
+def published(settings: Settings) -> Path | Lake:
+    """Where readers find the read models: the published copy, or the lake (`projection.store`)."""
+    return Lake(settings) if settings.projection.store == "ducklake" else settings.published_path
+
+
+def open_for_reading(path: Path | Lake) -> duckdb.DuckDBPyConnection:
+    """A read-only, sandboxed connection to a published read-model file (or the lake).
 
     Read only, no external access, no extensions, times in UTC whatever the machine's TZ, and
     the configuration locked so that no statement can loosen any of it.
     """
+    if isinstance(path, Lake):
+        return lake.open_for_reading(path.settings, SANDBOX)
     if not path.exists():
         raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     try:
@@ -134,10 +143,15 @@ def _check_read(con: duckdb.DuckDBPyConnection, statement: Any) -> None:
             f"SUMMARIZE, EXPLAIN, PRAGMA table_info...): got {kind.name}; analysts read, never write, and "
             f"exports are commands of their own"
         )
+    elif con.execute("SELECT current_database()").fetchall()[0][0] == lake.LAKE:
+        refused = lake.refused_function(con, text)
+        if refused:
+            raise QueryRefusedError(f"{refused}() is not for analysts here: it reaches past the read models "
+                                    "(other databases, the lake's own files, SQL this check never saw)")
 
 
 def query(
-    path: Path, sql: str, *, as_of: datetime | None = None, settings: Settings | None = None,
+    path: Path | Lake, sql: str, *, as_of: datetime | None = None, settings: Settings | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run read-only SQL against the published read models; return column names and rows
@@ -147,7 +161,7 @@ def query(
 
 
 def answer(
-    path: Path, sql: str, take: Take, *, as_of: datetime | None = None, settings: Settings | None = None,
+    path: Path | Lake, sql: str, take: Take, *, as_of: datetime | None = None, settings: Settings | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S, known_at: datetime | None = None,
 ) -> Answer:
     """Run read-only SQL against the published read models and hand its result to `take`
@@ -166,14 +180,19 @@ def answer(
 
 @contextlib.contextmanager
 def snapshot(
-    path: Path, as_of: datetime | None, settings: Settings | None, known_at: datetime | None = None
-) -> Iterator[Path]:
+    path: Path | Lake, as_of: datetime | None, settings: Settings | None, known_at: datetime | None = None
+) -> Iterator[Path | Lake]:
     """The read models to read: the published file, or a temporary copy with every model as
     of the event time `as_of` and/or as known at the recorded time `known_at` (timetravel.py),
     removed afterwards. When nothing happened after `as_of` and `known_at` is not given, the
     copy only has its as-of models refreshed, which is the same and much quicker."""
     if as_of is None and known_at is None:
         yield path
+        return
+    if isinstance(path, Lake):
+        with scratch_folder(path.settings.data_dir) as scratch, contextlib.closing(open_for_reading(path)) as source:
+            rebuild(path, source, scratch / "as-of.duckdb", as_of=as_of, known_at=known_at, settings=settings)
+            yield scratch / "as-of.duckdb"
         return
     open_for_reading(path).close()  # raises the "no read models yet" error
     with scratch_folder(path.parent) as scratch:
@@ -199,7 +218,7 @@ def snapshot(
         yield built
 
 
-def _answer(path: Path, sql: str, take: Take, timeout_s: float) -> Answer:
+def _answer(path: Path | Lake, sql: str, take: Take, timeout_s: float) -> Answer:
     con = open_for_reading(path)
     try:
         statement = read_statement(con, sql)

@@ -2,7 +2,7 @@
 
 DuckDB allows one writing process per file. The projector owns ``readmodels.duckdb`` and,
 after each catch-up, publishes a consistent copy (``readmodels.published.duckdb``, see
-publish.py) that analysts read (query.py), so they never meet the writer's lock. The models
+publish.py; or into a lake, lake.py) that analysts read (query.py), never meeting its lock. The models
 themselves come from the catalogue (catalogue.py), the segment rules from segments.py.
 """
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from ledger.contract.amendments import AMENDMENTS
 from ledger.errors import ReadModelError, SegmentError
+from ledger.projection import lake
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.descriptions import write_comments
 from ledger.projection.history import plan
@@ -37,6 +38,7 @@ HISTORY_CHANGED = "history_changed_from"
 """The projector_state key holding the earliest occurred_at applied since the last refresh."""
 SHRED_PENDING = "shred_pending"
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
+LAKE_FORGET = lake.FORGET_PENDING
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -202,6 +204,7 @@ class ReadModels:
         self._history_changed_from("SELECT min(occurred_at) FROM batch_events")
         if con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
             self.set_state(SHRED_PENDING, "1")  # with this batch: the file is rewritten before it is published
+            self.set_state(LAKE_FORGET, "1")
         # Customers an amendment (a correction, a retraction, a merge, a split) touched are
         # counted again from their facts; in other batches none are (facts.sql).
         con.execute("CREATE OR REPLACE TEMP TABLE amended_ids (customer_id VARCHAR)")
@@ -368,7 +371,21 @@ class ReadModels:
             self._roll_back(exc, "publish")
             raise
         self.shred_if_erased()
-        publish_copy(self.con, self.path, target)
+        if self.settings.projection.store == "ducklake":
+            self._publish_to_lake()
+        else:
+            publish_copy(self.con, self.path, target)
+
+    def _publish_to_lake(self) -> None:
+        """After an erasure every older file goes too, the mark only then (a crash: the next)."""
+        con = self.con
+        forget = bool(con.execute("SELECT 1 FROM projector_state WHERE key = ?", [LAKE_FORGET]).fetchall())
+        try:
+            lake.publish(con, self.settings, forget=forget)
+        except duckdb.Error as exc:
+            raise ReadModelError(f"cannot publish {self.path} into the lake: {exc}") from exc
+        if forget:
+            con.execute("DELETE FROM projector_state WHERE key = ?", [LAKE_FORGET])
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):  # the mark stays: the next open rewrites

@@ -87,7 +87,7 @@ def _copy_is_as_of(models: ReadModels, when: datetime) -> None:
 
 
 def rebuild(
-    published: Path, source: duckdb.DuckDBPyConnection, copy: Path, *,
+    published: object, source: duckdb.DuckDBPyConnection, copy: Path, *,
     as_of: datetime | None, known_at: datetime | None, settings: Settings | None,
 ) -> None:
     """Project into `copy` the events of `source` (a read-only connection to `published`)

@@ -44,6 +44,7 @@ from ledger.settings.sections import (
     ServeSettings,
     StoreSettings,
     check_kafka,
+    check_lake,
     check_serve,
     without_password,
 )
@@ -56,7 +57,10 @@ __all__ = [
 ]
 
 
-_RENAMED = {"kafka": ("kafka", "bootstrap"), "store": ("store", "url"), "kafka_timeout": ("kafka", "timeout_s")}
+_RENAMED = {
+    "kafka": ("kafka", "bootstrap"), "store": ("store", "url"), "kafka_timeout": ("kafka", "timeout_s"),
+    "readmodel_store": ("projection", "store"),
+}
 _KAFKA_PREFIXED = ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile")
 
 
@@ -138,6 +142,11 @@ class Settings:
     def readmodel_path(self) -> Path:
         """The projector's own DuckDB file (one writer)."""
         return self.data_dir / "readmodels.duckdb"
+
+    @property
+    def lake_data_path(self) -> Path:
+        """Where the lake's data files go (`projection.lake_data`, else ``lake`` here)."""
+        return self.projection.lake_data or self.data_dir / "lake"
 
     @property
     def published_path(self) -> Path:
@@ -247,6 +256,7 @@ class Settings:
         for mark in ("?", "\\"):  # DuckDB reads what follows "?" as options, and "\\" as "/"
             if mark in str(self.data_dir):
                 raise SettingsError(f"{self._named('data_dir')} must not contain {mark!r}, got {str(self.data_dir)!r}")
+        check_lake(p, self._named)
         check_kafka(self.kafka, self._named)
         check_serve(self.serve, self._named)
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ledger.errors import SettingsError
 
@@ -142,6 +143,17 @@ class ProjectionSettings:
     """The most memory DuckDB takes for the read models (its ``memory_limit``; beyond it, it
     evicts pages and spills to disk): its default, 80 % of the machine, let a replay's process
     grow with the history."""
+    store: str = "duckdb"
+    """Where readers find the read models (``LEDGER_READMODEL_STORE``): ``duckdb``, the
+    published copy of the projector's file in the data directory (one machine); ``ducklake``,
+    a DuckLake whose catalog is the PostgreSQL database `lake_catalog` and whose data files are
+    in `lake_data`, which any DuckDB client can read (lake.py, docs/scale.md)."""
+    lake_catalog: Secret | None = None
+    """The lake's catalog: a ``postgresql://user[:password]@host[:port]/database`` URL (kept
+    secret: it may hold a password). Its tables go in the schema ``ledger_lake``."""
+    lake_data: Path | None = None
+    """The directory of the lake's data files, shared by every projector and reader; None:
+    ``lake`` in the data directory."""
 
 
 @dataclass(frozen=True)
@@ -250,6 +262,40 @@ def check_kafka(kafka: KafkaSettings, named: Callable[[str], str]) -> None:
         group = getattr(kafka, name)
         if group is not None and not group.strip():
             raise SettingsError(f"{named('kafka.' + name)} must not be empty")
+
+
+READMODEL_STORES = ("duckdb", "ducklake")
+"""The values of `ProjectionSettings.store`."""
+
+
+def check_lake(projection: ProjectionSettings, named: Callable[[str], str]) -> None:
+    """Refuse a read-model store the ledger does not know, a lake without a catalog, a catalog
+    that is not a PostgreSQL URL naming a database, and a data path DuckDB would misread."""
+    if projection.store not in READMODEL_STORES:
+        raise SettingsError(f"{named('projection.store')} must be one of {', '.join(READMODEL_STORES)}, "
+                            f"got {projection.store!r}")
+    catalog = projection.lake_catalog.value if projection.lake_catalog is not None else None
+    if projection.store == "ducklake" and not catalog:
+        raise SettingsError(f"{named('projection.store')} is ducklake, which needs projection.lake_catalog "
+                            "(LEDGER_LAKE_CATALOG): the PostgreSQL database of the lake's catalog, as "
+                            "postgresql://user@host:port/database")
+    if catalog:
+        shown = without_password(catalog)
+        if not catalog.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"{named('projection.lake_catalog')} must be a postgresql://user@host:port/database "
+                                f"URL, got {shown!r}")
+        try:
+            parts = urlsplit(catalog)
+            parts.port  # noqa: B018 - reading it checks it
+        except ValueError as exc:
+            raise SettingsError(f"{named('projection.lake_catalog')} is not a usable URL ({exc}): {shown!r}") from exc
+        if not parts.path.strip("/") or not parts.hostname:
+            raise SettingsError(f"{named('projection.lake_catalog')} names no host or database: {shown!r}")
+    if projection.lake_data is not None:
+        for mark in ("?", "\\"):  # as for the data directory: DuckDB reads them as options and "/"
+            if mark in str(projection.lake_data):
+                raise SettingsError(f"{named('projection.lake_data')} must not contain {mark!r}, "
+                                    f"got {str(projection.lake_data)!r}")
 
 
 def check_serve(serve: ServeSettings, named: Callable[[str], str]) -> None:

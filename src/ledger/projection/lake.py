@@ -1,0 +1,310 @@
+"""The read models in a DuckLake: one store that any DuckDB client reads, on any machine.
+
+With ``projection.store = ducklake`` the projector still builds its own file (readmodels.py:
+the same SQL, the same keys and upserts, at single-file speed) and publishes it into the lake
+instead of copying it: every table replaced in one lake transaction, views and macros made
+again, so a reader sees the last publish or the one before, never half of one. The lake's
+catalog is a PostgreSQL database (`projection.lake_catalog`, schema ``ledger_lake``) and its
+data files are Parquet in `projection.lake_data`, a directory every projector and reader sees.
+
+The DuckLake and PostgreSQL extensions are files inside two PyPI packages (the ``lake`` extra)
+built for this DuckDB; they are loaded from there, and autoinstall is off, so nothing is ever
+downloaded. Publishing an erasure expires every older snapshot and deletes the files only
+they held: an erased customer's data leaves the lake's directory with that publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import duckdb
+
+from ledger.errors import ReadModelError
+from ledger.settings import Settings, without_password
+
+LAKE = "lake"
+"""The name the lake is attached under, in the projector's connection and readers'."""
+METADATA_SCHEMA = "ledger_lake"
+"""The PostgreSQL schema of the lake's catalog tables: apart from anything else in that database."""
+KEEP_SNAPSHOTS = "10 minutes"
+"""How long an older snapshot (and the files only it holds) stays readable after a publish: a
+query that began on it finishes (an analyst's stops at 5, query.DEFAULT_TIMEOUT_S). An erasure
+does not wait (see the module's docstring)."""
+SMALL_FILES = 32
+"""Files (data and deletion) in one lake table past which a publish compacts them."""
+EXTENSIONS = (
+    ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+    ("duckdb_extension_ducklake", "ducklake"),
+)
+"""(package, extension): the PostgreSQL scanner first, since DuckLake's catalog needs it."""
+REFUSED_FUNCTIONS = frozenset({"query", "query_table", "glob"})
+REFUSED_PREFIXES = ("postgres_", "ducklake_", "read_", "parquet_", "sniff_")
+"""What an analyst's statement may not call on a lake: the PostgreSQL scanner's functions reach
+any database the network does (DuckDB's external-access switch does not stop them), DuckLake's
+change its files, the file readers would read the lake's files beside its tables (snapshots
+kept a while), and query()/query_table() would run SQL this check never saw."""
+FORGET_PENDING = "lake_forget_pending"
+"""The projector_state key set with a batch that erased someone, until a publish into the lake
+has deleted every older file; never published."""
+
+
+@dataclass(frozen=True)
+class Lake:
+    """The read models' place when they are in a lake (query.published), for readers."""
+
+    settings: Settings
+
+    def __str__(self) -> str:
+        catalog = self.settings.projection.lake_catalog
+        return f"the lake {without_password(catalog.value if catalog else '')}"
+
+
+def extension_files() -> list[Path]:
+    """The two extension files for this DuckDB, or a ReadModelError saying what to install."""
+    files = []
+    for package, name in EXTENSIONS:
+        try:
+            module = importlib.import_module(package)
+        except ImportError as exc:
+            raise ReadModelError(
+                f"projection.store is ducklake, which needs the {package.replace('_', '-')} package: "
+                "install the lake extra (pip install -c constraints.txt -e '.[lake]')"
+            ) from exc
+        folder = Path(module.__file__ or "").parent / "extensions" / f"v{duckdb.__version__}"
+        found = folder / f"{name}.duckdb_extension"
+        if not found.is_file():
+            built = sorted(p.name for p in folder.parent.glob("v*"))
+            raise ReadModelError(
+                f"the {name} extension installed is for DuckDB {', '.join(built) or 'no version'}, not "
+                f"{duckdb.__version__}: install the versions constraints.txt pins"
+            )
+        files.append(found)
+    return files
+
+
+def conninfo(url: str) -> str:
+    """A ``postgresql://`` URL as the libpq keyword string DuckLake's ATTACH takes."""
+    parts = urlsplit(url)
+    pairs = [("dbname", unquote(parts.path.lstrip("/"))), ("host", parts.hostname or "")]
+    if parts.port:
+        pairs.append(("port", str(parts.port)))
+    if parts.username:
+        pairs.append(("user", unquote(parts.username)))
+    if parts.password:
+        pairs.append(("password", unquote(parts.password)))
+    pairs += parse_qsl(parts.query)
+    return " ".join(f"{key}='{_libpq(value)}'" for key, value in pairs)
+
+
+def _libpq(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def attach(con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: bool = False, name: str = LAKE) -> None:
+    """Attach the lake of `settings` to `con` as `name` (if it is not already)."""
+    if con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?", [name]).fetchall():
+        return
+    for file in extension_files():
+        con.execute(f"LOAD '{_sql(str(file))}'")
+    url = settings.projection.lake_catalog.value if settings.projection.lake_catalog else ""
+    data = settings.lake_data_path
+    if not read_only:
+        data.mkdir(parents=True, exist_ok=True)
+    # No rows inlined into the catalog: every row is in a data file, where an erasure's cleanup
+    # finds it (and DuckLake 1.5 failed reading STRUCT columns of inlined rows).
+    options = f"DATA_PATH '{_sql(str(data))}/', METADATA_SCHEMA '{METADATA_SCHEMA}', DATA_INLINING_ROW_LIMIT 0"
+    try:
+        con.execute(f"ATTACH 'ducklake:postgres:{_sql(conninfo(url))}' AS {name} "
+                    f"({options}{', READ_ONLY' if read_only else ''})")
+    except duckdb.Error as exc:
+        password = urlsplit(url).password
+        reason = str(exc).splitlines()[0]
+        if password:
+            reason = reason.replace(unquote(password), "***")
+        raise ReadModelError(
+            f"cannot open the lake (catalog {without_password(url)!r}, data {data}): {reason}"
+        ) from exc
+
+
+def open_for_reading(settings: Settings, sandbox: dict[str, object]) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the lake, sandboxed as a published file's is: its own data
+    directory is the only one it may read, and the configuration is locked."""
+    try:
+        con = duckdb.connect(config=dict(sandbox))
+        attach(con, settings, read_only=True)
+        con.execute(f"USE {LAKE}")
+        con.execute(f"SET allowed_directories = ['{_sql(str(settings.lake_data_path))}/']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+    except duckdb.Error as exc:
+        raise ReadModelError(f"cannot read the lake: {exc}") from exc
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = 'projector_state'",
+                       [LAKE]).fetchall():
+        con.close()
+        raise ReadModelError("no read models in the lake yet: run `ledger project` or `ledger serve` first")
+    return con
+
+
+def called_functions(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
+    """Every function `sql` (one SELECT) calls, by name, from DuckDB's own parse tree; None if
+    DuckDB cannot give the tree for it."""
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    if tree.get("error"):
+        return None
+    names: set[str] = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            name = node.get("function_name")
+            if isinstance(name, str):
+                names.add(name.lower())
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tree)
+    return names
+
+
+def refused_function(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    """The first function of `sql` (one SELECT) a lake reader may not call (REFUSED_FUNCTIONS),
+    or None. Where DuckDB gives no parse tree, any word of the SQL that names one counts: the
+    check fails closed."""
+    names = called_functions(con, sql)
+    if names is None:
+        names = {word.lower() for word in re.findall(r"\w+", sql)}
+    return next((n for n in sorted(names) if n in REFUSED_FUNCTIONS or n.startswith(REFUSED_PREFIXES)), None)
+
+
+def publish(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool) -> None:
+    """Replace the lake's tables, views and macros by those of the file open on `con`, in one
+    lake transaction; then let go of older snapshots (all of them at once if `forget`: an
+    erasure was published) and delete the files no snapshot holds any more."""
+    attach(con, settings)
+    work = con.execute("SELECT current_database()").fetchall()[0][0]
+    with _using(con, LAKE):
+        con.execute("BEGIN")
+        try:
+            _replace_tables(con, work)
+            con.execute(f"DELETE FROM {LAKE}.main.projector_state WHERE key = ?", [FORGET_PENDING])
+            _replace_views_and_macros(con, work)
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+        _compact(con)
+        if forget:  # a deleted row stays in its file until the file is written again without it
+            con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0)")
+        older = "now()" if forget else f"now() - INTERVAL '{KEEP_SNAPSHOTS}'"
+        con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => {older})")
+        con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
+
+
+@contextlib.contextmanager
+def _using(con: duckdb.DuckDBPyConnection, database: str) -> Iterator[None]:
+    """`database` the default while inside: views and macros made then bind to its tables."""
+    before = con.execute("SELECT current_database()").fetchall()[0][0]
+    con.execute(f'USE "{database}"')
+    try:
+        yield
+    finally:
+        con.execute(f'USE "{before}"')
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+        "AND schema_name = 'main' AND table_name IN (SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = ? AND schema_name = 'main') ORDER BY table_name, column_index",
+        [database, database]).fetchall()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in rows:
+        tables.setdefault(table, []).append((column, kind))
+    return tables
+
+
+def _replace_tables(con: duckdb.DuckDBPyConnection, work: str) -> None:
+    """Each table of `work` into the lake: where the lake's has the same columns, only the rows
+    that changed (`_changed_rows`), else made again (a new model, an upgrade) with its comments;
+    a lake table the file no longer has goes."""
+    ours, theirs = _columns(con, work), _columns(con, LAKE)
+    for view in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal",
+                            [LAKE]).fetchall():
+        con.execute(f'DROP VIEW IF EXISTS {LAKE}.main."{view[0]}"')
+    for table in set(theirs) - set(ours):
+        con.execute(f'DROP TABLE {LAKE}.main."{table}"')
+    for table, columns in ours.items():
+        target, source = f'{LAKE}.main."{table}"', f'"{work}".main."{table}"'
+        if theirs.get(table) == columns:
+            _changed_rows(con, target, source)
+            continue
+        con.execute(f"DROP TABLE IF EXISTS {target}")
+        con.execute(f"CREATE TABLE {target} AS SELECT * FROM {source}")
+        _copy_comments(con, work, table)
+
+
+def _changed_rows(con: duckdb.DuckDBPyConnection, target: str, source: str) -> None:
+    """Make `target` (lake) hold the rows of `source` (the file) by deleting the rows the file no
+    longer has and inserting those the lake lacks, matched by a hash of the whole row: a publish
+    writes what changed, not the history (two identical rows, or a hash shared by two, could
+    leave a count apart: then the table is written whole)."""
+    con.execute(f"DELETE FROM {target} l WHERE hash(l) NOT IN (SELECT hash(w) FROM {source} w)")
+    con.execute(f"INSERT INTO {target} SELECT w.* FROM {source} w "
+                f"WHERE hash(w) NOT IN (SELECT hash(l) FROM {target} l)")
+    counts = con.execute(f"SELECT (SELECT count(*) FROM {target}), (SELECT count(*) FROM {source})").fetchall()[0]
+    if counts[0] != counts[1]:
+        con.execute(f"DELETE FROM {target}")
+        con.execute(f"INSERT INTO {target} SELECT * FROM {source}")
+
+
+def _compact(con: duckdb.DuckDBPyConnection) -> None:
+    """Each publish adds small files (and deletion files): past `SMALL_FILES` in a table, merge
+    them and rewrite those mostly deleted."""
+    crowded = con.execute(f"SELECT 1 FROM ducklake_table_info('{LAKE}') WHERE file_count + delete_file_count > ?",
+                          [SMALL_FILES]).fetchall()
+    if crowded:
+        con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+        con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}')")
+
+
+def _copy_comments(con: duckdb.DuckDBPyConnection, work: str, table: str) -> None:
+    (comment,) = con.execute("SELECT comment FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+                             [work, table]).fetchall()[0]
+    if comment:
+        con.execute(f"COMMENT ON TABLE {LAKE}.main.\"{table}\" IS '{_sql(comment)}'")
+    for column, text in con.execute(
+            "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
+            "AND comment IS NOT NULL", [work, table]).fetchall():
+        con.execute(f"COMMENT ON COLUMN {LAKE}.main.\"{table}\".\"{column}\" IS '{_sql(text)}'")
+
+
+def _replace_views_and_macros(con: duckdb.DuckDBPyConnection, work: str) -> None:
+    """The file's macros, then its views in the order they were made (a view may read one made
+    before it), made again in the lake (``USE lake``: their names bind to the lake's tables)."""
+    for name, kind, parameters, body in con.execute(
+            "SELECT function_name, function_type, parameters, macro_definition FROM duckdb_functions() "
+            "WHERE database_name = ? AND schema_name = 'main' AND NOT internal "
+            "AND function_type IN ('macro', 'table_macro') ORDER BY function_oid", [work]).fetchall():
+        table = " TABLE" if kind == "table_macro" else ""
+        con.execute(f'CREATE OR REPLACE MACRO "{name}"({", ".join(parameters)}) AS{table} {body}')
+    for name, sql, comment in con.execute(
+            "SELECT view_name, sql, comment FROM duckdb_views() WHERE database_name = ? AND schema_name = 'main' "
+            "AND NOT internal ORDER BY view_oid", [work]).fetchall():
+        con.execute(sql)
+        if comment:
+            con.execute(f"COMMENT ON VIEW \"{name}\" IS '{_sql(comment)}'")
