@@ -86,6 +86,11 @@ class ReadModelError(LedgerError):
     """The read models cannot be built, opened or queried."""
 
 
+class LakeUnavailableError(ReadModelError):
+    """The lake (its PostgreSQL catalog or its data files) cannot be reached or written: a
+    following projector keeps its own file and publishes again once it can."""
+
+
 class SegmentError(ReadModelError):
     """A segment rule file is broken; the message names the file."""
 

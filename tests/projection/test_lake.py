@@ -19,10 +19,14 @@ import duckdb
 import psycopg
 import pytest
 
+from ledger.errors import ReadModelError
 from ledger.projection import lake
 from ledger.projection.export import analyst_tables
 from ledger.settings import Settings
-from tests.support.privacy import ledger_process, marked_history, write_jsonl
+from ledger.write.application import Ledger
+from tests.ops.test_following import CountingClock, following, wait_until
+from tests.support.facts import NOW, FactFactory
+from tests.support.privacy import MarkedHistory, as_json, ledger_process, marked_history, write_jsonl
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 
@@ -135,6 +139,12 @@ def test_readers_on_the_lake_answer_as_they_do_on_the_file(read_only_lake: LakeL
     "SELECT * FROM postgres_scan('dbname=test host=127.0.0.1 user=postgres', 'public', 'x')",
     "SELECT * FROM postgres_query('__ducklake_metadata_lake', 'SELECT 1')",
     "SELECT * FROM query('SELECT 1')",
+    "SELECT name, setting FROM __ducklake_metadata_lake.pg_catalog.pg_settings",
+    "SELECT * FROM __ducklake_metadata_lake.ledger_lake.ducklake_data_file",
+    "SELECT count(*) FROM 'LAKE/**/*.parquet'",
+    "SELECT count(*) FROM amended_facts('LAKE/main/events/*.parquet')",
+    "SELECT count(*) FROM customer_profile AT (VERSION => 1)",
+    "SELECT * FROM lake.snapshots()",
     "EXPLAIN ANALYZE SELECT * FROM postgres_scan('dbname=test host=127.0.0.1 user=postgres', 'public', 'x')",
     "SUMMARIZE SELECT * FROM \"postgres_scan\"('dbname=test host=127.0.0.1 user=postgres', 'public', 'x')",
     "SELECT count(*) FROM read_parquet('LAKE/**/*.parquet')",
@@ -177,8 +187,18 @@ def _catalog_texts(catalog: str, texts: list[str]) -> list[str]:
     return sorted(t for t in texts if t in dump)
 
 
+def _sorting_last(history: MarkedHistory) -> MarkedHistory:
+    """`history` with every personal text made to sort after any other: the greatest value of
+    its column, which DuckLake keeps in the catalog as that column's maximum."""
+    facts = json.dumps(history.facts, default=as_json)
+    for text in history.texts:
+        facts = facts.replace(text, f"zzz{text}")
+    history.facts, history.texts = json.loads(facts), [f"zzz{t}" for t in history.texts]
+    return history
+
+
 def test_an_erased_customers_personal_data_leaves_every_file_of_the_lake(lake_ledger: LakeLedger) -> None:
-    c1, c2 = marked_history("C1"), marked_history("C2")
+    c1, c2 = _sorting_last(marked_history("C1")), marked_history("C2")
     lake_ledger.ok("ingest", str(write_jsonl(lake_ledger.data.parent / "marked.jsonl", c1.facts + c2.facts)))
     folder = lake_ledger.settings.lake_data_path
     assert _lake_texts(folder, c1.texts)  # the check can see them: opened in the read models
@@ -204,9 +224,48 @@ def test_a_reader_keeps_the_snapshot_it_began_on_while_a_publish_replaces_the_ta
     assert reader.execute("SELECT count(*) FROM lake.customer_profile").fetchall() == [(61,)]
 
 
-def test_a_lake_that_cannot_be_reached_is_named_without_its_password(tmp_path: Path) -> None:
-    ledger = LakeLedger(tmp_path / "data", "postgresql://postgres:s3cret@127.0.0.1:1/nowhere")
+def test_a_lake_that_cannot_be_reached_is_named_and_a_password_in_its_url_refused(tmp_path: Path) -> None:
+    ledger = LakeLedger(tmp_path / "data", "postgresql://postgres@127.0.0.1:1/nowhere")
     done = ledger.run("demo", "--customers", "5")
-    assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "cannot open the lake" in done.stderr and "postgresql://***@127.0.0.1:1/nowhere" in done.stderr
-    assert "s3cret" not in done.stderr + done.stdout
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot open the lake (catalog 'postgresql://***@127.0.0.1:1/nowhere'" in done.stderr
+    # A password would show to every reader as the lake's attached path: libpq's password file has it.
+    done = ledger_process("status", "--data-dir", str(tmp_path / "data"), env={
+        "LEDGER_READMODEL_STORE": "ducklake", "LEDGER_LAKE_CATALOG": "postgresql://postgres:s3cret@127.0.0.1/x"})
+    assert done.returncode == 2 and "~/.pgpass" in done.stderr and "s3cret" not in done.stderr + done.stdout
+
+
+def _lake_events(settings: Settings) -> int | None:
+    """How many events the lake holds, or None while it cannot be read (or holds nothing yet)."""
+    con = duckdb.connect()
+    try:
+        lake.attach(con, settings, read_only=True)
+        return con.execute("SELECT count(*) FROM lake.events").fetchall()[0][0]
+    except (duckdb.Error, ReadModelError):
+        return None
+    finally:
+        con.close()
+
+
+def test_a_following_projector_waits_for_a_lake_it_cannot_reach_and_publishes_once_it_can(
+    tmp_path: Path, fact: FactFactory
+) -> None:
+    name = f"lake_{uuid.uuid4().hex[:12]}"
+    settings = Settings(data_dir=tmp_path, readmodel_store="ducklake", lake_catalog=f"{SERVER}/{name}",
+                        refresh_idle_s=3600)
+    ledger = Ledger(settings, clock=lambda: NOW)
+    ledger.record_many([fact("ContactLogged", customer_id="C1")])
+    clock = CountingClock()
+    try:
+        with following(settings, ledger, clock):
+            clock.wait_for_rounds(3)  # each publishes into a catalog database that does not exist
+            assert _lake_events(settings) is None
+            with psycopg.connect(f"{SERVER}/test", autocommit=True) as con:
+                con.execute(f"CREATE DATABASE {name}")
+            wait_until(lambda: _lake_events(settings) == 1, clock)
+            ledger.record_many([fact("ContactLogged", customer_id="C2")])
+            wait_until(lambda: _lake_events(settings) == 2, clock)
+    finally:
+        ledger.close()
+        with psycopg.connect(f"{SERVER}/test", autocommit=True) as con:
+            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import duckdb
 
-from ledger.errors import KafkaError, ReadModelError, SegmentError, TopicResetError
+from ledger.errors import KafkaError, LakeUnavailableError, ReadModelError, SegmentError, TopicResetError
 from ledger.insight.runs import recorded, rerun
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import REPLAY_NAME, swap_in, writing
@@ -173,7 +173,7 @@ def _follow_until_reset(
         projector = Projector(models, source, batch_size=settings.batch_size,
                               catch_up_batch_size=settings.projection.catch_up_batch_size,
                               publish_to=settings.published_path, keys=KeyReader(settings))
-        refreshed_at = -math.inf
+        refreshed_at, unpublished = -math.inf, False
         while not stop.is_set():
             timer = _BatchTimer(observer)
             stats = projector.catch_up(clock(), stop=stop, finish=False, progress=timer)
@@ -182,13 +182,19 @@ def _follow_until_reset(
             if observer is not None:
                 observer.projector_round(stats.new, stats.parked, behind)
             published = None
-            if stats.new or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
+            if stats.new or unpublished or time.monotonic() - refreshed_at >= settings.projection.refresh_idle_s:
                 began = time.perf_counter()
-                projector.finish(clock())
-                published = time.perf_counter() - began
-                refreshed_at = time.monotonic()
-                if observer is not None:
-                    observer.published(published)
+                try:
+                    projector.finish(clock())
+                except LakeUnavailableError as error:  # its PostgreSQL restarting, say: waited for, not fatal
+                    log.warning("%s; publishing again in %g s", error, KAFKA_RETRY_S)
+                    unpublished = True
+                    stop.wait(KAFKA_RETRY_S)
+                else:
+                    published, unpublished = time.perf_counter() - began, False
+                    refreshed_at = time.monotonic()
+                    if observer is not None:
+                        observer.published(published)
             _log_round(stats, published, position, behind)
             total.read += stats.read
             total.new += stats.new

@@ -25,8 +25,9 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import duckdb
+import psycopg
 
-from ledger.errors import ReadModelError
+from ledger.errors import LakeUnavailableError, ReadModelError
 from ledger.settings import Settings, without_password
 
 LAKE = "lake"
@@ -44,12 +45,22 @@ EXTENSIONS = (
     ("duckdb_extension_ducklake", "ducklake"),
 )
 """(package, extension): the PostgreSQL scanner first, since DuckLake's catalog needs it."""
-REFUSED_FUNCTIONS = frozenset({"query", "query_table", "glob"})
+REFUSED_FUNCTIONS = frozenset({
+    "query", "query_table", "glob", "amended_facts",
+    # DuckLake's own macros, called through the lake (lake.snapshots(), ...): its history and upkeep.
+    "snapshots", "current_snapshot", "last_committed_snapshot", "table_changes", "table_insertions",
+    "table_deletions", "table_info", "list_files", "options", "settings", "set_option", "set_commit_message",
+    "merge_adjacent_files", "expire_snapshots", "cleanup_old_files", "rewrite_data_files", "add_data_files",
+    "flush_inlined_data", "delete_orphaned_files",
+})
 REFUSED_PREFIXES = ("postgres_", "ducklake_", "read_", "parquet_", "sniff_")
 """What an analyst's statement may not call on a lake: the PostgreSQL scanner's functions reach
 any database the network does (DuckDB's external-access switch does not stop them), DuckLake's
-change its files, the file readers would read the lake's files beside its tables (snapshots
-kept a while), and query()/query_table() would run SQL this check never saw."""
+show older snapshots or change its files, the file readers would read the lake's files beside
+its tables, and query()/query_table() (amended_facts calls it) would read what this check never
+saw."""
+READABLE_SCHEMAS = frozenset({"", "main", "information_schema", "pg_catalog"})
+"""The schemas a table reference may name (the last two: DuckDB's own catalog views)."""
 FORGET_PENDING = "lake_forget_pending"
 """The projector_state key set with a batch that erased someone, until a publish into the lake
 has deleted every older file; never published."""
@@ -97,9 +108,7 @@ def conninfo(url: str) -> str:
         pairs.append(("port", str(parts.port)))
     if parts.username:
         pairs.append(("user", unquote(parts.username)))
-    if parts.password:
-        pairs.append(("password", unquote(parts.password)))
-    pairs += parse_qsl(parts.query)
+    pairs += parse_qsl(parts.query)  # settings refuse a password: libpq reads it from a password file
     return " ".join(f"{key}='{_libpq(value)}'" for key, value in pairs)
 
 
@@ -128,12 +137,8 @@ def attach(con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: boo
         con.execute(f"ATTACH 'ducklake:postgres:{_sql(conninfo(url))}' AS {name} "
                     f"({options}{', READ_ONLY' if read_only else ''})")
     except duckdb.Error as exc:
-        password = urlsplit(url).password
-        reason = str(exc).splitlines()[0]
-        if password:
-            reason = reason.replace(unquote(password), "***")
-        raise ReadModelError(
-            f"cannot open the lake (catalog {without_password(url)!r}, data {data}): {reason}"
+        raise LakeUnavailableError(
+            f"cannot open the lake (catalog {without_password(url)!r}, data {data}): {str(exc).splitlines()[0]}"
         ) from exc
 
 
@@ -157,37 +162,37 @@ def open_for_reading(settings: Settings, sandbox: dict[str, object]) -> duckdb.D
     return con
 
 
-def called_functions(con: duckdb.DuckDBPyConnection, sql: str) -> set[str] | None:
-    """Every function `sql` (one SELECT) calls, by name, from DuckDB's own parse tree; None if
-    DuckDB cannot give the tree for it."""
+def refused(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    """Why `sql` (one SELECT) may not run on the lake, or None. Read from DuckDB's own parse tree:
+    no function of REFUSED_FUNCTIONS; every table reference a plain name in the lake (or one of
+    DuckDB's catalog views), never another database (DuckLake's own attachment of its PostgreSQL
+    catalog is one), a file path, or an older snapshot (AT ...). Without a parse tree, refused."""
     tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
     if tree.get("error"):
-        return None
-    names: set[str] = set()
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            name = node.get("function_name")
-            if isinstance(name, str):
-                names.add(name.lower())
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(tree)
-    return names
+        return "DuckDB gives no parse tree for this statement, which the lake's sandbox checks: write a plain SELECT"
+    for node in _nodes(tree):
+        name = node.get("function_name")
+        if isinstance(name, str) and (name.lower() in REFUSED_FUNCTIONS or name.lower().startswith(REFUSED_PREFIXES)):
+            return f"{name}() reaches past the read models (other databases, the lake's files or history)"
+        if node.get("type") == "BASE_TABLE":
+            catalog, schema, table = (str(node.get(k) or "") for k in ("catalog_name", "schema_name", "table_name"))
+            if catalog.lower() not in ("", LAKE) or schema.lower() not in READABLE_SCHEMAS:
+                return f"{'.'.join(p for p in (catalog, schema, table) if p)} is not a read model: only the lake's own"
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table):
+                return f"{table!r} is not a read model: files are not read here"
+            if node.get("at_clause"):
+                return f"{table} AT (...): older snapshots are not read here"
+    return None
 
 
-def refused_function(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
-    """The first function of `sql` (one SELECT) a lake reader may not call (REFUSED_FUNCTIONS),
-    or None. Where DuckDB gives no parse tree, any word of the SQL that names one counts: the
-    check fails closed."""
-    names = called_functions(con, sql)
-    if names is None:
-        names = {word.lower() for word in re.findall(r"\w+", sql)}
-    return next((n for n in sorted(names) if n in REFUSED_FUNCTIONS or n.startswith(REFUSED_PREFIXES)), None)
+def _nodes(tree: object) -> Iterator[dict[str, object]]:
+    if isinstance(tree, dict):
+        yield tree
+        for value in tree.values():
+            yield from _nodes(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _nodes(value)
 
 
 def publish(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool) -> None:
@@ -199,7 +204,7 @@ def publish(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool)
     with _using(con, LAKE):
         con.execute("BEGIN")
         try:
-            _replace_tables(con, work)
+            _replace_tables(con, work, whole=forget)
             con.execute(f"DELETE FROM {LAKE}.main.projector_state WHERE key = ?", [FORGET_PENDING])
             _replace_views_and_macros(con, work)
             con.execute("COMMIT")
@@ -213,6 +218,22 @@ def publish(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool)
         older = "now()" if forget else f"now() - INTERVAL '{KEEP_SNAPSHOTS}'"
         con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => {older})")
         con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
+    if forget:
+        _vacuum_catalog(settings)
+
+
+def _vacuum_catalog(settings: Settings) -> None:
+    """Rewrite the catalog's tables in PostgreSQL: the rows the expiry deleted (the old tables'
+    statistics) stay in its files as dead row versions until a VACUUM FULL. PostgreSQL's own
+    write-ahead log and backups keep them as long as they are kept (docs/scale.md)."""
+    url = settings.projection.lake_catalog.value if settings.projection.lake_catalog else ""
+    try:
+        with psycopg.connect(url, autocommit=True) as pg:
+            tables = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [METADATA_SCHEMA]).fetchall()
+            for (table,) in tables:
+                pg.execute(f'VACUUM (FULL) {METADATA_SCHEMA}."{table}"')
+    except psycopg.Error as exc:
+        raise LakeUnavailableError(f"cannot vacuum the lake's catalog {without_password(url)!r}: {exc}") from exc
 
 
 @contextlib.contextmanager
@@ -238,10 +259,12 @@ def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tu
     return tables
 
 
-def _replace_tables(con: duckdb.DuckDBPyConnection, work: str) -> None:
+def _replace_tables(con: duckdb.DuckDBPyConnection, work: str, *, whole: bool) -> None:
     """Each table of `work` into the lake: where the lake's has the same columns, only the rows
-    that changed (`_changed_rows`), else made again (a new model, an upgrade) with its comments;
-    a lake table the file no longer has goes."""
+    that changed (`_changed_rows`), else (or if `whole`) made again with its comments; a lake
+    table the file no longer has goes. Made again, a table starts new statistics: DuckLake
+    widens a table's min and max in the catalog as rows come and never narrows them as they go,
+    so after an erasure only a new table forgets the erased values."""
     ours, theirs = _columns(con, work), _columns(con, LAKE)
     for view in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal",
                             [LAKE]).fetchall():
@@ -250,7 +273,7 @@ def _replace_tables(con: duckdb.DuckDBPyConnection, work: str) -> None:
         con.execute(f'DROP TABLE {LAKE}.main."{table}"')
     for table, columns in ours.items():
         target, source = f'{LAKE}.main."{table}"', f'"{work}".main."{table}"'
-        if theirs.get(table) == columns:
+        if theirs.get(table) == columns and not whole:
             _changed_rows(con, target, source)
             continue
         con.execute(f"DROP TABLE IF EXISTS {target}")
@@ -261,13 +284,15 @@ def _replace_tables(con: duckdb.DuckDBPyConnection, work: str) -> None:
 def _changed_rows(con: duckdb.DuckDBPyConnection, target: str, source: str) -> None:
     """Make `target` (lake) hold the rows of `source` (the file) by deleting the rows the file no
     longer has and inserting those the lake lacks, matched by a hash of the whole row: a publish
-    writes what changed, not the history (two identical rows, or a hash shared by two, could
-    leave a count apart: then the table is written whole)."""
+    writes what changed, not the history. Identical rows share a hash, so the count of each hash
+    is compared after: where one differs, the table is written whole."""
     con.execute(f"DELETE FROM {target} l WHERE hash(l) NOT IN (SELECT hash(w) FROM {source} w)")
     con.execute(f"INSERT INTO {target} SELECT w.* FROM {source} w "
                 f"WHERE hash(w) NOT IN (SELECT hash(l) FROM {target} l)")
-    counts = con.execute(f"SELECT (SELECT count(*) FROM {target}), (SELECT count(*) FROM {source})").fetchall()[0]
-    if counts[0] != counts[1]:
+    apart = con.execute(
+        f"SELECT count(*) FROM ((SELECT hash(l), count(*) FROM {target} l GROUP BY ALL) "
+        f"EXCEPT (SELECT hash(w), count(*) FROM {source} w GROUP BY ALL))").fetchall()[0][0]
+    if apart:
         con.execute(f"DELETE FROM {target}")
         con.execute(f"INSERT INTO {target} SELECT * FROM {source}")
 

@@ -144,10 +144,9 @@ def _check_read(con: duckdb.DuckDBPyConnection, statement: Any) -> None:
             f"exports are commands of their own"
         )
     elif con.execute("SELECT current_database()").fetchall()[0][0] == lake.LAKE:
-        refused = lake.refused_function(con, text)
-        if refused:
-            raise QueryRefusedError(f"{refused}() is not for analysts here: it reaches past the read models "
-                                    "(other databases, the lake's own files, SQL this check never saw)")
+        reason = lake.refused(con, text)
+        if reason:
+            raise QueryRefusedError(f"not on the lake: {reason}")
 
 
 def query(

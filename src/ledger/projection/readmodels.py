@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from ledger.contract.amendments import AMENDMENTS
-from ledger.errors import ReadModelError, SegmentError
+from ledger.errors import LakeUnavailableError, ReadModelError, SegmentError
 from ledger.projection import lake
 from ledger.projection.catalogue import Model, load_models, migrate
 from ledger.projection.descriptions import write_comments
@@ -38,7 +38,6 @@ HISTORY_CHANGED = "history_changed_from"
 """The projector_state key holding the earliest occurred_at applied since the last refresh."""
 SHRED_PENDING = "shred_pending"
 """The projector_state key set with a batch that erased someone, until the file is rewritten."""
-LAKE_FORGET = lake.FORGET_PENDING
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -204,7 +203,7 @@ class ReadModels:
         self._history_changed_from("SELECT min(occurred_at) FROM batch_events")
         if con.execute("SELECT 1 FROM batch_events WHERE event_type = 'CustomerErased' LIMIT 1").fetchone():
             self.set_state(SHRED_PENDING, "1")  # with this batch: the file is rewritten before it is published
-            self.set_state(LAKE_FORGET, "1")
+            self.set_state(lake.FORGET_PENDING, "1")
         # Customers an amendment (a correction, a retraction, a merge, a split) touched are
         # counted again from their facts; in other batches none are (facts.sql).
         con.execute("CREATE OR REPLACE TEMP TABLE amended_ids (customer_id VARCHAR)")
@@ -373,19 +372,21 @@ class ReadModels:
         self.shred_if_erased()
         if self.settings.projection.store == "ducklake":
             self._publish_to_lake()
+            target.unlink(missing_ok=True)  # a copy from before the lake would outlive later erasures
         else:
             publish_copy(self.con, self.path, target)
 
     def _publish_to_lake(self) -> None:
         """After an erasure every older file goes too, the mark only then (a crash: the next)."""
-        con = self.con
-        forget = bool(con.execute("SELECT 1 FROM projector_state WHERE key = ?", [LAKE_FORGET]).fetchall())
+        forget = bool(self.con.execute("SELECT 1 FROM projector_state WHERE key = ?", [lake.FORGET_PENDING]).fetchall())
         try:
-            lake.publish(con, self.settings, forget=forget)
+            lake.publish(self.con, self.settings, forget=forget)
         except duckdb.Error as exc:
-            raise ReadModelError(f"cannot publish {self.path} into the lake: {exc}") from exc
+            with contextlib.suppress(duckdb.Error):  # attached afresh at the next publish
+                self.con.execute(f"DETACH {lake.LAKE}")
+            raise LakeUnavailableError(f"cannot publish {self.path} into the lake: {exc}") from exc
         if forget:
-            con.execute("DELETE FROM projector_state WHERE key = ?", [LAKE_FORGET])
+            self.con.execute("DELETE FROM projector_state WHERE key = ?", [lake.FORGET_PENDING])
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):  # the mark stays: the next open rewrites

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ledger.errors import SettingsError
 
@@ -149,8 +149,9 @@ class ProjectionSettings:
     a DuckLake whose catalog is the PostgreSQL database `lake_catalog` and whose data files are
     in `lake_data`, which any DuckDB client can read (lake.py, docs/scale.md)."""
     lake_catalog: Secret | None = None
-    """The lake's catalog: a ``postgresql://user[:password]@host[:port]/database`` URL (kept
-    secret: it may hold a password). Its tables go in the schema ``ledger_lake``."""
+    """The lake's catalog: a ``postgresql://user@host[:port]/database`` URL. Its tables go in the
+    schema ``ledger_lake``. No password here (it would show as the lake's path to every reader):
+    libpq reads it from ~/.pgpass or the file PGPASSFILE names."""
     lake_data: Path | None = None
     """The directory of the lake's data files, shared by every projector and reader; None:
     ``lake`` in the data directory."""
@@ -291,6 +292,11 @@ def check_lake(projection: ProjectionSettings, named: Callable[[str], str]) -> N
             raise SettingsError(f"{named('projection.lake_catalog')} is not a usable URL ({exc}): {shown!r}") from exc
         if not parts.path.strip("/") or not parts.hostname:
             raise SettingsError(f"{named('projection.lake_catalog')} names no host or database: {shown!r}")
+        if parts.password or {"password", "sslpassword"} & {k.lower() for k, _ in parse_qsl(parts.query)}:
+            raise SettingsError(
+                f"{named('projection.lake_catalog')} must not hold a password ({shown!r}): every reader's "
+                "DuckDB would show it (the lake's attached path); put it in a PostgreSQL password file "
+                "(~/.pgpass, or the file PGPASSFILE names), which the catalog's connections read")
     if projection.lake_data is not None:
         for mark in ("?", "\\"):  # as for the data directory: DuckDB reads them as options and "/"
             if mark in str(projection.lake_data):
