@@ -86,6 +86,10 @@ class ReadModelError(LedgerError):
     """The read models cannot be built, opened or queried."""
 
 
+class NotPublishedError(ReadModelError):
+    """Nothing is published for readers yet: no published copy, or nothing in the lake."""
+
+
 class LakeUnavailableError(ReadModelError):
     """The lake (its PostgreSQL catalog or its data files) cannot be reached or written: a
     following projector keeps its own file and publishes again once it can."""

@@ -229,6 +229,8 @@ def test_a_lake_that_cannot_be_reached_is_named_and_a_password_in_its_url_refuse
     done = ledger.run("demo", "--customers", "5")
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "cannot open the lake (catalog 'postgresql://***@127.0.0.1:1/nowhere'" in done.stderr
+    done = ledger.run("status")  # the events are recorded: a lake out of reach is said, not "not built yet"
+    assert done.returncode == 1 and "cannot open the lake" in done.stderr and "not built yet" not in done.stdout
     # A password would show to every reader as the lake's attached path: libpq's password file has it.
     done = ledger_process("status", "--data-dir", str(tmp_path / "data"), env={
         "LEDGER_READMODEL_STORE": "ducklake", "LEDGER_LAKE_CATALOG": "postgresql://postgres:s3cret@127.0.0.1/x"})

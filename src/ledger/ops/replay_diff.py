@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledger.errors import ReadModelError
+from ledger.errors import NotPublishedError, ReadModelError
 from ledger.ops.projecting import rebuild
 from ledger.projection import lake
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
@@ -59,15 +59,10 @@ class DryRun:
 
 def published_as_of(settings: Settings) -> datetime | None:
     """The "as of" time of the published copy (or lake), or None if there is none yet."""
-    where = published(settings)
-    if isinstance(where, Path) and not where.exists():
-        return None
     try:
-        con = open_for_reading(where)
-    except ReadModelError:
-        if isinstance(where, Lake):
-            return None  # nothing published into it yet
-        raise
+        con = open_for_reading(published(settings))
+    except NotPublishedError:
+        return None
     with con:
         row = con.execute("SELECT value FROM projector_state WHERE key = 'as_of'").fetchone()
     return datetime.fromisoformat(row[0]) if row else None

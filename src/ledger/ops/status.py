@@ -12,11 +12,10 @@ from eventsourcing.persistence import PersistenceError
 from eventsourcing.utils import Environment
 
 from ledger import version
-from ledger.errors import DataDirMismatchError, ReadModelError, StoreError
+from ledger.errors import DataDirMismatchError, NotPublishedError, ReadModelError, StoreError
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import mismatch
 from ledger.projection.engine import lag
-from ledger.projection.lake import Lake
 from ledger.projection.parked import parked_summary
 from ledger.projection.query import open_for_reading, published, state
 from ledger.projection.readmodels import has_table, identity_key
@@ -74,12 +73,8 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     positions: dict[str, dict[str, int]] = {}
     where = published(settings)
     try:
-        con = None if isinstance(where, Path) and not where.exists() else open_for_reading(where)
-    except ReadModelError:
-        if not isinstance(where, Lake):
-            raise
-        con = None  # nothing published into the lake yet
-    if con is None:
+        con = open_for_reading(where)
+    except NotPublishedError:
         report["read_models"] = "not built yet"
         if deployment.uses_kafka:
             report.update(_kafka_status(settings, ledger, positions))

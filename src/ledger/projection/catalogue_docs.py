@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ledger.errors import NotPublishedError
 from ledger.projection.descriptions import Table, describe, render_docs
 from ledger.projection.lake import Lake
 from ledger.projection.query import open_for_reading
@@ -19,12 +20,16 @@ from ledger.projection.readmodels import ReadModels
 def read_models(published: Path | Lake | None = None) -> list[Table]:
     """The tables as analysts find them: those of the published copy when there is one (what
     they query), else of a fresh, empty catalogue (what the projector will build)."""
-    if isinstance(published, Lake) or (published is not None and published.exists()):
-        con = open_for_reading(published)
+    if published is not None:
         try:
-            return describe(con)
-        finally:
-            con.close()
+            con = open_for_reading(published)
+        except NotPublishedError:
+            pass
+        else:
+            try:
+                return describe(con)
+            finally:
+                con.close()
     with tempfile.TemporaryDirectory() as folder, ReadModels(Path(folder) / "describe.duckdb") as models:
         return describe(models.con)
 

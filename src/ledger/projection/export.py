@@ -23,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from ledger.errors import ReadModelError, SettingsError
+from ledger.errors import NotPublishedError, ReadModelError, SettingsError
 from ledger.projection import lake
 from ledger.projection.answers import refuse_inside
 from ledger.projection.catalogue import BOOKKEEPING_TABLES
@@ -58,7 +58,7 @@ def export(path: Path | Lake, tables: list[str], kind: str, target: Path, data_d
         raise SettingsError(f"--format {kind}: exports are {' or '.join(EXPORT_FORMATS)}")
     _check_target(target, data_dir)
     if isinstance(path, Path) and not path.exists():
-        raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
+        raise NotPublishedError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     con = _connect(path)
     try:
         known = analyst_tables(con)

@@ -2,15 +2,16 @@
 
 With ``projection.store = ducklake`` the projector still builds its own file (readmodels.py:
 the same SQL, the same keys and upserts, at single-file speed) and publishes it into the lake
-instead of copying it: every table replaced in one lake transaction, views and macros made
+instead of copying it: the rows that changed, in one lake transaction, views and macros made
 again, so a reader sees the last publish or the one before, never half of one. The lake's
 catalog is a PostgreSQL database (`projection.lake_catalog`, schema ``ledger_lake``) and its
 data files are Parquet in `projection.lake_data`, a directory every projector and reader sees.
 
 The DuckLake and PostgreSQL extensions are files inside two PyPI packages (the ``lake`` extra)
 built for this DuckDB; they are loaded from there, and autoinstall is off, so nothing is ever
-downloaded. Publishing an erasure expires every older snapshot and deletes the files only
-they held: an erased customer's data leaves the lake's directory with that publish.
+downloaded. Publishing an erasure writes every table anew, expires every older snapshot,
+deletes the files only they held and vacuums the catalog: an erased customer's data leaves the
+lake with that publish (`publish`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import duckdb
 import psycopg
 
-from ledger.errors import LakeUnavailableError, ReadModelError
+from ledger.errors import LakeUnavailableError, NotPublishedError, ReadModelError
 from ledger.settings import Settings, without_password
 
 LAKE = "lake"
@@ -73,8 +74,7 @@ class Lake:
     settings: Settings
 
     def __str__(self) -> str:
-        catalog = self.settings.projection.lake_catalog
-        return f"the lake {without_password(catalog.value if catalog else '')}"
+        return f"the lake {without_password(self.settings.lake_catalog_url)}"
 
 
 def extension_files() -> list[Path]:
@@ -126,8 +126,7 @@ def attach(con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: boo
         return
     for file in extension_files():
         con.execute(f"LOAD '{_sql(str(file))}'")
-    url = settings.projection.lake_catalog.value if settings.projection.lake_catalog else ""
-    data = settings.lake_data_path
+    url, data = settings.lake_catalog_url, settings.lake_data_path
     if not read_only:
         data.mkdir(parents=True, exist_ok=True)
     # No rows inlined into the catalog: every row is in a data file, where an erasure's cleanup
@@ -158,7 +157,7 @@ def open_for_reading(settings: Settings, sandbox: dict[str, object]) -> duckdb.D
     if not con.execute("SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND table_name = 'projector_state'",
                        [LAKE]).fetchall():
         con.close()
-        raise ReadModelError("no read models in the lake yet: run `ledger project` or `ledger serve` first")
+        raise NotPublishedError("no read models in the lake yet: run `ledger project` or `ledger serve` first")
     return con
 
 
@@ -226,7 +225,7 @@ def _vacuum_catalog(settings: Settings) -> None:
     """Rewrite the catalog's tables in PostgreSQL: the rows the expiry deleted (the old tables'
     statistics) stay in its files as dead row versions until a VACUUM FULL. PostgreSQL's own
     write-ahead log and backups keep them as long as they are kept (docs/scale.md)."""
-    url = settings.projection.lake_catalog.value if settings.projection.lake_catalog else ""
+    url = settings.lake_catalog_url
     try:
         with psycopg.connect(url, autocommit=True) as pg:
             tables = pg.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", [METADATA_SCHEMA]).fetchall()

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from ledger.errors import LedgerError, QueryRefusedError, ReadModelError
+from ledger.errors import LedgerError, NotPublishedError, QueryRefusedError, ReadModelError
 from ledger.projection import lake
 from ledger.projection.answers import Answer, Take, keep_rows
 from ledger.projection.lake import Lake
@@ -58,7 +58,7 @@ def open_for_reading(path: Path | Lake) -> duckdb.DuckDBPyConnection:
     if isinstance(path, Lake):
         return lake.open_for_reading(path.settings, SANDBOX)
     if not path.exists():
-        raise ReadModelError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
+        raise NotPublishedError(f"no read models at {path} yet: run `ledger project` or `ledger demo` first")
     try:
         con = duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
         con.execute("SET enable_external_access = false")

@@ -144,6 +144,11 @@ class Settings:
         return self.data_dir / "readmodels.duckdb"
 
     @property
+    def lake_catalog_url(self) -> str:
+        """The lake catalog's URL (`projection.lake_catalog`), "" if none is set."""
+        return self.projection.lake_catalog.value if self.projection.lake_catalog else ""
+
+    @property
     def lake_data_path(self) -> Path:
         """Where the lake's data files go (`projection.lake_data`, else ``lake`` here)."""
         return self.projection.lake_data or self.data_dir / "lake"
