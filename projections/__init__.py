@@ -22,5 +22,11 @@ Then come named sections, each a ``-- section: NAME`` line followed by statement
   ``segment_results(segment, customer_id)`` and
   ``segment_runs(segment, file, description, error)``.
 
+- ``combine``: for projectors sharing the topic in a consumer group (``ops/group.py``), run
+  by the member that combines every partition's slice into the analysts' tables. A table the
+  header names in ``-- partial: TABLE, ...`` holds, in each partition, rows for keys other
+  partitions have too (satisfaction's days); its slices come in the temporary table
+  ``partial_TABLE`` and this section fills TABLE from them.
+
 Segment rules may read every model. Columns are documented in docs/read-models.md.
 """

@@ -15,7 +15,12 @@
 -- The apply section recomputes whole days: every day with feedback or a contact in the batch,
 -- and every day with feedback about a contact in the batch (a late contact can move earlier
 -- feedback to another channel).
+--
+-- Projectors sharing the topic (a consumer group) each count their own partitions' customers,
+-- so a day and channel has a row in several partitions: the combine section adds the counts up
+-- and derives the ratios from the sums, as the apply section does, never from other ratios.
 -- depends: facts, rfm
+-- partial: satisfaction_daily
 
 -- section: schema
 CREATE VIEW feedback_attributed AS
@@ -184,3 +189,25 @@ SELECT day, channel,
        complaints / nullif(contacts, 0),
        coalesce(unknown_contact, 0)
 FROM fb FULL OUTER JOIN ct USING (day, channel);
+
+-- section: combine
+INSERT INTO satisfaction_daily
+WITH summed AS (
+    SELECT day, channel,
+           sum(csat_responses)::BIGINT AS csat_responses, sum(csat_satisfied)::BIGINT AS csat_satisfied,
+           sum(nps_responses)::BIGINT AS nps_responses, sum(nps_promoters)::BIGINT AS nps_promoters,
+           sum(nps_passives)::BIGINT AS nps_passives, sum(nps_detractors)::BIGINT AS nps_detractors,
+           sum(ces_responses)::BIGINT AS ces_responses, sum(ces_sum)::BIGINT AS ces_sum,
+           sum(contacts)::BIGINT AS contacts, sum(complaints)::BIGINT AS complaints,
+           sum(feedback_unknown_contact)::BIGINT AS feedback_unknown_contact
+    FROM partial_satisfaction_daily
+    GROUP BY day, channel
+)
+SELECT day, channel,
+       csat_responses, csat_satisfied, 100.0 * csat_satisfied / nullif(csat_responses, 0),
+       nps_responses, nps_promoters, nps_passives, nps_detractors,
+       100.0 * (nps_promoters - nps_detractors) / nullif(nps_responses, 0),
+       ces_responses, ces_sum, ces_sum / nullif(ces_responses, 0),
+       contacts, complaints, complaints / nullif(contacts, 0),
+       feedback_unknown_contact
+FROM summed;

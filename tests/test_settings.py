@@ -33,6 +33,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         "LEDGER_BASKET_MIN_SUPPORT": "0.02", "LEDGER_BASKET_MIN_CONFIDENCE": "0.3", "LEDGER_OFFERS": "5",
         "LEDGER_CLUSTER_COUNT": "4", "LEDGER_MODEL_SEED": "11", "LEDGER_READMODEL_STORE": "ducklake",
         "LEDGER_LAKE_CATALOG": "postgresql://u@pg:5432/lake", "LEDGER_LAKE_DATA": str(tmp_path / "lake"),
+        "LEDGER_PROJECTOR_GROUP": "yes",
     }
     assert set(environ) == set(ENV_NAMES)
     s = Settings.from_env(environ)
@@ -53,6 +54,7 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
     assert p.exchange_rates == tmp_path / "rates.csv"
     assert (p.store, p.lake_catalog, s.lake_data_path) == (
         "ducklake", Secret("postgresql://u@pg:5432/lake"), tmp_path / "lake")
+    assert p.projector_group is True
     assert p.segments_dir == tmp_path and s.intake.max_future_s == 60 and s.intake.max_event_bytes == 5000
     assert s.master_key_path == tmp_path / "m.key" and s.privacy.master_key == Secret("a2V5")
     i = s.insight
@@ -102,6 +104,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_LAKE_CATALOG", "postgresql://h", "names no host or database"),
         ("LEDGER_LAKE_CATALOG", "postgresql://u:hunter2@h/x", r"must not hold a password \('postgresql://\*\*\*@h/x'\)"),
         ("LEDGER_LAKE_CATALOG", "postgresql://u@h/x?sslmode=require&password=hunter2", "~/.pgpass"),
+        ("LEDGER_PROJECTOR_GROUP", "maybe", r"LEDGER_PROJECTOR_GROUP must be true or false, got 'maybe'"),
+        ("LEDGER_PROJECTOR_GROUP", "on", r"projector_group \(LEDGER_PROJECTOR_GROUP\) shares .* needs projection.store = "
+         "ducklake"),
         ("LEDGER_LAKE_DATA", "/lake?x=1", r"lake_data \(LEDGER_LAKE_DATA\) must not contain '\?'"),
         ("LEDGER_DATA_DIR", "a\\b", r"must not contain '\\\\'"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),

@@ -14,7 +14,14 @@ from typing import Protocol
 
 import duckdb
 
-from ledger.errors import KafkaError, LakeUnavailableError, ReadModelError, SegmentError, TopicResetError
+from ledger.errors import (
+    KafkaError,
+    LakeUnavailableError,
+    ReadModelError,
+    SegmentError,
+    SettingsError,
+    TopicResetError,
+)
 from ledger.insight.runs import recorded, rerun
 from ledger.ops.deployment import Deployment
 from ledger.ops.writer import REPLAY_NAME, swap_in, writing
@@ -52,6 +59,11 @@ def project(
 ) -> RunStats:
     """Bring the read models up to date with the source, then publish them (`before_refresh`
     runs after the catch-up, before the refresh: `ledger insight`'s model, say)."""
+    if settings.projection.projector_group:
+        from ledger.ops.group import Member
+
+        with writing(settings):
+            return Member(settings, lambda: as_of, stop or threading.Event()).run(once=True)
     with writing(settings):
         source = Deployment(settings).source(ledger)
         try:
@@ -127,6 +139,11 @@ def follow(
     Each round that brought events is logged at info (events, batches, seconds, lag), each
     publish too; `observer` hears of every batch, round and publish.
     """
+    if settings.projection.projector_group:
+        from ledger.ops.group import Member
+
+        with writing(settings):
+            return Member(settings, clock, stop).run(once=False)
     with writing(settings):
         return _follow(settings, clock, stop, ledger=ledger, idle_s=idle_s, observer=observer)
 
@@ -256,6 +273,12 @@ def replay(
     A rebuild from the first event may move the data directory to another store or topic.
     The insight runs recorded in the live file are run again, as of the same times.
     """
+    if settings.projection.projector_group:
+        raise SettingsError(
+            "ledger replay rebuilds one projector's file, and in a projector group "
+            "(projection.projector_group) each member holds only its partitions: stop every member, drop the "
+            "lake (its catalog database and data directory) and start them again, and they rebuild it from "
+            "the topic; `ledger replay --dry-run` compares a rebuild with the lake without stopping anything")
     with writing(settings, rebind=True):
         stats = _replay(settings, as_of, ledger=ledger, progress=progress)
     raise_segment_errors(stats)

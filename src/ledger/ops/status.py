@@ -101,6 +101,11 @@ def status(settings: Settings, ledger: Ledger | None = None) -> dict[str, Any]:
     if deployment.uses_kafka:
         taken_in = {source: report[identity_key(source)] for source in positions if identity_key(source) in report}
         report.update(_kafka_status(settings, ledger, positions, taken_in))
+        if settings.projection.projector_group:
+            from ledger.ops.roster import members
+
+            report["group"] = settings.kafka.consumer_group
+            report["group_members"] = members(settings)
     else:
         report["lag"] = lag({"log": report["store_head"]}, positions.get("store", {}))
     return report

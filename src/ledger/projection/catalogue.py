@@ -19,6 +19,7 @@ from ledger.errors import ReadModelError
 
 _SECTION = re.compile(r"^-- section: (\w+)\s*$", re.MULTILINE)
 _DEPENDS = re.compile(r"^-- depends:(.*)$", re.MULTILINE)
+_PARTIAL = re.compile(r"^-- partial:(.*)$", re.MULTILINE)
 
 BOOKKEEPING = """
 CREATE TABLE IF NOT EXISTS readmodel_migrations (
@@ -59,6 +60,9 @@ class Model:
     sections: dict[str, str]
     checksum: str
     depends: tuple[str, ...] = ()
+    partial: tuple[str, ...] = ()
+    """Tables each projector of a group holds only part of (`-- partial:`), rows for the
+    same key in several partitions: its `combine` section makes them whole (slices.py)."""
 
     @property
     def file(self) -> str:
@@ -88,7 +92,10 @@ def parse_model(name: str, text: str) -> Model:
     depends = tuple(d.strip() for d in declared[0].split(",") if d.strip())
     # Only the schema counts: a changed apply or refresh needs no rebuild of existing tables.
     checksum = hashlib.sha256(sections["schema"].encode()).hexdigest()[:16]
-    return Model(name, sections, checksum, depends)
+    partial = tuple(t.strip() for line in _PARTIAL.findall(parts[0]) for t in line.split(",") if t.strip())
+    if partial and "combine" not in sections:
+        raise ReadModelError(f"{file} declares '-- partial:' tables but has no '-- section: combine'")
+    return Model(name, sections, checksum, depends, partial)
 
 
 def in_build_order(models: list[Model]) -> list[Model]:

@@ -94,6 +94,11 @@ class Projector:
         new, _ = self._apply(batch, decoded, as_of or datetime.now(UTC))
         return len(batch.payloads), new
 
+    def apply_batch(self, batch: SourceBatch, as_of: datetime) -> tuple[int, int]:
+        """Decode and apply a batch read by someone else (a group member's consumer, which
+        reads for several partitions): (events new, events parked)."""
+        return self._apply(batch, self.decoder.batch(batch.payloads) if batch.payloads else None, as_of)
+
     def _fetch(self, positions: dict[str, int], size: int | None = None) -> tuple[SourceBatch, DecodedBatch | None]:
         batch = self.source.read(positions, size or self.batch_size)
         return batch, self.decoder.batch(batch.payloads) if batch.payloads else None

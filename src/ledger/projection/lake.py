@@ -116,7 +116,7 @@ def _libpq(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
-def _sql(text: str) -> str:
+def sql_text(text: str) -> str:
     return text.replace("'", "''")
 
 
@@ -125,15 +125,15 @@ def attach(con: duckdb.DuckDBPyConnection, settings: Settings, *, read_only: boo
     if con.execute("SELECT 1 FROM duckdb_databases() WHERE database_name = ?", [name]).fetchall():
         return
     for file in extension_files():
-        con.execute(f"LOAD '{_sql(str(file))}'")
+        con.execute(f"LOAD '{sql_text(str(file))}'")
     url, data = settings.lake_catalog_url, settings.lake_data_path
     if not read_only:
         data.mkdir(parents=True, exist_ok=True)
     # No rows inlined into the catalog: every row is in a data file, where an erasure's cleanup
     # finds it (and DuckLake 1.5 failed reading STRUCT columns of inlined rows).
-    options = f"DATA_PATH '{_sql(str(data))}/', METADATA_SCHEMA '{METADATA_SCHEMA}', DATA_INLINING_ROW_LIMIT 0"
+    options = f"DATA_PATH '{sql_text(str(data))}/', METADATA_SCHEMA '{METADATA_SCHEMA}', DATA_INLINING_ROW_LIMIT 0"
     try:
-        con.execute(f"ATTACH 'ducklake:postgres:{_sql(conninfo(url))}' AS {name} "
+        con.execute(f"ATTACH 'ducklake:postgres:{sql_text(conninfo(url))}' AS {name} "
                     f"({options}{', READ_ONLY' if read_only else ''})")
     except duckdb.Error as exc:
         raise LakeUnavailableError(
@@ -148,7 +148,7 @@ def open_for_reading(settings: Settings, sandbox: dict[str, object]) -> duckdb.D
         con = duckdb.connect(config=dict(sandbox))
         attach(con, settings, read_only=True)
         con.execute(f"USE {LAKE}")
-        con.execute(f"SET allowed_directories = ['{_sql(str(settings.lake_data_path))}/']")
+        con.execute(f"SET allowed_directories = ['{sql_text(str(settings.lake_data_path))}/']")
         con.execute("SET enable_external_access = false")
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
@@ -166,7 +166,7 @@ def refused(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     no function of REFUSED_FUNCTIONS; every table reference a plain name in the lake (or one of
     DuckDB's catalog views), never another database (DuckLake's own attachment of its PostgreSQL
     catalog is one), a file path, or an older snapshot (AT ...). Without a parse tree, refused."""
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+    tree = json.loads(con.execute("SELECT json_serializesql_text(?)", [sql]).fetchall()[0][0])
     if tree.get("error"):
         return "DuckDB gives no parse tree for this statement, which the lake's sandbox checks: write a plain SELECT"
     for node in _nodes(tree):
@@ -211,12 +211,19 @@ def publish(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool)
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
-        _compact(con)
-        if forget:  # a deleted row stays in its file until the file is written again without it
-            con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0)")
-        older = "now()" if forget else f"now() - INTERVAL '{KEEP_SNAPSHOTS}'"
-        con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => {older})")
-        con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
+    let_go(con, settings, forget=forget)
+
+
+def let_go(con: duckdb.DuckDBPyConnection, settings: Settings, *, forget: bool) -> None:
+    """After a publish: compact, expire the snapshots older than KEEP_SNAPSHOTS (every older one
+    if `forget`, rewriting first each file with a deleted row) and delete the files no snapshot
+    holds; after an erasure, vacuum the catalog too."""
+    _compact(con)
+    if forget:  # a deleted row stays in its file until the file is written again without it
+        con.execute(f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => 0)")
+    older = "now()" if forget else f"now() - INTERVAL '{KEEP_SNAPSHOTS}'"
+    con.execute(f"CALL ducklake_expire_snapshots('{LAKE}', older_than => {older})")
+    con.execute(f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)")
     if forget:
         _vacuum_catalog(settings)
 
@@ -246,12 +253,13 @@ def _using(con: duckdb.DuckDBPyConnection, database: str) -> Iterator[None]:
         con.execute(f'USE "{before}"')
 
 
-def _columns(con: duckdb.DuckDBPyConnection, database: str) -> dict[str, list[tuple[str, str]]]:
+def columns(con: duckdb.DuckDBPyConnection, database: str, schema: str = "main") -> dict[str, list[tuple[str, str]]]:
+    """Each table of `database`.`schema`: its (column, type) in order."""
     rows = con.execute(
         "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
-        "AND schema_name = 'main' AND table_name IN (SELECT table_name FROM duckdb_tables() "
-        "WHERE database_name = ? AND schema_name = 'main') ORDER BY table_name, column_index",
-        [database, database]).fetchall()
+        "AND schema_name = ? AND table_name IN (SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = ? AND schema_name = ?) ORDER BY table_name, column_index",
+        [database, schema, database, schema]).fetchall()
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, kind in rows:
         tables.setdefault(table, []).append((column, kind))
@@ -264,15 +272,15 @@ def _replace_tables(con: duckdb.DuckDBPyConnection, work: str, *, whole: bool) -
     table the file no longer has goes. Made again, a table starts new statistics: DuckLake
     widens a table's min and max in the catalog as rows come and never narrows them as they go,
     so after an erasure only a new table forgets the erased values."""
-    ours, theirs = _columns(con, work), _columns(con, LAKE)
+    ours, theirs = columns(con, work), columns(con, LAKE)
     for view in con.execute("SELECT view_name FROM duckdb_views() WHERE database_name = ? AND NOT internal",
                             [LAKE]).fetchall():
         con.execute(f'DROP VIEW IF EXISTS {LAKE}.main."{view[0]}"')
     for table in set(theirs) - set(ours):
         con.execute(f'DROP TABLE {LAKE}.main."{table}"')
-    for table, columns in ours.items():
+    for table, names in ours.items():
         target, source = f'{LAKE}.main."{table}"', f'"{work}".main."{table}"'
-        if theirs.get(table) == columns and not whole:
+        if theirs.get(table) == names and not whole:
             _changed_rows(con, target, source)
             continue
         con.execute(f"DROP TABLE IF EXISTS {target}")
@@ -310,11 +318,11 @@ def _copy_comments(con: duckdb.DuckDBPyConnection, work: str, table: str) -> Non
     (comment,) = con.execute("SELECT comment FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
                              [work, table]).fetchall()[0]
     if comment:
-        con.execute(f"COMMENT ON TABLE {LAKE}.main.\"{table}\" IS '{_sql(comment)}'")
+        con.execute(f"COMMENT ON TABLE {LAKE}.main.\"{table}\" IS '{sql_text(comment)}'")
     for column, text in con.execute(
             "SELECT column_name, comment FROM duckdb_columns() WHERE database_name = ? AND table_name = ? "
             "AND comment IS NOT NULL", [work, table]).fetchall():
-        con.execute(f"COMMENT ON COLUMN {LAKE}.main.\"{table}\".\"{column}\" IS '{_sql(text)}'")
+        con.execute(f"COMMENT ON COLUMN {LAKE}.main.\"{table}\".\"{column}\" IS '{sql_text(text)}'")
 
 
 def _replace_views_and_macros(con: duckdb.DuckDBPyConnection, work: str) -> None:
@@ -331,4 +339,4 @@ def _replace_views_and_macros(con: duckdb.DuckDBPyConnection, work: str) -> None
             "AND NOT internal ORDER BY view_oid", [work]).fetchall():
         con.execute(sql)
         if comment:
-            con.execute(f"COMMENT ON VIEW \"{name}\" IS '{_sql(comment)}'")
+            con.execute(f"COMMENT ON VIEW \"{name}\" IS '{sql_text(comment)}'")

@@ -263,6 +263,10 @@ class Settings:
                 raise SettingsError(f"{self._named('data_dir')} must not contain {mark!r}, got {str(self.data_dir)!r}")
         check_lake(p, self._named)
         check_kafka(self.kafka, self._named)
+        if p.projector_group and (p.store != "ducklake" or not self.kafka):
+            raise SettingsError(f"{self._named('projection.projector_group')} shares the ledger topic among "
+                                "projectors publishing into one lake: it needs projection.store = ducklake "
+                                "(LEDGER_READMODEL_STORE) and Kafka (LEDGER_KAFKA)")
         check_serve(self.serve, self._named)
 
 

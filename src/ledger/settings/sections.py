@@ -155,6 +155,10 @@ class ProjectionSettings:
     lake_data: Path | None = None
     """The directory of the lake's data files, shared by every projector and reader; None:
     ``lake`` in the data directory."""
+    projector_group: bool = False
+    """Projectors share the ledger topic's partitions in the consumer group `kafka.consumer_group`
+    (``LEDGER_PROJECTOR_GROUP``), each publishing its partitions into the lake, one combining them
+    (ops/group.py, docs/scale.md). Needs Kafka and the ducklake store."""
 
 
 @dataclass(frozen=True)

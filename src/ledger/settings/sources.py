@@ -17,6 +17,9 @@ _WHOLE = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|nan)", re.IGNORECASE)
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
 def convert(value: Any, annotation: Any, origin: str) -> Any:
     """`value` (text from the environment, a TOML or Python value) as `annotation` says."""
     options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
@@ -48,6 +51,12 @@ def convert(value: Any, annotation: Any, origin: str) -> Any:
             if not isinstance(value, str | Path) or not str(value).strip():
                 raise ValueError
             return Path(value)
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if text is None or text.strip().lower() not in _BOOLEANS:
+                raise ValueError
+            return _BOOLEANS[text.strip().lower()]
         if kind is Secret:
             return value if isinstance(value, Secret) else Secret(str(value))
         if kind is str:
@@ -58,7 +67,8 @@ def convert(value: Any, annotation: Any, origin: str) -> Any:
         pass
     else:
         return value
-    expected = {int: "a whole number", float: "a number", Path: "a path", str: "text"}.get(kind, kind.__name__)
+    expected = {int: "a whole number", float: "a number", Path: "a path", str: "text",
+                bool: "true or false"}.get(kind, kind.__name__)
     shown = repr(str(value)) if isinstance(value, Path) else repr(value)
     raise SettingsError(f"{origin} must be {expected}, got {shown}")
 

@@ -1,0 +1,307 @@
+"""Projectors sharing the ledger topic: members of one Kafka consumer group.
+
+With ``projection.projector_group`` on, `ledger project` and `ledger serve`'s projector join the
+consumer group ``kafka.consumer_group`` and own the partitions it assigns them. For each one a
+member keeps a working file in its data directory (``partitions/<p>.duckdb``), which the
+projector engine fills from that partition alone, and publishes it into the lake as the
+partition's slice, positions with it (projection/slices.py).
+
+- **A partition that comes** starts from the lake's slice when the lake is ahead of the
+  member's own file (another member had it since), else from the file; the consumer seeks to
+  the position stored with the data, never to a group offset.
+- **A partition that goes** is published first, then its file is closed. A member killed
+  publishes nothing more: the next owner starts from the slice and applies again what came
+  after it, the same events into the same SQL, so the rows are the same.
+- **One member at a time combines** the slices into the analysts' tables: the holder of a
+  PostgreSQL advisory lock on the lake's catalog (held by its session, so a member killed
+  lets go of it). It does so after each round that changed a slice, and every
+  ``projection.refresh_idle_s`` for time moving stages.
+- Offsets are committed to the group after each publish too, for `ledger status` and Kafka's
+  own tools; they are never read back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import duckdb
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError as ClientError
+from kafka.structs import OffsetAndMetadata
+
+from ledger.errors import KafkaError, LakeUnavailableError
+from ledger.kafka.clients import consumer, high_watermarks, partitions_of
+from ledger.ops.combiner import Combiner, remove_file
+from ledger.ops.roster import Roster
+from ledger.projection import lake, slices
+from ledger.projection.engine import Projector, RunStats
+from ledger.projection.readmodels import ReadModels
+from ledger.settings import Settings
+from ledger.write.key_reader import KeyReader
+from ledger.write.log import SourceBatch
+
+log = logging.getLogger(__name__)
+
+WORK_DIR = "partitions"
+"""The member's working files, one per partition it owns, in its data directory."""
+POLL_MS = 500
+
+
+class _Partition:
+    """What the engine needs of a source for a partition the member reads for it: the name and
+    identity its positions are stored under. The member's consumer does the reading."""
+
+    def __init__(self, topic: str, identity: str | None):
+        self.name, self.identity = f"kafka:{topic}", identity
+
+    def read(self, positions: object, limit: int) -> SourceBatch:
+        return SourceBatch([])
+
+    def head(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing to close: the member's consumer is shared."""
+
+
+class Owned:
+    """One partition this member owns: its working file and the engine that fills it."""
+
+    def __init__(self, settings: Settings, topic: str, partition: int, identity: str | None):
+        self.partition, self.key = partition, str(partition)
+        self.path = settings.data_dir / WORK_DIR / f"{partition}.duckdb"
+        self.models = ReadModels(self.path, settings=settings)
+        self.source = _Partition(topic, identity)
+        self.projector = Projector(self.models, self.source, batch_size=settings.batch_size, keys=KeyReader(settings))
+        self.dirty = False
+        self.published: slices.Published | None = None
+        """What the last publish of this process wrote (None: nothing yet, so everything)."""
+
+    @property
+    def position(self) -> int:
+        return self.models.positions(self.source.name).get(self.key, 0)
+
+    def apply(self, records: list, as_of: datetime) -> tuple[int, int]:
+        batch = SourceBatch([r.value for r in records], {self.key: records[-1].offset + 1},
+                            [(self.key, r.offset) for r in records])
+        self.dirty = True
+        return self.projector.apply_batch(batch, as_of)
+
+    def publish(self, settings: Settings) -> None:
+        """The file as the partition's slice; an erasure's file rewritten first, its mark
+        cleared only once the lake forgot too."""
+        self.models.shred_if_erased()
+        con = self.models.con
+        forget = bool(con.execute("SELECT 1 FROM projector_state WHERE key = ?", [lake.FORGET_PENDING]).fetchall())
+        try:
+            self.published = slices.publish(con, settings, self.partition, forget=forget, before=self.published)
+        except duckdb.Error as exc:
+            raise LakeUnavailableError(f"cannot publish partition {self.partition} into the lake: {exc}") from exc
+        if forget:
+            con.execute("DELETE FROM projector_state WHERE key = ?", [lake.FORGET_PENDING])
+        self.dirty = False
+
+    def close(self, *, remove: bool = False) -> None:
+        self.models.close()
+        if remove:
+            remove_file(self.path)
+
+
+class Member:
+    """One projector of the group: `run` until `stop` is set (or, `once`, until caught up)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime], stop: threading.Event):
+        self.settings, self.clock, self.stop = settings, clock, stop
+        self.topic = settings.kafka.ledger_topic
+        self.owned: dict[int, Owned] = {}
+        self.waiting: set[int] = set()
+        """Partitions assigned whose file could not be made ready yet (the lake out of reach)."""
+        self.targets: dict[int, int] = {}
+        self.combiner = Combiner(settings)
+        self.roster = Roster(settings, f"{socket.gethostname()}:{os.getpid()}:{settings.data_dir.resolve()}")
+        self.stats = RunStats()
+        self.consumer: KafkaConsumer | None = None
+        self.identity: str | None = None
+
+    def run(self, *, once: bool) -> RunStats:
+        started = time.perf_counter()
+        self.consumer = consumer(self.settings, group_id=self.settings.kafka.consumer_group,
+                                 max_poll_records=self.settings.batch_size)
+        try:
+            partitions_of(self.consumer, self.topic, self.settings)  # a missing topic is said, not created
+            self.identity = _topic_id(self.consumer, self.topic)
+            self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+            self._loop(once)
+        finally:
+            self._leave()
+            self.stats.seconds = time.perf_counter() - started
+        return self.stats
+
+    def _loop(self, once: bool) -> None:
+        assert self.consumer is not None
+        published_at = combined_at = -math.inf
+        while not self.stop.is_set():
+            try:
+                fetched = self.consumer.poll(timeout_ms=POLL_MS, max_records=self.settings.batch_size)
+            except ClientError as exc:
+                group = self.settings.kafka.consumer_group
+                raise KafkaError(f"reading {self.topic!r} in group {group!r}: {exc!r}") from exc
+            self._take(sorted(self.waiting))
+            as_of = self.clock()
+            for tp, records in fetched.items():
+                owned = self.owned.get(tp.partition)
+                if owned is not None and records:
+                    new, parked = owned.apply(records, as_of)
+                    self.stats.read += len(records)
+                    self.stats.new += new
+                    self.stats.parked += parked
+                    self.stats.batches += 1
+            caught_up = self._caught_up()
+            self.roster.say(self._where())
+            if any(o.dirty for o in self.owned.values()) and (caught_up or time.monotonic() - published_at >= 5):
+                self._publish(list(self.owned.values()))
+                published_at = time.monotonic()
+            if once:
+                if self.consumer.assignment() and caught_up and not self.waiting:
+                    if self.combiner.leads():
+                        self._combine(force=False)
+                    return
+                continue
+            idle = time.monotonic() - combined_at >= self.settings.projection.refresh_idle_s
+            if (caught_up or not fetched) and self.combiner.leads() and self._combine(force=idle):
+                combined_at = time.monotonic()
+
+    def _where(self) -> dict[int, dict[str, int]]:
+        assert self.consumer is not None
+        where = {}
+        for partition, owned in self.owned.items():
+            end = self.consumer.highwater(TopicPartition(self.topic, partition)) or self.targets.get(partition, 0)
+            where[partition] = {"position": owned.position, "lag": max(0, end - owned.position)}
+        return where
+
+    def _caught_up(self) -> bool:
+        """Every partition owned has reached the end it had when it came (`once`), or its end
+        as the last fetch saw it."""
+        assert self.consumer is not None
+        for partition, owned in self.owned.items():
+            end = self.consumer.highwater(TopicPartition(self.topic, partition))
+            if owned.position < max(self.targets.get(partition, 0), end or 0):
+                return False
+        return True
+
+    def _publish(self, owned: list[Owned], *, commit: bool = True) -> None:
+        assert self.consumer is not None
+        done = {}
+        for one in owned:
+            if not one.dirty:
+                continue
+            try:
+                one.publish(self.settings)
+            except slices.SliceMovedError as moved:
+                log.warning("%s; letting go of partition %d", moved, one.partition)
+                self._drop(one.partition, remove=True)
+                continue
+            except LakeUnavailableError as error:
+                log.warning("%s; publishing it again later", error)
+                continue
+            done[TopicPartition(self.topic, one.partition)] = OffsetAndMetadata(one.position, "", -1)
+        if done and commit:
+            try:  # asynchronously: a synchronous commit waits out a rebalance under way, forever
+                self.consumer.commit_async(done)
+            except ClientError as exc:  # the next publish commits
+                log.debug("committing group offsets failed: %r", exc)
+
+    def _combine(self, *, force: bool) -> bool:
+        try:
+            return self.combiner.combine(self.clock(), force=force)
+        except LakeUnavailableError as error:
+            log.warning("%s; combining again later", error)
+            return False
+
+    def take(self, partitions: list[int]) -> None:
+        """Partitions assigned: each from the lake's slice if that is ahead of this member's file."""
+        self.waiting.update(partitions)
+        self._take(partitions)
+
+    def _take(self, partitions: list[int]) -> None:
+        assert self.consumer is not None
+        for partition in partitions:
+            tp = TopicPartition(self.topic, partition)
+            try:
+                owned = self._ready(partition)
+            except (LakeUnavailableError, duckdb.Error) as error:
+                log.warning("partition %d waits: %s", partition, error)
+                self.consumer.pause(tp)
+                continue
+            self.owned[partition] = owned
+            self.waiting.discard(partition)
+            if owned.position:
+                self.consumer.seek(tp, owned.position)
+            else:
+                self.consumer.seek_to_beginning(tp)
+            self.consumer.resume(tp)
+            self.targets[partition] = high_watermarks(self.settings, [tp]).get(partition, 0)
+            log.info("projecting partition %d from %d", partition, owned.position)
+
+    def _ready(self, partition: int) -> Owned:
+        owned = Owned(self.settings, self.topic, partition, self.identity)
+        try:
+            in_lake = slices.positions(owned.models.con, self.settings).get(partition, {}).get(owned.key, 0)
+            if in_lake > owned.position:
+                owned.close(remove=True)
+                owned = Owned(self.settings, self.topic, partition, self.identity)
+                slices.restore(owned.models.con, self.settings, partition)
+                log.info("partition %d restored from the lake at %d", partition, owned.position)
+        except BaseException:
+            owned.close()
+            raise
+        return owned
+
+    def let_go(self, partitions: list[int]) -> None:
+        """Partitions revoked: what was applied is published, then the files closed."""
+        self._publish([self.owned[p] for p in partitions if p in self.owned], commit=False)
+        for partition in partitions:
+            self._drop(partition)
+            self.waiting.discard(partition)
+
+    def _drop(self, partition: int, *, remove: bool = False) -> None:
+        owned = self.owned.pop(partition, None)
+        if owned is not None:
+            owned.close(remove=remove)
+
+    def _leave(self) -> None:
+        try:
+            if self.owned:
+                self._publish(list(self.owned.values()), commit=False)
+        finally:
+            for partition in list(self.owned):
+                self._drop(partition)
+            self.combiner.close()
+            self.roster.leave()
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False, timeout_ms=2000)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, member: Member):
+        self.member = member
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.member.let_go([tp.partition for tp in revoked])
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.member.take([tp.partition for tp in assigned])
+
+
+def _topic_id(client: KafkaConsumer, topic: str) -> str | None:
+    """As KafkaSource: kafka-python keeps topic ids in its cluster metadata only."""
+    found = getattr(getattr(client, "_cluster", None), "topic_id", None)
+    value = found(topic) if callable(found) else None
+    return None if value is None else str(value)

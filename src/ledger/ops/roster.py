@@ -1,0 +1,79 @@
+"""Who is in the projectors' group, for `ledger status` (ops/group.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+
+import psycopg
+
+from ledger.errors import LakeUnavailableError
+from ledger.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROSTER = "ledger_group.members"
+ROSTER_TABLE = (
+    "CREATE SCHEMA IF NOT EXISTS ledger_group; CREATE TABLE IF NOT EXISTS ledger_group.members "
+    "(member TEXT PRIMARY KEY, partitions JSONB NOT NULL, seen_at TIMESTAMPTZ NOT NULL)"
+)
+
+
+class Roster:
+    """Who is in the group, for `ledger status`: each member's row in the lake's catalog
+    database (schema ``ledger_group``), written once a second at most, deleted when it leaves.
+    Kafka's own group description is not used: kafka-python cannot read Tansu's answer."""
+
+    def __init__(self, settings: Settings, name: str):
+        self.settings, self.name = settings, name
+        self.pg: psycopg.Connection | None = None
+        self.said_at = -math.inf
+
+    def say(self, partitions: dict[int, dict[str, int]], *, force: bool = False) -> None:
+        """`partitions`: each one owned, {"position": ..., "lag": ...}."""
+        if not force and time.monotonic() - self.said_at < 1:
+            return
+        try:
+            if self.pg is None:
+                self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True)
+                self.pg.execute(ROSTER_TABLE)
+            self.pg.execute(
+                f"INSERT INTO {ROSTER} VALUES (%s, %s, now()) ON CONFLICT (member) DO UPDATE "
+                "SET partitions = excluded.partitions, seen_at = excluded.seen_at",
+                [self.name, json.dumps({str(p): v for p, v in sorted(partitions.items())})])
+            self.said_at = time.monotonic()
+        except psycopg.Error as exc:
+            log.warning("cannot write this member's row in the lake's catalog: %s", exc)
+            self.close()
+
+    def leave(self) -> None:
+        try:
+            if self.pg is not None:
+                self.pg.execute(f"DELETE FROM {ROSTER} WHERE member = %s", [self.name])
+        except psycopg.Error:
+            pass  # seen_at says it is gone
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.pg is not None:
+            self.pg.close()
+            self.pg = None
+
+
+def members(settings: Settings) -> list[dict[str, object]]:
+    """The group's members as they last said (`Roster`), newest first; none if none ever did."""
+    try:
+        with psycopg.connect(settings.lake_catalog_url, autocommit=True) as pg:
+            rows = pg.execute(f"SELECT member, partitions, seen_at, now() - seen_at FROM {ROSTER} "
+                              "ORDER BY member").fetchall()
+    except psycopg.errors.UndefinedTable:
+        return []
+    except psycopg.Error as exc:
+        raise LakeUnavailableError(f"cannot read the group's members from the lake's catalog: {exc}") from exc
+    return [{"member": member, "partitions": {int(p): v for p, v in partitions.items()},
+             "lag": sum(v["lag"] for v in partitions.values()), "seen_at": seen_at.isoformat(),
+             "seen_s_ago": round(ago.total_seconds(), 1)}
+            for member, partitions, seen_at, ago in rows]
