@@ -20,8 +20,8 @@ ARG EXTRAS=""
 RUN pip install -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
     && python -c "import psycopg; assert psycopg.pq.__impl__ == 'binary', psycopg.pq.__impl__" \
     && useradd --system --uid 10001 --home-dir /data ledger \
-    && mkdir -p /data \
-    && chown ledger /data
+    && mkdir -p /data /lake \
+    && chown ledger /data /lake
 
 # A named volume mounted on /data starts with this ownership.
 USER ledger

@@ -166,7 +166,7 @@ def refused(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     no function of REFUSED_FUNCTIONS; every table reference a plain name in the lake (or one of
     DuckDB's catalog views), never another database (DuckLake's own attachment of its PostgreSQL
     catalog is one), a file path, or an older snapshot (AT ...). Without a parse tree, refused."""
-    tree = json.loads(con.execute("SELECT json_serializesql_text(?)", [sql]).fetchall()[0][0])
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
     if tree.get("error"):
         return "DuckDB gives no parse tree for this statement, which the lake's sandbox checks: write a plain SELECT"
     for node in _nodes(tree):
