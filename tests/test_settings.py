@@ -104,9 +104,9 @@ def test_every_documented_variable_sets_its_field_with_the_right_type(tmp_path: 
         ("LEDGER_LAKE_CATALOG", "postgresql://h", "names no host or database"),
         ("LEDGER_LAKE_CATALOG", "postgresql://u:hunter2@h/x", r"must not hold a password \('postgresql://\*\*\*@h/x'\)"),
         ("LEDGER_LAKE_CATALOG", "postgresql://u@h/x?sslmode=require&password=hunter2", "~/.pgpass"),
-        ("LEDGER_PROJECTOR_GROUP", "maybe", r"LEDGER_PROJECTOR_GROUP must be true or false, got 'maybe'"),
-        ("LEDGER_PROJECTOR_GROUP", "on", r"projector_group \(LEDGER_PROJECTOR_GROUP\) shares .* needs projection.store = "
-         "ducklake"),
+        ("LEDGER_PROJECTOR_GROUP", "maybe", r"PROJECTOR_GROUP must be true or false, got 'maybe'"),
+        ("LEDGER_PROJECTOR_GROUP", "on", r"projector_group \(LEDGER_PROJECTOR_GROUP\) shares .* needs "
+         "projection.store = ducklake"),
         ("LEDGER_LAKE_DATA", "/lake?x=1", r"lake_data \(LEDGER_LAKE_DATA\) must not contain '\?'"),
         ("LEDGER_DATA_DIR", "a\\b", r"must not contain '\\\\'"),
         ("LEDGER_CHURN_DAYS", "10", "active_days < churn_days"),

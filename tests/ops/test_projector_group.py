@@ -28,12 +28,13 @@ from ledger.errors import LakeUnavailableError
 from ledger.projection import lake
 from ledger.settings import Settings
 from tests.ops.test_chaos import NOT_COMPARED, clean_environment, history, ledger_cli, run, tables
-from tests.projection.test_lake import new_catalog
+from tests.projection.test_lake import _catalog_texts, _lake_texts, _sorting_last, new_catalog
 from tests.support.broker import TansuBroker, high_watermarks
-from tests.support.privacy import write_jsonl
+from tests.support.privacy import marked_history, write_jsonl
 
 LOGGED = (
-    "import logging, runpy, sys; logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s'); "
+    "import faulthandler, logging, runpy, signal, sys; faulthandler.register(signal.SIGUSR1); "
+    "logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s %(message)s'); "
     "logging.getLogger('kafka').setLevel(logging.WARNING); sys.argv[0] = 'ledger'; "
     "runpy.run_module('ledger.cli', run_name='__main__')"
 )
@@ -131,7 +132,11 @@ def wait_for(condition: Callable[[], bool], what: str, processes: list[subproces
     while not condition():
         for process in processes:
             assert process.poll() is None, f"a member exited with {process.returncode} before {what}"
-        assert time.monotonic() < deadline, f"never {what}"
+        if time.monotonic() > deadline:
+            for process in processes:  # where each member is, into its log
+                process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            raise AssertionError(f"never {what}")
         time.sleep(0.5)
 
 
@@ -171,3 +176,36 @@ def test_three_projectors_one_killed_and_one_joining_later_publish_what_a_single
         assert ours[name] == theirs[name], f"{name}: the group's lake differs from a single projector's"
     assert len(ours["events"]) == len(facts)
     assert len(ours["satisfaction_daily"]) > 0 and len(ours["rfm"]) > 0
+
+
+@pytest.mark.kafka
+def test_in_a_group_an_erasure_leaves_every_file_of_the_lake_and_insight_runs_stay_through_combines(
+    group: Group, tmp_path: Path,
+) -> None:
+    c1, c2 = _sorting_last(marked_history("C1")), marked_history("C2")
+    group.record(c1.facts + c2.facts + history(random.Random(5), 300, prefix="e"), "marked")
+    member = ["project", "--once", "--as-of", AS_OF.isoformat(), "--data-dir", str(tmp_path / "m")]
+    run(ledger_cli(*member), group.group_env)
+    folder, catalog = tmp_path / "lake", group.group_env["LEDGER_LAKE_CATALOG"]
+    assert _lake_texts(folder, c1.texts) and _catalog_texts(catalog, c1.texts)  # in slices and tables alike
+    # An insight run goes into the combine, and every later combine runs it again.
+    run(ledger_cli("insight", "basket", "--as-of", AS_OF.isoformat(), "--data-dir", str(tmp_path / "m")),
+        group.group_env)
+    assert [row[0] for row in group.lake_tables()["insight_runs"]] == ["basket"]
+
+    run(ledger_cli("erase", "C1", "--data-dir", str(group.writer)), group.env)
+    run(ledger_cli("relay", "--once", "--data-dir", str(group.writer)), group.env)
+    run(ledger_cli(*member), group.group_env)
+    assert _lake_texts(folder, c1.texts) == [] and _catalog_texts(catalog, c1.texts) == []
+    assert _lake_texts(folder, c2.texts)  # nobody else forgotten
+    # Nor in the member's own working files.
+    for path in (tmp_path / "m" / "partitions").glob("*.duckdb"):
+        assert not [t for t in c1.texts if t.encode() in path.read_bytes()], path
+    tables = group.lake_tables()
+    assert [row[0] for row in tables["insight_runs"]] == ["basket"]
+    erased = [row for row in tables["customer_profile"] if row[0] == "C1"]
+    assert len(erased) == 1
+    # `ledger replay` cannot rebuild one member's share: it says what does.
+    done = subprocess.run(ledger_cli("replay", "--data-dir", str(tmp_path / "m")), env=group.group_env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "stop every member, drop the lake" in done.stderr

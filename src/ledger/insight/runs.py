@@ -99,9 +99,14 @@ def recorded(path: Path) -> list[tuple[Run, datetime]]:
         return []
     try:
         with duckdb.connect(str(path), read_only=True) as con:
-            rows = con.execute("SELECT kind, as_of, parameters, ran_at FROM insight_runs ORDER BY kind").fetchall()
+            return recorded_in(con, "insight_runs")
     except duckdb.Error:
         return []
+
+
+def recorded_in(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[Run, datetime]]:
+    """The runs recorded in `table` (an insight_runs table `con` reads): see `recorded`."""
+    rows = con.execute(f"SELECT kind, as_of, parameters, ran_at FROM {table} ORDER BY kind").fetchall()
     known = {f.name: f.default for f in fields(InsightSettings)}
     runs = []
     for kind, as_of, parameters, ran_at in rows:

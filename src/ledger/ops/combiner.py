@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import duckdb
 import psycopg
 
 from ledger.errors import LakeUnavailableError
+from ledger.insight.runs import recorded_in, rerun
 from ledger.projection import lake, slices
 from ledger.projection.readmodels import ReadModels
 from ledger.settings import Settings
@@ -55,8 +57,11 @@ class Combiner:
             self.close()
         return self.held
 
-    def combine(self, as_of: datetime, *, force: bool) -> bool:
-        """Combine if a slice changed since the last time (or `force`); True if it did."""
+    def combine(self, as_of: datetime, *, force: bool,
+                before_refresh: Callable[[ReadModels], None] | None = None) -> bool:
+        """Combine if a slice changed since the last time (or `force`); True if it did. The
+        insight runs the lake's tables hold are run again in the new file, as a replay does,
+        then `before_refresh` (`ledger insight`'s run)."""
         if self.con is None:
             self.con = duckdb.connect(config={"python_enable_replacements": False})
         try:
@@ -69,8 +74,12 @@ class Combiner:
         remove_file(path)
         began = time.perf_counter()
         try:
+            runs = _runs_in_lake(self.con)
             with ReadModels(path, settings=self.settings) as models:
                 slices.combine_into(models.con, self.settings, models.models)
+                rerun(models.con, runs, models.rates.table())
+                if before_refresh is not None:
+                    before_refresh(models)
                 if state[1]:
                     models.set_state(lake.FORGET_PENDING, "1")
                 errors = models.refresh(as_of)
@@ -97,6 +106,14 @@ class Combiner:
         if self.con is not None:
             self.con.close()
             self.con = None
+
+
+def _runs_in_lake(con: duckdb.DuckDBPyConnection) -> list:
+    """The insight runs the analysts' tables in the lake hold (none before the first combine)."""
+    try:
+        return recorded_in(con, f"{lake.LAKE}.main.insight_runs")
+    except duckdb.CatalogException:
+        return []
 
 
 def remove_file(path: Path) -> None:

@@ -36,7 +36,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError as ClientError
 from kafka.structs import OffsetAndMetadata
 
-from ledger.errors import KafkaError, LakeUnavailableError
+from ledger.errors import KafkaError, LakeUnavailableError, ReadModelError
 from ledger.kafka.clients import consumer, high_watermarks, partitions_of
 from ledger.ops.combiner import Combiner, remove_file
 from ledger.ops.roster import Roster
@@ -52,6 +52,12 @@ log = logging.getLogger(__name__)
 WORK_DIR = "partitions"
 """The member's working files, one per partition it owns, in its data directory."""
 POLL_MS = 500
+SESSION_TIMEOUT_MS = 6000
+"""How soon the group gives a silent member's partitions to the others (its heartbeats stop);
+also how long a join takes on Tansu, about half of it (kafka-python's default is 10 s)."""
+PUBLISH_S = 30.0
+"""While far behind, a following member publishes its slices this often (each publish compares
+the whole slice); once caught up, after every round. A `once` run publishes at its end."""
 
 
 class _Partition:
@@ -117,8 +123,11 @@ class Owned:
 class Member:
     """One projector of the group: `run` until `stop` is set (or, `once`, until caught up)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], datetime], stop: threading.Event):
+    def __init__(self, settings: Settings, clock: Callable[[], datetime], stop: threading.Event,
+                 before_refresh: Callable[[ReadModels], None] | None = None):
         self.settings, self.clock, self.stop = settings, clock, stop
+        self.before_refresh = before_refresh
+        """`ledger insight`'s run, in the combine a `once` run ends with (which it must lead)."""
         self.topic = settings.kafka.ledger_topic
         self.owned: dict[int, Owned] = {}
         self.waiting: set[int] = set()
@@ -128,12 +137,14 @@ class Member:
         self.roster = Roster(settings, f"{socket.gethostname()}:{os.getpid()}:{settings.data_dir.resolve()}")
         self.stats = RunStats()
         self.consumer: KafkaConsumer | None = None
+        self.rebalanced = False
         self.identity: str | None = None
 
     def run(self, *, once: bool) -> RunStats:
         started = time.perf_counter()
         self.consumer = consumer(self.settings, group_id=self.settings.kafka.consumer_group,
-                                 max_poll_records=self.settings.batch_size)
+                                 max_poll_records=self.settings.batch_size, session_timeout_ms=SESSION_TIMEOUT_MS,
+                                 heartbeat_interval_ms=SESSION_TIMEOUT_MS // 6)
         try:
             partitions_of(self.consumer, self.topic, self.settings)  # a missing topic is said, not created
             self.identity = _topic_id(self.consumer, self.topic)
@@ -153,10 +164,15 @@ class Member:
             except ClientError as exc:
                 group = self.settings.kafka.consumer_group
                 raise KafkaError(f"reading {self.topic!r} in group {group!r}: {exc!r}") from exc
+            if self.rebalanced:
+                self._rebalanced()
             self._take(sorted(self.waiting))
             as_of = self.clock()
-            for tp, records in fetched.items():
+            for tp, fetched_records in fetched.items():
                 owned = self.owned.get(tp.partition)
+                # Fetched before this thread sought the partition (a rebalance's poll): what the
+                # file already holds is left out.
+                records = [r for r in fetched_records if owned is not None and r.offset >= owned.position]
                 if owned is not None and records:
                     new, parked = owned.apply(records, as_of)
                     self.stats.read += len(records)
@@ -165,13 +181,13 @@ class Member:
                     self.stats.batches += 1
             caught_up = self._caught_up()
             self.roster.say(self._where())
-            if any(o.dirty for o in self.owned.values()) and (caught_up or time.monotonic() - published_at >= 5):
+            behind_for = time.monotonic() - published_at
+            if any(o.dirty for o in self.owned.values()) and (caught_up or (not once and behind_for >= PUBLISH_S)):
                 self._publish(list(self.owned.values()))
                 published_at = time.monotonic()
             if once:
                 if self.consumer.assignment() and caught_up and not self.waiting:
-                    if self.combiner.leads():
-                        self._combine(force=False)
+                    self._finish()
                     return
                 continue
             idle = time.monotonic() - combined_at >= self.settings.projection.refresh_idle_s
@@ -185,6 +201,20 @@ class Member:
             end = self.consumer.highwater(TopicPartition(self.topic, partition)) or self.targets.get(partition, 0)
             where[partition] = {"position": owned.position, "lag": max(0, end - owned.position)}
         return where
+
+    def _finish(self) -> None:
+        """A `once` run's end: combine if this member leads (else the one that does will); a run
+        of `ledger insight` must, since its model runs in the combine."""
+        if self.combiner.leads():
+            if self.before_refresh is None:
+                self._combine(force=False)
+            else:
+                self.combiner.combine(self.clock(), force=True, before_refresh=self.before_refresh)
+        elif self.before_refresh is not None:
+            raise ReadModelError(
+                "another projector of the group combines the read models (a following `ledger serve` or "
+                "`ledger project`), and an insight model runs in the combine: run `ledger insight` where it runs "
+                "once it is stopped, or with --train, which reads the lake and writes nothing")
 
     def _caught_up(self) -> bool:
         """Every partition owned has reached the end it had when it came (`once`), or its end
@@ -205,8 +235,9 @@ class Member:
             try:
                 one.publish(self.settings)
             except slices.SliceMovedError as moved:
-                log.warning("%s; letting go of partition %d", moved, one.partition)
+                log.warning("%s; starting partition %d again from the lake", moved, one.partition)
                 self._drop(one.partition, remove=True)
+                self.waiting.add(one.partition)  # if it is still ours, made ready again from the lake
                 continue
             except LakeUnavailableError as error:
                 log.warning("%s; publishing it again later", error)
@@ -225,15 +256,40 @@ class Member:
             log.warning("%s; combining again later", error)
             return False
 
-    def take(self, partitions: list[int]) -> None:
-        """Partitions assigned: each from the lake's slice if that is ahead of this member's file."""
-        self.waiting.update(partitions)
-        self._take(partitions)
+    def _rebalanced(self) -> None:
+        """After a rebalance (heard of by `_Rebalance`, acted on here, in this thread: kafka-python
+        calls the listener from its own network thread): publish and close what went, seek what
+        stayed back to where its data ends (an assignment moves the fetch position to the group's
+        offset), make ready what came."""
+        assert self.consumer is not None
+        self.rebalanced = False
+        mine = {tp.partition for tp in self.consumer.assignment()}
+        gone = [p for p in self.owned if p not in mine]
+        self._publish([self.owned[p] for p in gone], commit=False)
+        for partition in gone:
+            self._drop(partition)
+        for partition, owned in self.owned.items():
+            self._seek(partition, owned.position)
+        self.waiting = mine - set(self.owned)
+        self._take(sorted(self.waiting))
+
+    def _seek(self, partition: int, position: int) -> None:
+        assert self.consumer is not None
+        tp = TopicPartition(self.topic, partition)
+        if position:
+            self.consumer.seek(tp, position)
+        else:
+            self.consumer.seek_to_beginning(tp)
 
     def _take(self, partitions: list[int]) -> None:
+        """Partitions assigned: each from the lake's slice if that is ahead of this member's file."""
         assert self.consumer is not None
+        assigned = {tp.partition for tp in self.consumer.assignment()}
         for partition in partitions:
             tp = TopicPartition(self.topic, partition)
+            if partition not in assigned:
+                self.waiting.discard(partition)
+                continue
             try:
                 owned = self._ready(partition)
             except (LakeUnavailableError, duckdb.Error) as error:
@@ -242,10 +298,7 @@ class Member:
                 continue
             self.owned[partition] = owned
             self.waiting.discard(partition)
-            if owned.position:
-                self.consumer.seek(tp, owned.position)
-            else:
-                self.consumer.seek_to_beginning(tp)
+            self._seek(partition, owned.position)
             self.consumer.resume(tp)
             self.targets[partition] = high_watermarks(self.settings, [tp]).get(partition, 0)
             log.info("projecting partition %d from %d", partition, owned.position)
@@ -263,13 +316,6 @@ class Member:
             owned.close()
             raise
         return owned
-
-    def let_go(self, partitions: list[int]) -> None:
-        """Partitions revoked: what was applied is published, then the files closed."""
-        self._publish([self.owned[p] for p in partitions if p in self.owned], commit=False)
-        for partition in partitions:
-            self._drop(partition)
-            self.waiting.discard(partition)
 
     def _drop(self, partition: int, *, remove: bool = False) -> None:
         owned = self.owned.pop(partition, None)
@@ -290,14 +336,18 @@ class Member:
 
 
 class _Rebalance(ConsumerRebalanceListener):
+    """Notes a rebalance for the member's own thread (`Member._rebalanced`). kafka-python calls
+    this from its network thread; opening DuckDB files there hung (seen: a connect that never
+    returned), and the member's files belong to the thread that applies to them."""
+
     def __init__(self, member: Member):
         self.member = member
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.member.let_go([tp.partition for tp in revoked])
+        self.member.rebalanced = True
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.member.take([tp.partition for tp in assigned])
+        self.member.rebalanced = True
 
 
 def _topic_id(client: KafkaConsumer, topic: str) -> str | None:

@@ -63,7 +63,9 @@ def project(
         from ledger.ops.group import Member
 
         with writing(settings):
-            return Member(settings, lambda: as_of, stop or threading.Event()).run(once=True)
+            stats = Member(settings, lambda: as_of, stop or threading.Event(), before_refresh).run(once=True)
+        raise_segment_errors(stats)
+        return stats
     with writing(settings):
         source = Deployment(settings).source(ledger)
         try:

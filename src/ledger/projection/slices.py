@@ -143,6 +143,9 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, target: str, source: str, part
     matched by a hash of the whole row, as lake._changed_rows does for a whole table."""
     row = f"hash(row({', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}))"
     mine = f"{PARTITION} = {int(partition)}"
+    if not con.execute(f"SELECT 1 FROM {target} WHERE {mine} LIMIT 1").fetchall():  # a first publish
+        con.execute(f"INSERT INTO {target} SELECT {int(partition)}, * FROM {source}")
+        return
     con.execute(f"DELETE FROM {target} WHERE {mine} AND {row} NOT IN (SELECT {row} FROM {source})")
     con.execute(f"INSERT INTO {target} SELECT {int(partition)}, * FROM {source} "
                 f"WHERE {row} NOT IN (SELECT {row} FROM {target} WHERE {mine})")
