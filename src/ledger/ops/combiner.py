@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from ledger.errors import LakeUnavailableError
+from ledger.errors import LakeUnavailableError, ReadModelError
 from ledger.insight.runs import recorded_in, rerun
 from ledger.projection import lake, slices
 from ledger.projection.readmodels import ReadModels
@@ -48,7 +48,8 @@ class Combiner:
         """Whether this member combines: it holds the lock, or takes it now."""
         try:
             if self.pg is None:
-                self.pg, self.held = psycopg.connect(self.settings.lake_catalog_url, autocommit=True), False
+                self.held = False
+                self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True, connect_timeout=5)
             row = self.pg.execute("SELECT true" if self.held else "SELECT pg_try_advisory_lock(%s)",
                                   [] if self.held else [COMBINE_LOCK]).fetchone()
             self.held = bool(row and row[0])
@@ -86,7 +87,8 @@ class Combiner:
                 models.publish(self.settings.published_path, datetime.now(UTC))
             slices.forgotten(self.con, self.settings, state[1])
         except duckdb.Error as exc:
-            raise LakeUnavailableError(f"cannot combine the lake's slices: {exc}") from exc
+            self.close()  # the lake attached afresh next time
+            raise ReadModelError(f"cannot combine the lake's slices: {exc}") from exc
         finally:
             remove_file(path)
         for error in errors:

@@ -22,6 +22,7 @@ partition's slice, positions with it (projection/slices.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -38,8 +39,8 @@ from kafka.structs import OffsetAndMetadata
 
 from ledger.errors import KafkaError, LakeUnavailableError, ReadModelError
 from ledger.kafka.clients import consumer, high_watermarks, partitions_of
-from ledger.ops.combiner import Combiner, remove_file
-from ledger.ops.roster import Roster
+from ledger.ops.combiner import COMBINED, Combiner, remove_file
+from ledger.ops.roster import PartitionLocks, Roster
 from ledger.projection import lake, slices
 from ledger.projection.engine import Projector, RunStats
 from ledger.projection.readmodels import ReadModels
@@ -109,10 +110,14 @@ class Owned:
         try:
             self.published = slices.publish(con, settings, self.partition, forget=forget, before=self.published)
         except duckdb.Error as exc:
+            with contextlib.suppress(duckdb.Error):  # attached afresh next time (its PostgreSQL restarted, say)
+                con.execute(f"DETACH {lake.LAKE}")
             raise LakeUnavailableError(f"cannot publish partition {self.partition} into the lake: {exc}") from exc
+        # The mark went into the slice with the rest: cleared here, the next publish clears it there
+        # (else every later owner restoring the slice would do the whole erasure again).
+        self.dirty = forget
         if forget:
             con.execute("DELETE FROM projector_state WHERE key = ?", [lake.FORGET_PENDING])
-        self.dirty = False
 
     def close(self, *, remove: bool = False) -> None:
         self.models.close()
@@ -138,6 +143,11 @@ class Member:
         self.stats = RunStats()
         self.consumer: KafkaConsumer | None = None
         self.rebalanced = False
+        self.joined = False
+        """A first assignment came (an empty one too: more members than partitions)."""
+        self.sought: set[int] = set()
+        """Partitions sought since the last poll: what that poll fetched for them is stale."""
+        self.locks = PartitionLocks(settings)
         self.identity: str | None = None
 
     def run(self, *, once: bool) -> RunStats:
@@ -145,6 +155,11 @@ class Member:
         self.consumer = consumer(self.settings, group_id=self.settings.kafka.consumer_group,
                                  max_poll_records=self.settings.batch_size, session_timeout_ms=SESSION_TIMEOUT_MS,
                                  heartbeat_interval_ms=SESSION_TIMEOUT_MS // 6)
+        # Files of an earlier run go: partitions may have moved since, and the lake's slices are
+        # their copies (a file kept would also outlive the erasures published since).
+        for stale in (self.settings.data_dir / WORK_DIR).glob("*.duckdb"):
+            remove_file(stale)
+        remove_file(self.settings.data_dir / COMBINED)
         try:
             partitions_of(self.consumer, self.topic, self.settings)  # a missing topic is said, not created
             self.identity = _topic_id(self.consumer, self.topic)
@@ -164,16 +179,16 @@ class Member:
             except ClientError as exc:
                 group = self.settings.kafka.consumer_group
                 raise KafkaError(f"reading {self.topic!r} in group {group!r}: {exc!r}") from exc
+            self.sought.clear()
             if self.rebalanced:
                 self._rebalanced()
             self._take(sorted(self.waiting))
             as_of = self.clock()
-            for tp, fetched_records in fetched.items():
+            for tp, records in fetched.items():
                 owned = self.owned.get(tp.partition)
-                # Fetched before this thread sought the partition (a rebalance's poll): what the
-                # file already holds is left out.
-                records = [r for r in fetched_records if owned is not None and r.offset >= owned.position]
-                if owned is not None and records:
+                # Records of a partition sought this round were fetched from wherever the group's
+                # offset or the reset policy put it, before the seek: never applied.
+                if owned is not None and records and tp.partition not in self.sought:
                     new, parked = owned.apply(records, as_of)
                     self.stats.read += len(records)
                     self.stats.new += new
@@ -186,7 +201,7 @@ class Member:
                 self._publish(list(self.owned.values()))
                 published_at = time.monotonic()
             if once:
-                if self.consumer.assignment() and caught_up and not self.waiting:
+                if self.joined and caught_up and not self.waiting:
                     self._finish()
                     return
                 continue
@@ -205,11 +220,16 @@ class Member:
     def _finish(self) -> None:
         """A `once` run's end: combine if this member leads (else the one that does will); a run
         of `ledger insight` must, since its model runs in the combine."""
+        self._publish(list(self.owned.values()))  # an erasure's mark, cleared after its publish, goes too
+        unpublished = sorted(p for p, o in self.owned.items() if o.dirty)
+        if unpublished:
+            raise LakeUnavailableError(f"partitions {', '.join(map(str, unpublished))} could not be published into "
+                                       "the lake (see the warnings above); their events are applied again next time")
         if self.combiner.leads():
-            if self.before_refresh is None:
-                self._combine(force=False)
-            else:
-                self.combiner.combine(self.clock(), force=True, before_refresh=self.before_refresh)
+            done = self.combiner.combine(self.clock(), force=self.before_refresh is not None,
+                                         before_refresh=self.before_refresh)
+            if not done and self.before_refresh is not None:
+                raise ReadModelError("nothing is projected into the lake yet: no insight model can run")
         elif self.before_refresh is not None:
             raise ReadModelError(
                 "another projector of the group combines the read models (a following `ledger serve` or "
@@ -233,7 +253,8 @@ class Member:
             if not one.dirty:
                 continue
             try:
-                one.publish(self.settings)
+                with self.locks.held(one.partition):
+                    one.publish(self.settings)
             except slices.SliceMovedError as moved:
                 log.warning("%s; starting partition %d again from the lake", moved, one.partition)
                 self._drop(one.partition, remove=True)
@@ -250,10 +271,12 @@ class Member:
                 log.debug("committing group offsets failed: %r", exc)
 
     def _combine(self, *, force: bool) -> bool:
+        """A following member's combine: a failure (the lake out of reach, or the refresh's) is
+        logged and tried again later; it does not stop the member projecting its partitions."""
         try:
             return self.combiner.combine(self.clock(), force=force)
-        except LakeUnavailableError as error:
-            log.warning("%s; combining again later", error)
+        except ReadModelError as error:
+            log.error("%s; combining again later", error)
             return False
 
     def _rebalanced(self) -> None:
@@ -266,8 +289,8 @@ class Member:
         mine = {tp.partition for tp in self.consumer.assignment()}
         gone = [p for p in self.owned if p not in mine]
         self._publish([self.owned[p] for p in gone], commit=False)
-        for partition in gone:
-            self._drop(partition)
+        for partition in gone:  # the lake's slice is its copy now; a file left would outlive erasures
+            self._drop(partition, remove=True)
         for partition, owned in self.owned.items():
             self._seek(partition, owned.position)
         self.waiting = mine - set(self.owned)
@@ -275,6 +298,7 @@ class Member:
 
     def _seek(self, partition: int, position: int) -> None:
         assert self.consumer is not None
+        self.sought.add(partition)
         tp = TopicPartition(self.topic, partition)
         if position:
             self.consumer.seek(tp, position)
@@ -296,6 +320,11 @@ class Member:
                 log.warning("partition %d waits: %s", partition, error)
                 self.consumer.pause(tp)
                 continue
+            try:
+                owned.projector.positions()  # TopicResetError if the topic is not the one the data was taken in
+            except BaseException:
+                owned.close()
+                raise
             self.owned[partition] = owned
             self.waiting.discard(partition)
             self._seek(partition, owned.position)
@@ -331,6 +360,7 @@ class Member:
                 self._drop(partition)
             self.combiner.close()
             self.roster.leave()
+            self.locks.close()
             if self.consumer is not None:
                 self.consumer.close(autocommit=False, timeout_ms=2000)
 
@@ -347,7 +377,7 @@ class _Rebalance(ConsumerRebalanceListener):
         self.member.rebalanced = True
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.member.rebalanced = True
+        self.member.rebalanced = self.member.joined = True
 
 
 def _topic_id(client: KafkaConsumer, topic: str) -> str | None:

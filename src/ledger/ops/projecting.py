@@ -142,12 +142,33 @@ def follow(
     publish too; `observer` hears of every batch, round and publish.
     """
     if settings.projection.projector_group:
-        from ledger.ops.group import Member
-
-        with writing(settings):
-            return Member(settings, clock, stop).run(once=False)
+        return _follow_in_group(settings, clock, stop)
     with writing(settings):
         return _follow(settings, clock, stop, ledger=ledger, idle_s=idle_s, observer=observer)
+
+
+def _follow_in_group(settings: Settings, clock: Clock, stop: threading.Event) -> RunStats:
+    """A member of the projectors' group until `stop`: a broker out of reach once following is
+    waited for, as `_follow` does (the member leaves the group and joins again)."""
+    from ledger.ops.group import Member
+
+    total, started = RunStats(), False
+    with writing(settings):
+        while not stop.is_set():
+            try:
+                stats = Member(settings, clock, stop).run(once=False)
+            except TopicResetError:
+                raise  # the group's lake must be rebuilt (docs/scale.md): joining again would not do it
+            except KafkaError as error:
+                if not started:
+                    raise
+                log.warning("%s; joining the group again in %g s", error, KAFKA_RETRY_S)
+                stop.wait(KAFKA_RETRY_S)
+                continue
+            finally:
+                started = True
+            total.read, total.new = total.read + stats.read, total.new + stats.new
+    return total
 
 
 def _follow(

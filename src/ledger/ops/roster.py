@@ -1,11 +1,14 @@
-"""Who is in the projectors' group, for `ledger status` (ops/group.py)."""
+"""The projectors' group in the lake's catalog database (ops/group.py): who is in it, for
+`ledger status`, and the locks that keep two members from publishing one partition at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 
 import psycopg
 
@@ -14,6 +17,8 @@ from ledger.settings import Settings
 
 log = logging.getLogger(__name__)
 
+PARTITION_LOCK = 0x1ED6E600
+"""PostgreSQL advisory locks PARTITION_LOCK + p: one publish of partition p's slice at a time."""
 ROSTER = "ledger_group.members"
 ROSTER_TABLE = (
     "CREATE SCHEMA IF NOT EXISTS ledger_group; CREATE TABLE IF NOT EXISTS ledger_group.members "
@@ -37,7 +42,7 @@ class Roster:
             return
         try:
             if self.pg is None:
-                self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True)
+                self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True, connect_timeout=5)
                 self.pg.execute(ROSTER_TABLE)
             self.pg.execute(
                 f"INSERT INTO {ROSTER} VALUES (%s, %s, now()) ON CONFLICT (member) DO UPDATE "
@@ -66,7 +71,7 @@ class Roster:
 def members(settings: Settings) -> list[dict[str, object]]:
     """The group's members as they last said (`Roster`), newest first; none if none ever did."""
     try:
-        with psycopg.connect(settings.lake_catalog_url, autocommit=True) as pg:
+        with psycopg.connect(settings.lake_catalog_url, autocommit=True, connect_timeout=5) as pg:
             rows = pg.execute(f"SELECT member, partitions, seen_at, now() - seen_at FROM {ROSTER} "
                               "ORDER BY member").fetchall()
     except psycopg.errors.UndefinedTable:
@@ -77,3 +82,36 @@ def members(settings: Settings) -> list[dict[str, object]]:
              "lag": sum(v["lag"] for v in partitions.values()), "seen_at": seen_at.isoformat(),
              "seen_s_ago": round(ago.total_seconds(), 1)}
             for member, partitions, seen_at, ago in rows]
+
+
+class PartitionLocks:
+    """One publish of a partition's slice at a time, whoever publishes it: the member it was
+    revoked from may still be publishing when the next owner does. The fence (slices._fence) is
+    read inside the lock, so the later of two sees the earlier's commit."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.pg: psycopg.Connection | None = None
+
+    @contextlib.contextmanager
+    def held(self, partition: int) -> Iterator[None]:
+        try:
+            if self.pg is None:
+                self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True, connect_timeout=5)
+            self.pg.execute("SELECT pg_advisory_lock(%s)", [PARTITION_LOCK + partition])
+        except psycopg.Error as exc:
+            self.close()
+            raise LakeUnavailableError(f"cannot lock partition {partition} in the lake's catalog: {exc}") from exc
+        try:
+            yield
+        finally:
+            try:
+                self.pg.execute("SELECT pg_advisory_unlock(%s)", [PARTITION_LOCK + partition])
+            except psycopg.Error:
+                self.close()  # the session's end lets go of it
+
+    def close(self) -> None:
+        if self.pg is not None:
+            with contextlib.suppress(psycopg.Error):
+                self.pg.close()
+            self.pg = None

@@ -56,8 +56,10 @@ def positions(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[int, d
     return found
 
 
-def erasures_waiting(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[int]:
-    return [p for (p,) in _rows(con, settings, f"SELECT DISTINCT partition FROM {lake.LAKE}.{SLICES}.{FORGET}")]
+def erasures_waiting(con: duckdb.DuckDBPyConnection, settings: Settings) -> list[tuple[int, object]]:
+    """The erasures published into slices and not yet combined: (partition, when), oldest first."""
+    return [tuple(row) for row in _rows(
+        con, settings, f"SELECT partition, requested_at FROM {lake.LAKE}.{SLICES}.{FORGET} ORDER BY ALL")]
 
 
 def _rows(con: duckdb.DuckDBPyConnection, settings: Settings, sql: str) -> list[tuple]:
@@ -209,7 +211,9 @@ def combine_into(con: duckdb.DuckDBPyConnection, settings: Settings, models: lis
     try:
         for table, columns in lake.columns(con, work).items():
             if theirs.get(table) != [(PARTITION, "INTEGER"), *columns]:
-                continue
+                raise ReadModelError(
+                    f"the lake's slices of {table} are missing or have other columns than this version's: every "
+                    "projector of the group must run the same version of the ledger")
             sliced, into = f'{lake.LAKE}.{SLICES}."{table}"', f'"{work}".main."{table}"'
             if table == "projector_state":
                 con.execute(f"INSERT INTO {into} SELECT DISTINCT key, value FROM {sliced} WHERE key LIKE ?",
@@ -228,12 +232,17 @@ def combine_into(con: duckdb.DuckDBPyConnection, settings: Settings, models: lis
         raise
 
 
-def forgotten(con: duckdb.DuckDBPyConnection, settings: Settings, partitions: list[int]) -> None:
-    """The erasures of `partitions` were combined: their requests go."""
-    if partitions:
+def forgotten(con: duckdb.DuckDBPyConnection, settings: Settings, erasures: list[tuple[int, object]]) -> None:
+    """`erasures` (read before the combine that forgot them) go; one published since stays, for
+    the next combine."""
+    if erasures:
         lake.attach(con, settings)
-        _committed(con, lambda: con.execute(
-            f"DELETE FROM {lake.LAKE}.{SLICES}.{FORGET} WHERE partition IN (SELECT unnest(?))", [partitions]))
+        def delete() -> None:
+            for partition, at in erasures:
+                con.execute(f"DELETE FROM {lake.LAKE}.{SLICES}.{FORGET} WHERE partition = ? AND requested_at = ?",
+                            [partition, at])
+
+        _committed(con, delete)
 
 
 def _committed(con: duckdb.DuckDBPyConnection, work: object) -> None:
