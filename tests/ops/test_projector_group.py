@@ -148,6 +148,7 @@ def group(kafka_broker: TansuBroker, topic_factory: Callable[..., str], unique_g
 
 
 @pytest.mark.kafka
+@pytest.mark.timeout(600)  # three group joins, a member's death noticed, and two combines: about 1.5 min alone
 def test_three_projectors_one_killed_and_one_joining_later_publish_what_a_single_projector_builds(
     group: Group, tmp_path: Path,
 ) -> None:
@@ -165,6 +166,10 @@ def test_three_projectors_one_killed_and_one_joining_later_publish_what_a_single
             wait_for(lambda: sorted(sum(group.status_partitions().values(), [])) == list(range(6)),
                      "shown sharing the partitions in status", [b, c])
             assert set(group.status_partitions()) <= {"b", "c"}
+            # A replay now would have them publish files of the old SQL over it: refused, saying so.
+            done = subprocess.run(ledger_cli("replay", "--data-dir", str(tmp_path / "r")), env=group.group_env,
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 1 and "stop them first" in done.stderr, done.stderr
     assert sum(group.head().values()) == len(facts)
 
     single = tmp_path / "single"
@@ -179,6 +184,7 @@ def test_three_projectors_one_killed_and_one_joining_later_publish_what_a_single
 
 
 @pytest.mark.kafka
+@pytest.mark.timeout(600)
 def test_in_a_group_an_erasure_leaves_every_file_of_the_lake_and_insight_runs_stay_through_combines(
     group: Group, tmp_path: Path,
 ) -> None:
@@ -205,7 +211,14 @@ def test_in_a_group_an_erasure_leaves_every_file_of_the_lake_and_insight_runs_st
     assert [row[0] for row in tables["insight_runs"]] == ["basket"]
     erased = [row for row in tables["customer_profile"] if row[0] == "C1"]
     assert len(erased) == 1
-    # `ledger replay` cannot rebuild one member's share: it says what does.
-    done = subprocess.run(ledger_cli("replay", "--data-dir", str(tmp_path / "m")), env=group.group_env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2 and "stop every member, drop the lake" in done.stderr
+    # A replay rebuilds every partition's slice from the topic and combines them: the same rows.
+    # (Not the merge keys' provenance: C1's sealed fields cannot be opened any more, so a replay
+    # finds no latest value of them, where the first pass found them before the erasure.)
+    compared = NOT_COMPARED | {"customer_profile_keys"}
+    before = {n: rows for n, rows in tables.items() if n not in compared}
+    run(ledger_cli("replay", "--as-of", AS_OF.isoformat(), "--data-dir", str(tmp_path / "m")), group.group_env)
+    after = {n: rows for n, rows in group.lake_tables().items() if n not in compared}
+    assert sorted(after) == sorted(before)
+    for name in sorted(before):
+        assert after[name] == before[name], f"{name} differs after the group's replay"
+    assert _lake_texts(folder, c1.texts) == []

@@ -108,12 +108,13 @@ def partitions_of(client: KafkaConsumer, topic: str, settings: Settings) -> list
     return [TopicPartition(topic, p) for p in sorted(found)]
 
 
-def assigned(settings: Settings, topic: str, **overrides: Any) -> tuple[KafkaConsumer, list[TopicPartition]]:
-    """A consumer with every partition of `topic` assigned by hand: no group join or
-    rebalance to wait for, and the caller seeks to the positions it stores itself."""
+def assigned(settings: Settings, topic: str, only: int | None = None,
+             **overrides: Any) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    """A consumer with every partition of `topic` (or partition `only`) assigned by hand: no
+    group join or rebalance to wait for, and the caller seeks to the positions it stores itself."""
     client = consumer(settings, group_id=None, **overrides)
     try:
-        partitions = partitions_of(client, topic, settings)
+        partitions = [tp for tp in partitions_of(client, topic, settings) if only is None or tp.partition == only]
         client.assign(partitions)
     except BaseException as error:
         client.close(autocommit=False)

@@ -35,13 +35,15 @@ from ledger.write.log import SourceBatch
 
 
 class KafkaSource:
-    def __init__(self, settings: Settings, topic: str | None = None, poll_ms: int = 500, confirm_s: float = 1.0):
+    def __init__(self, settings: Settings, topic: str | None = None, poll_ms: int = 500, confirm_s: float = 1.0,
+                 partition: int | None = None):
         self.settings = settings
         self.topic = topic or settings.kafka.ledger_topic
         self.name = f"kafka:{self.topic}"
         self.poll_ms = poll_ms
         self.confirm_s = confirm_s
-        self.consumer, self.partitions = assigned(settings, self.topic, auto_offset_reset="none")
+        self.consumer, self.partitions = assigned(settings, self.topic, partition, auto_offset_reset="none")
+        """Every partition, or only `partition` (a group's replay rebuilds each on its own)."""
         self.topic_id = self._topic_id()
         """The topic's id when this source opened it (None if the broker gives none)."""
         self.identity = None if self.topic_id is None else str(self.topic_id)

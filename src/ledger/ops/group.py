@@ -171,6 +171,10 @@ class Member:
         return self.stats
 
     def _loop(self, once: bool) -> None:
+        """Poll, act on a rebalance, apply each partition's records to its file, publish the
+        slices when caught up (or every PUBLISH_S while far behind), combine if this member
+        leads. One thread does all of it: the files, the consumer and the lake's connections
+        are never shared between threads."""
         assert self.consumer is not None
         published_at = combined_at = -math.inf
         while not self.stop.is_set():
@@ -210,6 +214,7 @@ class Member:
                 combined_at = time.monotonic()
 
     def _where(self) -> dict[int, dict[str, int]]:
+        """Each owned partition's position and lag, for the roster (`ledger status`)."""
         assert self.consumer is not None
         where = {}
         for partition, owned in self.owned.items():
@@ -247,6 +252,9 @@ class Member:
         return True
 
     def _publish(self, owned: list[Owned], *, commit: bool = True) -> None:
+        """Each dirty file of `owned` as its slice. A slice another member moved on is made
+        ready again from the lake; a lake out of reach leaves the file dirty for the next round
+        (a following member waits; a once run fails at its end)."""
         assert self.consumer is not None
         done = {}
         for one in owned:
@@ -333,6 +341,8 @@ class Member:
             log.info("projecting partition %d from %d", partition, owned.position)
 
     def _ready(self, partition: int) -> Owned:
+        """The working file of `partition`: this member's own, or the lake's slice if that is
+        further on (another member had the partition since)."""
         owned = Owned(self.settings, self.topic, partition, self.identity)
         try:
             in_lake = slices.positions(owned.models.con, self.settings).get(partition, {}).get(owned.key, 0)

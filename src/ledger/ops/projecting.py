@@ -19,7 +19,6 @@ from ledger.errors import (
     LakeUnavailableError,
     ReadModelError,
     SegmentError,
-    SettingsError,
     TopicResetError,
 )
 from ledger.insight.runs import recorded, rerun
@@ -297,11 +296,10 @@ def replay(
     The insight runs recorded in the live file are run again, as of the same times.
     """
     if settings.projection.projector_group:
-        raise SettingsError(
-            "ledger replay rebuilds one projector's file, and in a projector group "
-            "(projection.projector_group) each member holds only its partitions: stop every member, drop the "
-            "lake (its catalog database and data directory) and start them again, and they rebuild it from "
-            "the topic; `ledger replay --dry-run` compares a rebuild with the lake without stopping anything")
+        from ledger.ops.group_replay import replay_group
+
+        with writing(settings):
+            return replay_group(settings, as_of, progress=progress)
     with writing(settings, rebind=True):
         stats = _replay(settings, as_of, ledger=ledger, progress=progress)
     raise_segment_errors(stats)

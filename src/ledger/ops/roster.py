@@ -44,6 +44,8 @@ class Roster:
             if self.pg is None:
                 self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True, connect_timeout=5)
                 self.pg.execute(ROSTER_TABLE)
+                # Rows of members gone a day without a word (killed, their containers replaced).
+                self.pg.execute(f"DELETE FROM {ROSTER} WHERE seen_at < now() - interval '1 day'")
             self.pg.execute(
                 f"INSERT INTO {ROSTER} VALUES (%s, %s, now()) ON CONFLICT (member) DO UPDATE "
                 "SET partitions = excluded.partitions, seen_at = excluded.seen_at",

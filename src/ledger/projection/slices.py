@@ -110,6 +110,9 @@ def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _replace(con: duckdb.DuckDBPyConnection, work: str, ours: dict[str, list[tuple[str, str]]], partition: int,
              *, forget: bool) -> None:
+    """Inside the publish's lake transaction: the fence, then each table of `ours` into its
+    slice table (made on first use, partitioned by `PARTITION` so each partition's rows keep to
+    files of their own), then the erasure's note."""
     theirs = lake.columns(con, lake.LAKE, SLICES)
     _fence(con, work, partition, theirs)
     for table, columns in ours.items():
@@ -127,6 +130,8 @@ def _replace(con: duckdb.DuckDBPyConnection, work: str, ours: dict[str, list[tup
 
 
 def _fence(con: duckdb.DuckDBPyConnection, work: str, partition: int, theirs: dict[str, object]) -> None:
+    """SliceMovedError if the lake's positions of `partition` are past the file's: its slice
+    would go backwards, undoing what another member (its owner now) published."""
     if "projector_positions" not in theirs:
         return
     mine = dict(con.execute(f'SELECT key, position FROM "{work}".main.projector_positions').fetchall())
@@ -168,6 +173,18 @@ def _rewrite_whole(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f'ALTER TABLE {lake.LAKE}.{SLICES}."{table}__new" RENAME TO "{table}"')
         if table != FORGET:
             con.execute(f"ALTER TABLE {name} SET PARTITIONED BY ({PARTITION})")
+
+
+def drop_all(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Every slice table dropped, in one lake transaction (a group's replay)."""
+    lake.attach(con, settings)
+
+    def drop() -> None:
+        for table in lake.columns(con, lake.LAKE, SLICES):
+            if table != FORGET:
+                con.execute(f'DROP TABLE {lake.LAKE}.{SLICES}."{table}"')
+
+    _committed(con, drop)
 
 
 def restore(con: duckdb.DuckDBPyConnection, settings: Settings, partition: int) -> bool:
