@@ -20,17 +20,13 @@ about half the session timeout, 10 s) and every combine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-
-import psycopg
 
 _REPO = str(Path(__file__).resolve().parents[1])
 if _REPO not in sys.path:
@@ -43,21 +39,9 @@ from ledger.kafka.relay import Relay  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
 from ledger.write.application import Ledger  # noqa: E402
 from tests.support.broker import TansuBroker  # noqa: E402
+from tests.support.lakes import new_catalog  # noqa: E402
 
-SERVER = os.environ.get("LEDGER_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 PARTITIONS = 6
-
-
-@contextlib.contextmanager
-def catalog() -> Iterator[str]:
-    name = f"lake_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as con:
-            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def ledger_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -73,7 +57,7 @@ def project_once(data: Path) -> list[str]:
 
 def group(settings: Settings, work: Path, members: int) -> tuple[float, list[float]]:
     """`members` processes of one group started together: (wall seconds to the last exit, peaks)."""
-    with catalog() as url:
+    with new_catalog("lake_bench") as url:
         env = ledger_env(settings, LEDGER_PROJECTOR_GROUP="true", LEDGER_READMODEL_STORE="ducklake",
                          LEDGER_LAKE_CATALOG=url, LEDGER_LAKE_DATA=str(work / f"lake-{members}"),
                          LEDGER_CONSUMER_GROUP=f"bench-{uuid.uuid4().hex[:8]}")
@@ -114,7 +98,7 @@ def main() -> None:
         rows: list[tuple[str, float, str]] = []
         single = measured(project_once(work / "single"), env=ledger_env(settings))
         rows.append(("single file, one process", single.seconds, f"{single.peak_mib:,.0f}"))
-        with catalog() as url:
+        with new_catalog("lake_bench") as url:
             lake = measured(project_once(work / "lake"), env=ledger_env(
                 settings, LEDGER_READMODEL_STORE="ducklake", LEDGER_LAKE_CATALOG=url,
                 LEDGER_LAKE_DATA=str(work / "lake-single")))

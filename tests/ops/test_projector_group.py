@@ -28,8 +28,9 @@ from ledger.errors import LakeUnavailableError
 from ledger.projection import lake
 from ledger.settings import Settings
 from tests.ops.test_chaos import NOT_COMPARED, clean_environment, history, ledger_cli, run, tables
-from tests.projection.test_lake import _catalog_texts, _lake_texts, _sorting_last, new_catalog
+from tests.projection.test_lake import _catalog_texts, _lake_texts, _sorting_last
 from tests.support.broker import TansuBroker, high_watermarks
+from tests.support.lakes import new_catalog
 from tests.support.privacy import marked_history, write_jsonl
 
 LOGGED = (

@@ -8,7 +8,6 @@ erased customer's data leaves every file of the lake with the publish that follo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -26,22 +25,8 @@ from ledger.settings import Settings
 from ledger.write.application import Ledger
 from tests.ops.test_following import CountingClock, following, wait_until
 from tests.support.facts import NOW, FactFactory
+from tests.support.lakes import SERVER, new_catalog
 from tests.support.privacy import MarkedHistory, as_json, ledger_process, marked_history, write_jsonl
-
-SERVER = "postgresql://postgres@127.0.0.1:5432"
-
-
-@contextlib.contextmanager
-def new_catalog() -> Iterator[str]:
-    """A PostgreSQL database of its own for a lake's catalog, dropped afterwards."""
-    name = f"lake_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{SERVER}/test", autocommit=True) as con:
-        con.execute(f"CREATE DATABASE {name}")
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with psycopg.connect(f"{SERVER}/test", autocommit=True) as con:
-            con.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class LakeLedger:

@@ -199,7 +199,7 @@ class Member:
                     self.stats.parked += parked
                     self.stats.batches += 1
             caught_up = self._caught_up()
-            self.roster.say(self._where())
+            self.roster.say(self._where)
             behind_for = time.monotonic() - published_at
             if any(o.dirty for o in self.owned.values()) and (caught_up or (not once and behind_for >= PUBLISH_S)):
                 self._publish(list(self.owned.values()))

@@ -8,7 +8,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 
@@ -36,10 +36,12 @@ class Roster:
         self.pg: psycopg.Connection | None = None
         self.said_at = -math.inf
 
-    def say(self, partitions: dict[int, dict[str, int]], *, force: bool = False) -> None:
-        """`partitions`: each one owned, {"position": ..., "lag": ...}."""
-        if not force and time.monotonic() - self.said_at < 1:
+    def say(self, where: Callable[[], dict[int, dict[str, int]]]) -> None:
+        """`where()`: each partition owned, {"position": ..., "lag": ...}; asked only when the row
+        is written (at most once a second), since each position is a query of a working file."""
+        if time.monotonic() - self.said_at < 1:
             return
+        partitions = where()
         try:
             if self.pg is None:
                 self.pg = psycopg.connect(self.settings.lake_catalog_url, autocommit=True, connect_timeout=5)

@@ -268,7 +268,7 @@ def columns(con: duckdb.DuckDBPyConnection, database: str, schema: str = "main")
 
 def _replace_tables(con: duckdb.DuckDBPyConnection, work: str, *, whole: bool) -> None:
     """Each table of `work` into the lake: where the lake's has the same columns, only the rows
-    that changed (`_changed_rows`), else (or if `whole`) made again with its comments; a lake
+    that changed (`changed_rows`), else (or if `whole`) made again with its comments; a lake
     table the file no longer has goes. Made again, a table starts new statistics: DuckLake
     widens a table's min and max in the catalog as rows come and never narrows them as they go,
     so after an erasure only a new table forgets the erased values."""
@@ -281,27 +281,41 @@ def _replace_tables(con: duckdb.DuckDBPyConnection, work: str, *, whole: bool) -
     for table, names in ours.items():
         target, source = f'{LAKE}.main."{table}"', f'"{work}".main."{table}"'
         if theirs.get(table) == names and not whole:
-            _changed_rows(con, target, source)
+            changed_rows(con, target, source, [n for n, _ in names])
             continue
         con.execute(f"DROP TABLE IF EXISTS {target}")
         con.execute(f"CREATE TABLE {target} AS SELECT * FROM {source}")
         _copy_comments(con, work, table)
 
 
-def _changed_rows(con: duckdb.DuckDBPyConnection, target: str, source: str) -> None:
+def row_hash(names: list[str]) -> str:
+    """SQL for the hash of a row's values in columns `names` (a row's identity when publishing)."""
+    return "hash(row({}))".format(", ".join('"{}"'.format(n.replace('"', '""')) for n in names))
+
+
+def changed_rows(con: duckdb.DuckDBPyConnection, target: str, source: str, names: list[str],
+                 tagged: tuple[str, int] | None = None) -> None:
     """Make `target` (lake) hold the rows of `source` (the file) by deleting the rows the file no
     longer has and inserting those the lake lacks, matched by a hash of the whole row: a publish
     writes what changed, not the history. Identical rows share a hash, so the count of each hash
-    is compared after: where one differs, the table is written whole."""
-    con.execute(f"DELETE FROM {target} l WHERE hash(l) NOT IN (SELECT hash(w) FROM {source} w)")
-    con.execute(f"INSERT INTO {target} SELECT w.* FROM {source} w "
-                f"WHERE hash(w) NOT IN (SELECT hash(l) FROM {target} l)")
+    is compared after: where one differs, the rows are written whole. With `tagged` (column,
+    value), only the rows of `target` with that value in that column, its first, are the file's:
+    the rest are other partitions' slices (slices.py). A target with none takes every row at once."""
+    row = row_hash(names)
+    mine = "true" if tagged is None else f'"{tagged[0]}" = {int(tagged[1])}'
+    tag = "" if tagged is None else f"{int(tagged[1])}, "
+    if not con.execute(f"SELECT 1 FROM {target} WHERE {mine} LIMIT 1").fetchall():
+        con.execute(f"INSERT INTO {target} SELECT {tag}* FROM {source}")
+        return
+    con.execute(f"DELETE FROM {target} WHERE {mine} AND {row} NOT IN (SELECT {row} FROM {source})")
+    con.execute(f"INSERT INTO {target} SELECT {tag}* FROM {source} "
+                f"WHERE {row} NOT IN (SELECT {row} FROM {target} WHERE {mine})")
     apart = con.execute(
-        f"SELECT count(*) FROM ((SELECT hash(l), count(*) FROM {target} l GROUP BY ALL) "
-        f"EXCEPT (SELECT hash(w), count(*) FROM {source} w GROUP BY ALL))").fetchall()[0][0]
+        f"SELECT count(*) FROM ((SELECT {row}, count(*) FROM {target} WHERE {mine} GROUP BY ALL) "
+        f"EXCEPT (SELECT {row}, count(*) FROM {source} GROUP BY ALL))").fetchall()[0][0]
     if apart:
-        con.execute(f"DELETE FROM {target}")
-        con.execute(f"INSERT INTO {target} SELECT * FROM {source}")
+        con.execute(f"DELETE FROM {target} WHERE {mine}")
+        con.execute(f"INSERT INTO {target} SELECT {tag}* FROM {source}")
 
 
 def _compact(con: duckdb.DuckDBPyConnection) -> None:

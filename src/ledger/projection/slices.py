@@ -98,7 +98,7 @@ def publish(con: duckdb.DuckDBPyConnection, settings: Settings, partition: int, 
 
 
 def _fingerprint(con: duckdb.DuckDBPyConnection, work: str, table: str, names: list[str]) -> tuple[int, int]:
-    row = f"hash(row({', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}))"
+    row = lake.row_hash(names)
     found = con.execute(f'SELECT count(*), coalesce(sum({row}::HUGEINT), 0) FROM "{work}".main."{table}"').fetchall()
     return int(found[0][0]), int(found[0][1])
 
@@ -124,7 +124,7 @@ def _replace(con: duckdb.DuckDBPyConnection, work: str, ours: dict[str, list[tup
             raise ReadModelError(
                 f"the lake's slices of {table} have other columns than this version's: every projector of "
                 "the group must run the same version of the ledger")
-        _replace_rows(con, target, source, partition, [name for name, _ in columns])
+        lake.changed_rows(con, target, source, [name for name, _ in columns], tagged=(PARTITION, partition))
     if forget:
         con.execute(f"INSERT INTO {lake.LAKE}.{SLICES}.{FORGET} VALUES (?, now()::TIMESTAMP)", [partition])
 
@@ -143,25 +143,6 @@ def _fence(con: duckdb.DuckDBPyConnection, work: str, partition: int, theirs: di
         raise SliceMovedError(
             f"partition {partition}'s slice in the lake is at {moved[0][1]}, past this member's "
             f"{mine.get(moved[0][0], 0)}: another member owns it now")
-
-
-def _replace_rows(con: duckdb.DuckDBPyConnection, target: str, source: str, partition: int, names: list[str]) -> None:
-    """The rows of `partition` in `target` made those of `source`: only those that changed,
-    matched by a hash of the whole row, as lake._changed_rows does for a whole table."""
-    row = f"hash(row({', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)}))"
-    mine = f"{PARTITION} = {int(partition)}"
-    if not con.execute(f"SELECT 1 FROM {target} WHERE {mine} LIMIT 1").fetchall():  # a first publish
-        con.execute(f"INSERT INTO {target} SELECT {int(partition)}, * FROM {source}")
-        return
-    con.execute(f"DELETE FROM {target} WHERE {mine} AND {row} NOT IN (SELECT {row} FROM {source})")
-    con.execute(f"INSERT INTO {target} SELECT {int(partition)}, * FROM {source} "
-                f"WHERE {row} NOT IN (SELECT {row} FROM {target} WHERE {mine})")
-    apart = con.execute(
-        f"SELECT count(*) FROM ((SELECT {row}, count(*) FROM {target} WHERE {mine} GROUP BY ALL) "
-        f"EXCEPT (SELECT {row}, count(*) FROM {source} GROUP BY ALL))").fetchall()[0][0]
-    if apart:
-        con.execute(f"DELETE FROM {target} WHERE {mine}")
-        con.execute(f"INSERT INTO {target} SELECT {int(partition)}, * FROM {source}")
 
 
 def _rewrite_whole(con: duckdb.DuckDBPyConnection) -> None:
